@@ -1,0 +1,53 @@
+"""activations: hidden-layer nonlinearities by name, as Keras layers.
+
+Keras' own activations (`keras.activations.get`) come first; only what Keras lacks is
+registered here (kind "activation"). Bounded activations declare their output range so
+the probes can measure saturation (claims A1, A3, I2).
+"""
+
+from __future__ import annotations
+
+import keras
+
+from suite import registry
+
+# Output range of bounded activations: a unit is "saturated" near either end (A1, I2).
+BOUNDED_RANGE = {
+    "sigmoid": (0.0, 1.0),
+    "hard_sigmoid": (0.0, 1.0),
+    "tanh": (-1.0, 1.0),
+    "softsign": (-1.0, 1.0),
+}
+
+
+def is_keras_activation(name: str) -> bool:
+    try:
+        keras.activations.get(name)
+        return True
+    except (ValueError, TypeError):
+        return False
+
+
+def is_known(name: str) -> bool:
+    return is_keras_activation(name) or registry.lookup("activation", name) is not None
+
+
+def list_known() -> list[str]:
+    keras_names = ["elu", "gelu", "leaky_relu", "linear", "relu", "selu", "sigmoid", "silu", "softplus", "tanh"]
+    return sorted(set(keras_names) | set(registry.list_names("activation")))
+
+
+def build_activation(name: str, layer_name: str) -> keras.layers.Layer:
+    """A layer applying activation `name`; registered layers win over plain functions."""
+    factory = registry.lookup("activation", name)
+    if factory is not None:
+        return factory(name=layer_name)
+    if not is_keras_activation(name):
+        raise registry.UnknownNameError("activation", name, list_known())
+    return keras.layers.Activation(name, name=layer_name)
+
+
+@registry.register("activation", "prelu")
+def prelu(name: str) -> keras.layers.Layer:
+    """PReLU (He et al. 2015): the negative slope is learned per unit (A6)."""
+    return keras.layers.PReLU(name=name)

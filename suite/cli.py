@@ -1,0 +1,155 @@
+"""cli: `python run_all.py ...`: parse flags, validate everything, run, report.
+
+Exit status: 0 success, 1 when some trial ended in `error`, 2 on bad input (a study
+file, an unknown name, a missing dataset, a locked results directory), 130 on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ banner out of the terminal
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notices: one model per trial is intended
+
+from suite import spec  # noqa: E402 (after the environment is set)
+
+EXIT_OK, EXIT_TRIAL_ERRORS, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="run_all.py", description="Run training-technique studies and judge their claims.")
+    parser.add_argument("--list", action="store_true", help="list the studies with their questions and exit")
+    parser.add_argument("--study", action="append", default=[], metavar="NAME",
+                        help="study to run (repeatable, or 'all'); see --list")
+    parser.add_argument("--profile", default="quick", help="budget: smoke, quick (default) or full")
+    parser.add_argument("--seeds", type=int, default=None, metavar="N", help="override the profile's number of seeds")
+    parser.add_argument("--out", default="reports", metavar="DIR", help="where reports go (default: reports/)")
+    parser.add_argument("--results", default="results", metavar="DIR", help="the trial store (default: results/)")
+    parser.add_argument("--data-dir", default=None, metavar="DIR", help="directory with the dataset files")
+    parser.add_argument("--studies-dir", default=str(spec.STUDIES_DIR), metavar="DIR", help=argparse.SUPPRESS)
+    parser.add_argument("--force", action="store_true", help="ignore stored trials and run everything again")
+    parser.add_argument("--report-only", action="store_true", help="re-render reports from stored trials; train nothing")
+    parser.add_argument("--executor", default="auto", choices=["auto", "inline", "processes"],
+                        help="how trials run: inline (this process), processes (--workers of them), "
+                             "auto (default: processes, one per core, on a CPU with several cores)")
+    parser.add_argument("--workers", type=int, default=None, metavar="N", help="worker processes (default: cores, at most 4)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def list_studies(directory: Path) -> None:
+    for path in spec.list_study_paths(directory):
+        try:
+            data = spec.read_yaml(path)
+            print(f"{path.stem:16s} {data.get('question', '')}")
+        except spec.SpecError as err:
+            print(f"{path.stem:16s} (invalid: {err})")
+
+
+def load_requested(names: list[str], directory: Path, profile: str) -> list:
+    """Validate every requested study before anything runs (SpecError on the first problem)."""
+    if names == ["all"] or "all" in names:
+        names = [p.stem for p in spec.list_study_paths(directory)]
+    studies = []
+    for name in dict.fromkeys(names):
+        study = spec.load_study(spec.find_study_path(name, directory))
+        if profile not in study.profiles:
+            raise spec.SpecError(study.path, "profiles", f"has no profile {profile!r}; profiles: {', '.join(study.profiles)}")
+        studies.append(study)
+    return studies
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    directory = Path(args.studies_dir)
+    if args.list:
+        list_studies(directory)
+        return EXIT_OK
+    if not args.study:
+        print("error: name a study with --study NAME (or --study all); --list shows them", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    for flag in ("seeds", "workers"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            print(f"error: --{flag} must be a positive integer, got {value}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    try:
+        studies = load_requested(args.study, directory, args.profile)
+    except spec.SpecError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        return run_studies(studies, args, directory)
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished trials are stored; run the same command again to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def run_studies(studies: list, args, directory: Path) -> int:
+    # Heavy imports only once the input is known to be good.
+    from suite import report
+    from suite.data import DataError, load_dataset
+    from suite.plan import plan_trials
+    from suite.runner import run_study
+    from suite.store import StoreLockedError, TrialStore
+
+    errors = 0
+    for study in studies:
+        profile = study.profiles[args.profile]
+        try:
+            data = load_dataset(study.dataset, args.data_dir)
+        except DataError as err:
+            print(f"error: study {study.name}: {err}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        store = TrialStore(args.results, study.name)
+        started = time.perf_counter()
+        try:
+            with store.lock():
+                if args.report_only:
+                    trials = plan_trials(study, profile, data.fingerprint, args.seeds)
+                    stored = store.load_records().records
+                    records = [stored[t.key] for t in trials if t.key in stored]
+                    print(f"{study.name}: {len(records)} of {len(trials)} trials stored", file=sys.stderr)
+                else:
+                    result = run_study(study, profile, data, store, seeds=args.seeds, force=args.force,
+                                       show_progress=not args.quiet, executor=args.executor,
+                                       workers=args.workers, data_dir=args.data_dir)
+                    records = [result.records[t.key] for t in result.trials if t.key in result.records]
+                    print(f"{study.name}: ran {result.ran} trials, reused {result.skipped} from {store.dir}", file=sys.stderr)
+        except StoreLockedError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        if not records:
+            print(f"{study.name}: no stored trials for profile {args.profile}; nothing to report", file=sys.stderr)
+            continue
+        dataset_info = {"name": data.name, "source": data.source, "fingerprint": data.fingerprint,
+                        "train": len(data.y_train), "val": len(data.y_val), "test": len(data.y_test)}
+        summary = report.build_study_report(study, profile, records, args.out, time.perf_counter() - started, dataset_info)
+        errors += summary["trials"].get("error", 0)
+        print_verdicts(summary, Path(args.out) / study.name / "index.html")
+    known = [(s.stem, spec.read_yaml(s).get("title", s.stem)) for s in spec.list_study_paths(directory)]
+    index = report.write_index(args.out, known)
+    print(f"overview: {index}")
+    if errors:
+        print(f"{errors} trial(s) ended in error; see the reports' 'Failed and diverged trials'", file=sys.stderr)
+        return EXIT_TRIAL_ERRORS
+    return EXIT_OK
+
+
+def print_verdicts(summary: dict, page: Path) -> None:
+    def num(x):
+        return "    –" if x is None else f"{x:+.3f}"
+
+    print(f"\n{summary['title']} ({summary['study']}, profile {summary['profile']}): "
+          + ", ".join(f"{v} {k}" for k, v in summary["trials"].items()))
+    for claim in summary["claims"]:
+        low, high = claim["ci"]
+        print(f"  {claim['id']:5s} {claim['verdict']:13s} effect {num(claim['effect'])} "
+              f"CI [{num(low)}, {num(high)}] n={claim['n']}  {claim['text'][:70]}")
+    print(f"report: {page}")

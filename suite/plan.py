@@ -1,0 +1,56 @@
+"""plan: expands a study and a profile into frozen `Trial`s (arms x tuning values x seeds).
+
+A trial's key is a hash of its canonical config (sorted JSON): study name and version,
+record schema, dataset fingerprint, model and training settings, budget and seed.
+Machine paths and the profile's *name* never enter it, so equal work shares one key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass
+
+from suite import RECORD_SCHEMA
+from suite.spec import Profile, Study, arm_label
+
+
+@dataclass(frozen=True)
+class Trial:
+    key: str
+    study: str
+    arm: dict  # factor -> level
+    tuning: dict  # tuned training key -> the value this trial tries
+    seed: int
+    config: dict  # everything `train.run_trial` needs, all plain JSON values
+    probes: tuple
+
+    @property
+    def arm_label(self) -> str:
+        return arm_label(self.arm)
+
+
+def trial_key(identity: dict) -> str:
+    canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:20]
+
+
+def plan_trials(study: Study, profile: Profile, dataset_fingerprint: str, seeds: int | None = None) -> list[Trial]:
+    """Every trial of `study` under `profile`; `seeds` overrides the profile's count."""
+    fixed = {key: value for key, value in study.training.items() if not isinstance(value, list)}
+    tuned = study.tuned
+    budget = {"train_examples": profile.train_examples, "epochs": profile.epochs}
+    trials = []
+    for arm in study.list_arms():
+        for values in itertools.product(*tuned.values()):
+            tuning = dict(zip(tuned, values))
+            for seed in range(seeds or profile.seeds):
+                config = {**study.model, **fixed, **arm, **tuning, **budget, "dataset": study.dataset}
+                identity = {
+                    "schema": RECORD_SCHEMA, "study": study.name, "study_version": study.version,
+                    "data": dataset_fingerprint, "config": config, "seed": seed, "probes": list(study.probes),
+                }
+                trials.append(Trial(key=trial_key(identity), study=study.name, arm=arm, tuning=tuning,
+                                    seed=seed, config=config, probes=study.probes))
+    return trials

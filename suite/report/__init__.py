@@ -1,0 +1,148 @@
+"""report: a study's HTML page, summary.json and parquet tables; the index of all studies.
+
+Pages are jinja2 templates (autoescaped: a study's own text can never inject markup)
+with every figure embedded as a data URI, so a page opens anywhere with no network.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
+
+from suite import analysis
+from suite.report import figures
+from suite.spec import Profile, Study, arm_label
+
+_ENV = Environment(loader=PackageLoader("suite.report", "templates"), autoescape=select_autoescape(["html"]))
+_ENV.filters["num"] = lambda x, digits=3: "–" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}f}"
+
+
+def table_html(frame: pd.DataFrame, float_format: str = "{:.3f}") -> Markup:
+    """A frame as an escaped HTML table (pandas escapes cell text)."""
+    if frame.empty:
+        return Markup("<p class='muted'>(none)</p>")
+    return Markup(frame.to_html(index=False, classes="data", border=0, na_rep="–", escape=True,
+                                float_format=float_format.format))
+
+
+def csv_link(frame: pd.DataFrame, filename: str) -> Markup:
+    """A download link carrying the table as an embedded CSV (no request leaves the page)."""
+    payload = base64.b64encode(frame.to_csv(index=False).encode()).decode()
+    return Markup(f'<a class="csv" download="{filename}" href="data:text/csv;base64,{payload}">download CSV</a>')
+
+
+def _histogram_figures(study: Study, layers: pd.DataFrame, trials: pd.DataFrame) -> list[dict]:
+    """Per group of arms (by the last factor) and for the first and last epoch."""
+    if layers.empty:
+        return []
+    chosen = trials[trials["selected"]]
+    first_seed = chosen.sort_values("seed").groupby("arm", sort=False).head(1)
+    data = layers[layers["key"].isin(first_seed["key"])]
+    factors = list(study.factors)
+    group_by = factors[-1] if len(factors) >= 2 else None
+    groups = study.factors[group_by] if group_by else [None]
+    last_epoch = int(data["epoch"].max()) if not data.empty else 0
+    result = []
+    for level in groups:
+        arms = [arm_label(a) for a in study.list_arms() if group_by is None or a[group_by] == level]
+        for epoch, when in ((0, "at initialisation"), (last_epoch, f"after epoch {last_epoch}")):
+            subset = data[data["epoch"] == epoch]
+            title = f"{group_by}={level}, {when}" if group_by else when
+            uri = figures.layer_histograms(subset, arms, title)
+            if uri:
+                result.append({"title": title, "uri": uri})
+    return result
+
+
+def build_study_report(study: Study, profile: Profile, records: list[dict], out_dir: str | Path,
+                       run_seconds: float, dataset_info: dict) -> dict:
+    """Write <out>/<study>/{index.html, summary.json, *.parquet}; return the summary."""
+    out = Path(out_dir) / study.name
+    out.mkdir(parents=True, exist_ok=True)
+    factors = list(study.factors)
+    trials = analysis.mark_selected(analysis.trials_frame(records, study), study)
+    epochs = analysis.epochs_frame(records, study)
+    layers = analysis.layers_frame(records, study)
+    selected_keys = set(trials.loc[trials["selected"], "key"])
+    epochs_sel = epochs[epochs["key"].isin(selected_keys)] if not epochs.empty else epochs
+    verdicts = analysis.judge_claims(study, trials, epochs)
+    tuning = analysis.tuning_table(trials, study)
+    summary_table = analysis.arm_summary(trials)
+    failed = trials.loc[trials["status"] != "ok", ["arm", *[c for c in trials if c.startswith("tuned_")],
+                                                    "seed", "status", "message"]]
+    provenance = records[0].get("provenance", {}) if records else {}
+    generated = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+
+    summary = {
+        "study": study.name, "title": study.title, "question": study.question, "profile": profile.name,
+        "budget": {"train_examples": profile.train_examples, "epochs": profile.epochs,
+                   "seeds": int(trials["seed"].nunique()) if not trials.empty else 0},
+        "generated": generated, "wall_seconds": round(run_seconds, 2),
+        "trials": analysis.status_counts(trials), "claims": [v.as_dict() for v in verdicts],
+        "tuned": _chosen_values(tuning, study), "provenance": provenance,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+    trials.to_parquet(out / "trials.parquet", index=False)
+    if not epochs.empty:
+        epochs.to_parquet(out / "epochs.parquet", index=False)
+    if not layers.empty:
+        layers.to_parquet(out / "layers.parquet", index=False)
+
+    claims_view = []
+    for verdict in verdicts:
+        better = " + ".join(a for a in map(arm_label, study.list_arms()) if a in _matching(study, verdict.claim.better))
+        worse = " + ".join(a for a in map(arm_label, study.list_arms()) if a in _matching(study, verdict.claim.worse))
+        claims_view.append({"v": verdict, "better": better, "worse": worse,
+                            "figure": figures.claim_pairs(verdict.pairs, verdict.claim.metric, better, worse)})
+    summary_cols = ["arm", "trials", "ok", "test_accuracy", "test_accuracy_low", "test_accuracy_high",
+                    "val_accuracy", "train_accuracy"]
+    page = _ENV.get_template("study.html").render(
+        study=study, profile=profile, summary=summary, claims=claims_view, dataset=dataset_info,
+        tuned_keys=list(study.tuned),
+        curves=figures.learning_curves(epochs_sel, factors),
+        probes=figures.probe_curves(epochs_sel, factors),
+        final=figures.final_comparison(trials, factors),
+        histograms=_histogram_figures(study, layers, trials),
+        arm_table=table_html(summary_table[[c for c in summary_cols if c in summary_table]]),
+        arm_csv=csv_link(summary_table, f"{study.name}-arms.csv"),
+        tuning_table=table_html(tuning.rename(columns=lambda c: c.removeprefix("tuned_"))),
+        tuning_csv=csv_link(tuning, f"{study.name}-tuning.csv") if not tuning.empty else "",
+        failed_table=table_html(failed),
+        provenance=provenance,
+    )
+    (out / "index.html").write_text(page, encoding="utf-8")
+    return summary
+
+
+def _matching(study: Study, selector: dict) -> set[str]:
+    from suite.spec import matches
+
+    return {arm_label(a) for a in study.list_arms() if matches(a, selector)}
+
+
+def _chosen_values(tuning: pd.DataFrame, study: Study) -> dict:
+    if tuning.empty:
+        return {}
+    chosen = tuning[tuning["chosen"]]
+    return {row["arm"]: {k: row[f"tuned_{k}"] for k in study.tuned} for _, row in chosen.iterrows()}
+
+
+def write_index(out_dir: str | Path, known_studies: list[tuple[str, str]]) -> Path:
+    """reports/index.html: every study, its claims and verdicts; studies without results listed."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for name, title in known_studies:
+        path = out / name / "summary.json"
+        summary = json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+        entries.append({"name": name, "title": title, "summary": summary})
+    page = _ENV.get_template("index.html").render(entries=entries)
+    (out / "index.html").write_text(page, encoding="utf-8")
+    return out / "index.html"

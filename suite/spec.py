@@ -1,0 +1,371 @@
+"""spec: reads and validates a study file into a frozen `Study`; nothing else reads YAML.
+
+Every problem is a `SpecError` naming the file and the field (e.g.
+`factors.activation[2]`) and, for names, the known ones; the CLI turns it into exit
+status 2 before anything is trained.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from suite import registry
+
+STUDIES_DIR = Path(__file__).resolve().parent.parent / "studies"
+PROFILE_NAMES = ("smoke", "quick", "full")
+PROFILE_KEYS = ("train_examples", "epochs", "seeds")
+TOP_KEYS = {"name", "title", "question", "dataset", "model", "factors", "training", "probes",
+            "profiles", "claims", "version", "notes"}
+REQUIRED_TOP = ("name", "title", "question", "dataset", "model", "training", "profiles")
+CLAIM_KEYS = {"id", "text", "metric", "better", "worse", "direction", "epoch", "notes"}
+DIRECTIONS = ("higher", "lower")
+# Metrics every trial records; probes add their own (suite.probes.PROBE_METRICS).
+TRAINING_METRICS = ("test_accuracy", "test_loss", "val_accuracy", "val_loss", "train_accuracy", "train_loss")
+# Metrics read at the last epoch only (a test set is touched once per trial).
+FINAL_ONLY_METRICS = ("test_accuracy", "test_loss")
+
+
+class SpecError(ValueError):
+    """A study file that cannot be run: `file: field: problem`."""
+
+    def __init__(self, path: str | Path, where: str, problem: str):
+        self.path, self.where, self.problem = str(path), where, problem
+        super().__init__(f"{path}: {where}: {problem}" if where else f"{path}: {problem}")
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    train_examples: int
+    epochs: int
+    seeds: int
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    text: str
+    metric: str
+    better: dict  # factor -> level (or list of levels): the arm(s) the claim favours
+    worse: dict
+    direction: str = "higher"  # the `better` arm should score higher (or lower) on `metric`
+    epoch: int | None = None  # None: the final epoch
+    notes: str = ""
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    title: str
+    question: str
+    dataset: str
+    model: dict
+    factors: dict  # factor name -> list of levels, in file order
+    training: dict  # scalar: fixed; list: tuned per arm on the validation split
+    probes: tuple
+    profiles: dict  # profile name -> Profile
+    claims: tuple
+    version: int = 1
+    notes: str = ""
+    path: str = field(default="", compare=False)
+
+    @property
+    def tuned(self) -> dict:
+        return {key: value for key, value in self.training.items() if isinstance(value, list)}
+
+    def list_arms(self) -> list[dict]:
+        """Every combination of factor levels, in file order."""
+        names = list(self.factors)
+        return [dict(zip(names, levels)) for levels in itertools.product(*self.factors.values())]
+
+
+def arm_label(arm: dict) -> str:
+    return " / ".join(str(value) for value in arm.values()) or "baseline"
+
+
+def matches(arm: dict, selector: dict) -> bool:
+    """Does `arm` fall under a claim's selector (a level or a list of levels per factor)?"""
+    for key, wanted in selector.items():
+        levels = wanted if isinstance(wanted, list) else [wanted]
+        if arm.get(key) not in levels:
+            return False
+    return True
+
+
+# ---- per-key value checks: (section, check) ------------------------------------------
+
+def _positive_int(value) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        return f"must be a positive integer, got {value!r}"
+    return None
+
+
+def _positive_number(value) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        return f"must be a positive number, got {value!r}"
+    return None
+
+
+def _fraction(value) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        return f"must be a number in [0, 1), got {value!r}"
+    return None
+
+
+def _name_in(kind: str, is_known: Callable[[str], bool], list_known: Callable[[], list]) -> Callable:
+    def check(value) -> str | None:
+        if not isinstance(value, str):
+            return f"must be a {kind} name (a string), got {value!r}"
+        if not is_known(value):
+            return f"unknown {kind} {value!r}; known: {', '.join(list_known())}"
+        return None
+
+    return check
+
+
+def _value_checks() -> dict[str, tuple[str, Callable]]:
+    # Imported here: name checks need Keras, and `--list` should not.
+    from suite import activations, initializers, models, probes  # noqa: F401 (registers)
+    from suite.train import is_known_optimizer, list_known_optimizers
+
+    return {
+        "family": ("model", _name_in("model", lambda n: registry.lookup("model", n) is not None,
+                                     lambda: registry.list_names("model"))),
+        "depth": ("model", _positive_int),
+        "width": ("model", _positive_int),
+        "activation": ("model", _name_in("activation", activations.is_known, activations.list_known)),
+        "kernel_initializer": ("model", _name_in("initializer", initializers.is_known, initializers.list_known)),
+        "norm": ("model", _name_in("norm", lambda n: n in models.NORMS, lambda: list(models.NORMS))),
+        "optimizer": ("training", _name_in("optimizer", is_known_optimizer, list_known_optimizers)),
+        "learning_rate": ("training", _positive_number),
+        "batch_size": ("training", _positive_int),
+        "momentum": ("training", _fraction),
+    }
+
+
+# ---- loading -------------------------------------------------------------------------
+
+class _StrictLoader(yaml.SafeLoader):
+    """Safe loader that refuses duplicate keys (YAML would silently keep the last)."""
+
+
+def _construct_mapping(loader, node, deep=False):
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        seen.add(key)
+    return yaml.SafeLoader.construct_mapping(loader, node, deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def list_study_paths(directory: Path = STUDIES_DIR) -> list[Path]:
+    return sorted(directory.glob("*.yaml"))
+
+
+def find_study_path(name: str, directory: Path = STUDIES_DIR) -> Path:
+    path = directory / f"{name}.yaml"
+    if not path.exists():
+        known = ", ".join(p.stem for p in list_study_paths(directory)) or "(none)"
+        raise SpecError(path, "", f"no study named {name!r}; known studies: {known}")
+    return path
+
+
+def read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)
+    except yaml.YAMLError as err:
+        raise SpecError(path, "yaml", f"not valid YAML: {err}") from None
+    except OSError as err:
+        raise SpecError(path, "", f"cannot be read: {err}") from None
+    if not isinstance(data, dict):
+        raise SpecError(path, "", f"must be a mapping of fields, got {type(data).__name__}")
+    return data
+
+
+def load_study(path: str | Path) -> Study:
+    """Read and fully validate one study file."""
+    path = Path(path)
+    return _Validator(path).study(read_yaml(path))
+
+
+class _Validator:
+    def __init__(self, path: Path):
+        self.path = path
+        self.checks = _value_checks()
+
+    def fail(self, where: str, problem: str):
+        raise SpecError(self.path, where, problem)
+
+    def expect(self, value, kind: type | tuple, where: str, what: str):
+        if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+            self.fail(where, f"must be {what}, got {type(value).__name__} {value!r}")
+        return value
+
+    def text(self, value, where: str) -> str:
+        if not isinstance(value, str) or not value.strip():
+            self.fail(where, f"must be a non-empty string, got {value!r}")
+        return value
+
+    def keys(self, mapping: dict, allowed, where: str):
+        for key in mapping:
+            if key not in allowed:
+                prefix = f"{where}." if where else ""
+                self.fail(f"{prefix}{key}", f"unknown field; allowed: {', '.join(sorted(allowed))}")
+
+    def positive_int(self, value, where: str) -> int:
+        problem = _positive_int(value)
+        if problem:
+            self.fail(where, problem)
+        return value
+
+    def value(self, key: str, value, where: str):
+        problem = self.checks[key][1](value)
+        if problem:
+            self.fail(where, problem)
+
+    def section(self, data: dict, name: str) -> dict:
+        mapping = self.expect(data.get(name, {}), dict, name, "a mapping")
+        allowed = [key for key, (section, _) in self.checks.items() if section == name]
+        self.keys(mapping, allowed, name)
+        return mapping
+
+    def study(self, data: dict) -> Study:
+        self.keys(data, TOP_KEYS, "")
+        for key in REQUIRED_TOP:
+            if key not in data:
+                self.fail(key, "required field is missing")
+        name = self.text(data["name"], "name")
+        if name != self.path.stem:
+            self.fail("name", f"{name!r} must equal the file name {self.path.stem!r}")
+        dataset = self.text(data["dataset"], "dataset")
+        if registry.lookup("dataset", dataset) is None:
+            self.fail("dataset", f"unknown dataset {dataset!r}; known: {', '.join(registry.list_names('dataset'))}")
+
+        model = self.section(data, "model")
+        for key, value in model.items():
+            self.value(key, value, f"model.{key}")
+        training = self.section(data, "training")
+        for key, value in training.items():
+            for i, item in enumerate(value) if isinstance(value, list) else [(None, value)]:
+                self.value(key, item, f"training.{key}" + ("" if i is None else f"[{i}]"))
+            if isinstance(value, list) and not value:
+                self.fail(f"training.{key}", "an empty list tunes over nothing")
+        for key in ("optimizer", "learning_rate", "batch_size"):
+            if key not in training:
+                self.fail(f"training.{key}", "required field is missing")
+
+        factors = self.factors(data.get("factors", {}))
+        overlap = set(factors) & set(training)
+        if overlap:
+            self.fail(f"factors.{sorted(overlap)[0]}", "is also set under `training`; set it in one place")
+        probes = self.probes(data.get("probes", []))
+        profiles = self.profiles(data["profiles"])
+        version = self.positive_int(data.get("version", 1), "version")
+
+        study = Study(
+            name=name, title=self.text(data["title"], "title"), question=self.text(data["question"], "question"),
+            dataset=dataset, model={"family": "mlp", **model}, factors=factors, training=training,
+            probes=probes, profiles=profiles, claims=(), version=version,
+            notes=str(data.get("notes", "")), path=str(self.path),
+        )
+        claims = self.claims(data.get("claims", []), study)
+        return Study(**{**study.__dict__, "claims": claims})
+
+    def factors(self, factors) -> dict:
+        self.expect(factors, dict, "factors", "a mapping of factor name -> list of levels")
+        for key, levels in factors.items():
+            if key not in self.checks:
+                self.fail(f"factors.{key}", f"unknown factor; known: {', '.join(sorted(self.checks))}")
+            self.expect(levels, list, f"factors.{key}", "a list of levels")
+            if not levels:
+                self.fail(f"factors.{key}", "empty list: the grid would have no arms")
+            for i, level in enumerate(levels):
+                self.value(key, level, f"factors.{key}[{i}]")
+            if len(set(map(str, levels))) != len(levels):
+                self.fail(f"factors.{key}", "lists a level twice")
+        return factors
+
+    def probes(self, probes) -> tuple:
+        self.expect(probes, list, "probes", "a list of probe names")
+        for i, probe in enumerate(probes):
+            if registry.lookup("probe", probe) is None:
+                self.fail(f"probes[{i}]", f"unknown probe {probe!r}; known: {', '.join(registry.list_names('probe'))}")
+        return tuple(probes)
+
+    def profiles(self, profiles) -> dict:
+        self.expect(profiles, dict, "profiles", "a mapping of profile name -> budget")
+        for name in PROFILE_NAMES:
+            if name not in profiles:
+                self.fail(f"profiles.{name}", "required profile is missing")
+        result = {}
+        for name, budget in profiles.items():
+            where = f"profiles.{name}"
+            self.expect(budget, dict, where, "a mapping with " + ", ".join(PROFILE_KEYS))
+            self.keys(budget, PROFILE_KEYS, where)
+            for key in PROFILE_KEYS:
+                if key not in budget:
+                    self.fail(f"{where}.{key}", "required field is missing")
+                self.positive_int(budget[key], f"{where}.{key}")
+            result[name] = Profile(name=name, **budget)
+        return result
+
+    def claims(self, claims, study: Study) -> tuple:
+        from suite.probes import PROBE_METRICS
+
+        self.expect(claims, list, "claims", "a list of claims")
+        metrics = set(TRAINING_METRICS)
+        for probe in study.probes:
+            metrics |= set(PROBE_METRICS.get(probe, ()))
+        arms = study.list_arms()
+        seen, result = set(), []
+        for i, raw in enumerate(claims):
+            where = f"claims[{i}]"
+            self.expect(raw, dict, where, "a mapping")
+            self.keys(raw, CLAIM_KEYS, where)
+            for key in ("id", "text", "metric", "better", "worse"):
+                if key not in raw:
+                    self.fail(f"{where}.{key}", "required field is missing")
+            claim_id = self.text(raw["id"], f"{where}.id")
+            if claim_id in seen:
+                self.fail(f"{where}.id", f"duplicate claim id {claim_id!r}")
+            seen.add(claim_id)
+            if raw["metric"] not in metrics:
+                self.fail(f"{where}.metric", f"unknown metric {raw['metric']!r} for this study; known: {', '.join(sorted(metrics))}")
+            direction = raw.get("direction", "higher")
+            if direction not in DIRECTIONS:
+                self.fail(f"{where}.direction", f"must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
+            epoch = raw.get("epoch")
+            if epoch is not None:
+                if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+                    self.fail(f"{where}.epoch", f"must be an epoch number >= 0 (0 = before training), got {epoch!r}")
+                if raw["metric"] in FINAL_ONLY_METRICS:
+                    self.fail(f"{where}.epoch", f"{raw['metric']} is measured once, after the last epoch")
+            for side in ("better", "worse"):
+                self.selector(raw[side], study, arms, f"{where}.{side}")
+            if raw["better"] == raw["worse"]:
+                self.fail(where, "`better` and `worse` select the same arms")
+            result.append(Claim(id=claim_id, text=self.text(raw["text"], f"{where}.text"), metric=raw["metric"],
+                                better=raw["better"], worse=raw["worse"], direction=direction, epoch=epoch,
+                                notes=str(raw.get("notes", ""))))
+        return tuple(result)
+
+    def selector(self, selector, study: Study, arms: list[dict], where: str):
+        self.expect(selector, dict, where, "a mapping of factor -> level")
+        for key, wanted in selector.items():
+            if key not in study.factors:
+                self.fail(f"{where}.{key}", f"not a factor of this study; factors: {', '.join(study.factors) or '(none)'}")
+            for level in wanted if isinstance(wanted, list) else [wanted]:
+                if level not in study.factors[key]:
+                    self.fail(f"{where}.{key}", f"no arm has {key}={level!r}; levels: {', '.join(map(str, study.factors[key]))}")
+        if not any(matches(arm, selector) for arm in arms):
+            self.fail(where, "selects no arm")

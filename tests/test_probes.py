@@ -1,0 +1,50 @@
+import numpy as np
+
+from suite import probes
+
+
+def test_symmetry_score_counts_duplicated_units():
+    rng = np.random.default_rng(0)
+    distinct = rng.normal(size=(50, 6))
+    assert probes.symmetry_score(distinct) == 0.0
+    same = np.repeat(rng.normal(size=(50, 1)), 6, axis=1)
+    assert probes.symmetry_score(same) == 1.0
+    half = distinct.copy()
+    half[:, 3] = half[:, 0]
+    assert np.isclose(probes.symmetry_score(half), 2 / 6)
+
+
+def test_layer_stats_saturation_and_dead_units():
+    saturated = np.concatenate([np.full((100, 5), 0.001), np.full((100, 5), 0.999)], axis=1)
+    stats = probes.layer_stats(saturated, "sigmoid")
+    assert stats["saturated_fraction"] == 1.0
+    assert sum(stats["hist_counts"]) == saturated.size and len(stats["hist_edges"]) == probes.HIST_BINS + 1
+    spread = np.random.default_rng(1).uniform(0.2, 0.8, size=(100, 10))
+    assert probes.layer_stats(spread, "sigmoid")["saturated_fraction"] == 0.0
+    relu = np.maximum(np.random.default_rng(2).normal(size=(100, 10)), 0)
+    relu[:, :3] = 0.0
+    stats = probes.layer_stats(relu, "relu")
+    assert np.isclose(stats["dead_fraction"], 0.3) and np.isnan(stats["saturated_fraction"])
+
+
+def test_non_finite_activations_give_nan_not_a_crash():
+    stats = probes.layer_stats(np.array([[np.nan, 1.0]]), "relu")
+    assert np.isnan(stats["std"]) and stats["hist_counts"] == []
+
+
+def test_summary_columns_match_the_declared_metrics():
+    rows = [probes.layer_stats(np.random.default_rng(i).normal(scale=1 / (i + 1), size=(64, 8)), "tanh") for i in range(3)]
+    summary = probes.summarize_layers(rows)
+    assert set(summary) == set(probes.PROBE_METRICS["activation_stats"])
+    assert np.isclose(summary["depth_std_ratio"], rows[-1]["std"] / rows[0]["std"])
+
+
+def test_probe_callback_measures_every_hidden_layer(synthetic_data):
+    from suite.train import run_trial
+
+    config = {"family": "mlp", "depth": 3, "width": 8, "activation": "sigmoid", "kernel_initializer": "zeros",
+              "optimizer": "sgd", "learning_rate": 0.1, "batch_size": 64, "train_examples": 128, "epochs": 1}
+    outcome = run_trial(config, 0, ("activation_stats",), synthetic_data)
+    layers = outcome["layers"]
+    assert {(row["epoch"], row["layer"]) for row in layers} == {(e, l) for e in (0, 1) for l in (1, 2, 3)}
+    assert outcome["history"][0]["symmetry"] == 1.0  # zeros: every unit identical at init (I1)

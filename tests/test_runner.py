@@ -1,0 +1,74 @@
+"""The runner: every trial ends with a status, nothing finished is lost or redone."""
+
+import pytest
+
+from suite import registry, spec
+from suite.runner import run_study
+from suite.store import TrialStore
+
+
+@registry.register("model", "broken_for_tests")
+def broken_for_tests(input_shape, num_classes, **kwargs):
+    raise RuntimeError("this model cannot be built")
+
+
+def _study(studies_dir, **changes) -> spec.Study:
+    study = spec.load_study(studies_dir / "tiny.yaml")
+    return spec.Study(**{**study.__dict__, **changes})
+
+
+def test_run_then_rerun_trains_nothing(tmp_path, studies_dir, synthetic_data):
+    study = _study(studies_dir)
+    store = TrialStore(tmp_path, study.name)
+    first = run_study(study, study.profiles["smoke"], synthetic_data, store, show_progress=False)
+    assert first.ran == len(first.trials) == 4 and first.skipped == 0
+    assert all(r["status"] == "ok" for r in first.records.values())
+    assert all(r["history"][0]["epoch"] == 0 and r["final"]["test_accuracy"] is not None for r in first.records.values())
+    second = run_study(study, study.profiles["smoke"], synthetic_data, store, show_progress=False)
+    assert second.ran == 0 and second.skipped == 4
+    assert second.records == {k: r for k, r in TrialStore(tmp_path, study.name).load_records().records.items()}
+
+
+def test_a_raising_trial_is_recorded_as_error_and_the_study_goes_on(tmp_path, studies_dir, synthetic_data):
+    study = _study(studies_dir, model={"family": "broken_for_tests", "depth": 1, "width": 4}, claims=())
+    store = TrialStore(tmp_path, study.name)
+    report = run_study(study, study.profiles["smoke"], synthetic_data, store, show_progress=False)
+    statuses = [r["status"] for r in report.records.values()]
+    assert statuses == ["error"] * 4
+    assert all("cannot be built" in r["message"] for r in report.records.values())
+    # errors are retried on a rerun (their cause may have been fixed), successes never
+    assert run_study(study, study.profiles["smoke"], synthetic_data, store, show_progress=False).ran == 4
+
+
+def test_a_nan_loss_is_diverged_with_history_kept(tmp_path, studies_dir, synthetic_data):
+    study = _study(studies_dir, training={"optimizer": "sgd", "learning_rate": 1e12, "batch_size": 64},
+                   factors={"kernel_initializer": ["normal_1"]}, claims=())
+    report = run_study(study, study.profiles["smoke"], synthetic_data, TrialStore(tmp_path, "tiny"), show_progress=False)
+    (record,) = report.records.values()
+    assert record["status"] == "diverged" and "non-finite loss in epoch 1" in record["message"]
+    assert record["history"][0]["epoch"] == 0 and len(record["history"]) == 2
+    assert record["final"]["test_accuracy"] is None  # the test set is not read for a diverged net
+
+
+def test_corrupt_record_is_rerun(tmp_path, studies_dir, synthetic_data):
+    study = _study(studies_dir)
+    store = TrialStore(tmp_path, study.name)
+    first = run_study(study, study.profiles["smoke"], synthetic_data, store, show_progress=False)
+    victim = store.path_for(first.trials[0].key)
+    victim.write_text(victim.read_text()[:40])  # truncated, as by a full disk
+    again = run_study(study, study.profiles["smoke"], synthetic_data, store, show_progress=False)
+    assert again.ran == 1 and len(again.unreadable) == 1
+    assert store.load_records().unreadable == []
+
+
+@pytest.mark.parametrize("executor, workers", [("processes", 2)])
+def test_processes_executor_gives_the_same_keys(tmp_path, studies_dir, synthetic_data, executor, workers):
+    study = _study(studies_dir)
+    inline = run_study(study, study.profiles["smoke"], synthetic_data, TrialStore(tmp_path / "a", "tiny"),
+                       show_progress=False)
+    parallel = run_study(study, study.profiles["smoke"], synthetic_data, TrialStore(tmp_path / "b", "tiny"),
+                         show_progress=False, executor=executor, workers=workers)
+    assert set(parallel.records) == set(inline.records)
+    assert all(r["status"] == "ok" for r in parallel.records.values())
+    for key, record in inline.records.items():  # same seed, same data: same numbers
+        assert parallel.records[key]["final"]["test_accuracy"] == pytest.approx(record["final"]["test_accuracy"], abs=0.02)

@@ -1,0 +1,103 @@
+"""Study-file validation: every kind of bad input exits 2, names file and field, trains nothing."""
+
+import pytest
+
+from conftest import REPO, write_study
+from suite import cli, spec
+
+
+def _mutate(study: dict, change) -> dict:
+    change(study)
+    return study
+
+
+# (id, change to the tiny study, text the message must contain)
+BAD_STUDIES = [
+    ("unknown top-level key", lambda s: s.update(epochs=3), "epochs: unknown field"),
+    ("unknown factor", lambda s: s["factors"].update(colour=["red"]), "factors.colour: unknown factor"),
+    ("unknown activation", lambda s: s["factors"].update(activation=["relu", "swishy"]),
+     "factors.activation[1]: unknown activation 'swishy'; known:"),
+    ("unknown initializer", lambda s: s["factors"].update(kernel_initializer=["he_normal", "he_abnormal"]),
+     "factors.kernel_initializer[1]: unknown initializer"),
+    ("unknown optimizer", lambda s: s["training"].update(optimizer="sgdd"), "training.optimizer: unknown optimizer"),
+    ("unknown dataset", lambda s: s.update(dataset="imagenet"), "dataset: unknown dataset 'imagenet'"),
+    ("unknown model family", lambda s: s["model"].update(family="transformer"), "model.family: unknown model"),
+    ("unknown probe", lambda s: s.update(probes=["xray"]), "probes[0]: unknown probe"),
+    ("wrong type", lambda s: s["model"].update(depth="five"), "model.depth: must be a positive integer"),
+    ("wrong type for factors", lambda s: s.update(factors=["relu"]), "factors: must be a mapping"),
+    ("empty grid", lambda s: s["factors"].update(activation=[]), "factors.activation: empty list"),
+    ("negative epochs", lambda s: s["profiles"]["quick"].update(epochs=-1), "profiles.quick.epochs: must be a positive"),
+    ("zero seeds", lambda s: s["profiles"]["smoke"].update(seeds=0), "profiles.smoke.seeds"),
+    ("missing profile", lambda s: s["profiles"].pop("full"), "profiles.full: required profile is missing"),
+    ("missing field", lambda s: s.pop("question"), "question: required field is missing"),
+    ("name differs from file", lambda s: s.update(name="other"), "name: 'other' must equal the file name 'tiny'"),
+    ("claim names a missing level", lambda s: s["claims"][0]["better"].update(kernel_initializer="zeros"),
+     "claims[0].better.kernel_initializer: no arm has kernel_initializer='zeros'"),
+    ("claim names a missing factor", lambda s: s["claims"][0]["worse"].update(depth=3),
+     "claims[0].worse.depth: not a factor"),
+    ("duplicate claim id", lambda s: s["claims"][1].update(id="T1"), "claims[1].id: duplicate claim id"),
+    ("unknown metric", lambda s: s["claims"][0].update(metric="f1"), "claims[0].metric: unknown metric 'f1'"),
+    ("probe metric without the probe", lambda s: s.update(probes=[]), "claims[1].metric: unknown metric"),
+    ("negative claim epoch", lambda s: s["claims"][1].update(epoch=-2), "claims[1].epoch"),
+    ("same arms on both sides", lambda s: s["claims"][0].update(worse={"kernel_initializer": "he_normal"}),
+     "select the same arms"),
+    ("empty tuning list", lambda s: s["training"].update(learning_rate=[]), "training.learning_rate: an empty list"),
+    ("negative learning rate", lambda s: s["training"].update(learning_rate=[0.1, -0.1]),
+     "training.learning_rate[1]: must be a positive number"),
+]
+
+
+@pytest.mark.parametrize("case, change, expected", BAD_STUDIES, ids=[c[0] for c in BAD_STUDIES])
+def test_bad_study_exits_2_naming_the_field(tmp_path, tiny_study_dict, case, change, expected, capsys):
+    directory = tmp_path / "studies"
+    directory.mkdir()
+    path = write_study(directory, _mutate(tiny_study_dict, change), name="tiny")
+    results = tmp_path / "results"
+    code = cli.main(["--study", "tiny", "--studies-dir", str(directory), "--results", str(results),
+                     "--out", str(tmp_path / "reports"), "--profile", "smoke"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert str(path) in err and expected in err
+    assert not results.exists()  # nothing was trained or stored
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("name: tiny\n  title: [unclosed", "yaml: not valid YAML"),
+    ("- just\n- a list\n", "must be a mapping of fields"),
+    ("name: tiny\nname: tiny\n", "duplicate key 'name'"),
+])
+def test_malformed_yaml_exits_2(tmp_path, text, expected, capsys):
+    directory = tmp_path / "studies"
+    directory.mkdir()
+    (directory / "tiny.yaml").write_text(text)
+    assert cli.main(["--study", "tiny", "--studies-dir", str(directory), "--results", str(tmp_path / "r")]) == 2
+    assert expected in capsys.readouterr().err
+
+
+def test_unknown_study_lists_known_ones(studies_dir, capsys):
+    assert cli.main(["--study", "nosuch", "--studies-dir", str(studies_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "no study named 'nosuch'" in err and "tiny" in err
+
+
+def test_unknown_profile_exits_2(studies_dir, capsys):
+    assert cli.main(["--study", "tiny", "--profile", "huge", "--studies-dir", str(studies_dir)]) == 2
+    assert "has no profile 'huge'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("path", spec.list_study_paths(REPO / "studies"), ids=lambda p: p.stem)
+def test_every_shipped_study_is_valid(path):
+    study = spec.load_study(path)
+    assert study.name == path.stem
+    assert study.list_arms() and study.claims
+    assert set(spec.PROFILE_NAMES) <= set(study.profiles)
+
+
+def test_arms_and_selectors(tiny_study_dict, studies_dir):
+    study = spec.load_study(studies_dir / "tiny.yaml")
+    arms = study.list_arms()
+    assert arms == [{"kernel_initializer": "he_normal", "activation": "relu"},
+                    {"kernel_initializer": "normal_0.01", "activation": "relu"}]
+    assert spec.matches(arms[0], {"kernel_initializer": ["he_normal", "zeros"]})
+    assert not spec.matches(arms[1], {"kernel_initializer": "he_normal"})
+    assert study.tuned == {"learning_rate": [0.1, 0.05]}

@@ -7,9 +7,10 @@ the probes can measure saturation (claims A1, A3, I2).
 
 from __future__ import annotations
 
-import keras
-
 from suite import registry
+from suite.backend import import_keras
+
+keras = import_keras()
 
 # Output range of bounded activations: a unit is "saturated" near either end (A1, I2).
 BOUNDED_RANGE = {

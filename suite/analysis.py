@@ -48,7 +48,8 @@ class Verdict:
 # ---- frames --------------------------------------------------------------------------
 
 def _identity(record: dict, study: Study) -> dict:
-    return {"key": record["key"], "arm": arm_label(record["arm"]), **record["arm"],
+    # stored records have sorted keys: label in the study's factor order
+    return {"key": record["key"], "arm": arm_label(record["arm"], study.factors), **record["arm"],
             **{f"tuned_{k}": v for k, v in record.get("tuning", {}).items()}, "seed": record["seed"]}
 
 
@@ -96,6 +97,20 @@ def tuning_table(trials: pd.DataFrame, study: Study) -> pd.DataFrame:
     for _, group in table[table["val_accuracy"] == best].groupby("arm", sort=False):
         table.loc[group.index[0], "chosen"] = True  # ties: the first listed value wins
     return table
+
+
+def tuning_overview(table: pd.DataFrame, study: Study) -> pd.DataFrame:
+    """One row per arm: the chosen values, then mean validation accuracy per tried value."""
+    if table.empty:
+        return table
+    tuned = [f"tuned_{k}" for k in study.tuned]
+    chosen = table[table["chosen"]].set_index("arm")[tuned].rename(columns=lambda c: "chosen " + c.removeprefix("tuned_"))
+    tried = table.assign(tried=table[tuned].astype(str).agg(", ".join, axis=1))
+    scores = tried.pivot(index="arm", columns="tried", values="val_accuracy")
+    scores.columns = [f"val acc @ {c}" for c in scores.columns]
+    failed = table.groupby("arm")["failed"].sum().rename("failed trials")
+    order = list(dict.fromkeys(table["arm"]))
+    return chosen.join(scores).join(failed).loc[order].reset_index()
 
 
 def mark_selected(trials: pd.DataFrame, study: Study) -> pd.DataFrame:

@@ -7,17 +7,11 @@ file, an unknown name, a missing dataset, a locked results directory), 130 on Ct
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ banner out of the terminal
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notices: one model per trial is intended
-
-from suite import spec  # noqa: E402 (after the environment is set)
+from suite import backend, spec
 
 EXIT_OK, EXIT_TRIAL_ERRORS, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -79,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         if value is not None and value < 1:
             print(f"error: --{flag} must be a positive integer, got {value}", file=sys.stderr)
             return EXIT_BAD_INPUT
+    backend.import_keras()
     try:
         studies = load_requested(args.study, directory, args.profile)
     except spec.SpecError as err:

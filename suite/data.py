@@ -118,7 +118,8 @@ def _check_fashion(arrays: dict[str, np.ndarray], where: str) -> None:
     for key, size in FASHION_SIZES.items():
         shape = arrays[key].shape
         if shape[0] != size or (key.startswith("x") and shape[1:] != (28, 28)):
-            raise DataError(f"{where}: {key} has shape {shape}, expected ({size}{', 28, 28' if key.startswith('x') else ''}). {HOW_TO_GET}")
+            expected = (size, 28, 28) if key.startswith("x") else (size,)
+            raise DataError(f"{where}: {key} has shape {shape}, expected {expected}. {HOW_TO_GET}")
         if key.startswith("y") and arrays[key].max() > 9:
             raise DataError(f"{where}: {key} holds labels above 9. {HOW_TO_GET}")
 

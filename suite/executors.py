@@ -11,9 +11,9 @@ from __future__ import annotations
 import concurrent.futures as futures
 import multiprocessing
 import os
-from typing import Callable
+from collections.abc import Callable
 
-from suite import registry
+from suite import backend, registry
 from suite.data import Dataset, load_dataset
 from suite.plan import Trial
 from suite.train import ERROR
@@ -37,12 +37,12 @@ _WORKER_DATA: Dataset | None = None
 def _init_worker(dataset: str, data_dir: str | None, threads: int) -> None:
     """Runs once in each worker: share the cores, read the dataset once."""
     global _WORKER_DATA
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
+    keras = backend.import_keras()
+    if keras.config.backend() == "tensorflow":
+        import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
-    tf.get_logger().setLevel("ERROR")  # retracing notices: one model per trial is intended
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
     _WORKER_DATA = load_dataset(dataset, data_dir)
 
 
@@ -78,6 +78,6 @@ def run_processes(trials: list[Trial], data: Dataset, run_one: Callable, on_star
                         outcome = {"status": ERROR, "message": "the worker process running this trial died",
                                    "history": [], "final": {}, "layers": [], "timing": {}}
                     on_done(trial, outcome)
-            for future, trial in in_flight.items():  # lost with the pool: all were running
+            for trial in in_flight.values():  # lost with the pool: all were running
                 on_done(trial, {"status": ERROR, "message": "the worker pool died while this trial ran",
                                 "history": [], "final": {}, "layers": [], "timing": {}})

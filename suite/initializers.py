@@ -9,9 +9,10 @@ Initialisers are built unseeded: a trial seeds Keras' global generator once
 
 from __future__ import annotations
 
-import keras
-
 from suite import registry
+from suite.backend import import_keras
+
+keras = import_keras()
 
 # A non-zero constant, so that `constant` shows symmetry (I1) without being `zeros`.
 CONSTANT_VALUE = 0.1

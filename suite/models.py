@@ -7,11 +7,12 @@ representations without knowing the family. Keyword names follow Keras
 
 from __future__ import annotations
 
-import keras
-
 from suite import registry
 from suite.activations import build_activation
+from suite.backend import import_keras
 from suite.initializers import build_initializer
+
+keras = import_keras()
 
 HIDDEN_PREFIX = "act_"
 # Model keywords a study may set (in `model:` or as a factor), with their defaults.

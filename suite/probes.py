@@ -8,12 +8,14 @@ only from its accuracy. Each probe declares the columns it adds in PROBE_METRICS
 
 from __future__ import annotations
 
-import keras
 import numpy as np
 
 from suite import registry
 from suite.activations import BOUNDED_RANGE
+from suite.backend import import_keras
 from suite.models import list_hidden_layers
+
+keras = import_keras()
 
 HIST_BINS = 30
 SATURATION_MARGIN = 0.02  # within 2% of the output range's ends counts as saturated (A1, I2)
@@ -43,20 +45,17 @@ def _unit_matrix(values: np.ndarray) -> np.ndarray:
 def symmetry_score(matrix: np.ndarray) -> float:
     """Share of units (columns) whose outputs equal another unit's on every row (I1).
 
-    Dead units all output 0, so they count as copies of one another: redundant too.
+    Outputs are snapped to a grid of SYMMETRY_RTOL x the layer's scale, then identical
+    columns are counted: O(units log units) instead of comparing every pair. Dead units
+    all output 0, so they count as copies of one another: redundant too.
     """
     units = matrix.shape[1]
     if units < 2:
         return 0.0
-    tolerance = SYMMETRY_RTOL * (1.0 + np.abs(matrix).max())
-    duplicated = np.zeros(units, dtype=bool)
-    for i in range(units):
-        if duplicated[i]:
-            continue
-        same = np.abs(matrix - matrix[:, [i]]).max(axis=0) <= tolerance
-        if same.sum() > 1:
-            duplicated |= same
-    return float(duplicated.mean())
+    step = SYMMETRY_RTOL * (1.0 + np.abs(matrix).max())
+    snapped = np.round(matrix / step).astype(np.int64)
+    _, inverse, counts = np.unique(snapped, axis=1, return_inverse=True, return_counts=True)
+    return float(np.mean(counts[inverse.ravel()] > 1))
 
 
 def layer_stats(values: np.ndarray, activation: str) -> dict:

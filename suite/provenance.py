@@ -28,8 +28,9 @@ def git_commit() -> str:
 @lru_cache(maxsize=1)
 def collect_provenance() -> dict:
     """Versions, commit and device of this process (imports Keras: call from the runner)."""
-    import keras
+    from suite.backend import import_keras
 
+    keras = import_keras()
     info = {
         "suite_version": suite.__version__,
         "git_commit": git_commit(),

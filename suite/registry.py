@@ -8,7 +8,7 @@ this registry only holds what the suite adds.
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 _REGISTRY: dict[str, dict[str, Callable]] = {}
 # Parametric names such as "normal_0.01": (kind, compiled pattern, factory(match)).

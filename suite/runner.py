@@ -80,9 +80,8 @@ def run_study(study: Study, profile: Profile, data: Dataset, store: TrialStore, 
             bar.set_postfix_str(f"{trial.arm_label} {_tuning_label(trial)} seed {trial.seed}", refresh=False)
 
         def on_done(trial: Trial, outcome: dict) -> None:
-            record = build_record(trial, outcome, provenance)
-            store.save_record(record)  # at once: a crash later loses nothing finished
-            report.records[trial.key] = record
+            # stored at once: a crash later loses nothing finished
+            report.records[trial.key] = store.save_record(build_record(trial, outcome, provenance))
             report.ran += 1
             bar.update(1)
 

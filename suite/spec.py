@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
 
 import yaml
 
@@ -85,8 +85,10 @@ class Study:
         return [dict(zip(names, levels)) for levels in itertools.product(*self.factors.values())]
 
 
-def arm_label(arm: dict) -> str:
-    return " / ".join(str(value) for value in arm.values()) or "baseline"
+def arm_label(arm: dict, factors=None) -> str:
+    """"he_normal / relu": the levels in factor order (`factors`, else the dict's order)."""
+    order = list(factors) if factors is not None else list(arm)
+    return " / ".join(str(arm[key]) for key in order) or "baseline"
 
 
 def matches(arm: dict, selector: dict) -> bool:
@@ -340,7 +342,8 @@ class _Validator:
                 self.fail(f"{where}.id", f"duplicate claim id {claim_id!r}")
             seen.add(claim_id)
             if raw["metric"] not in metrics:
-                self.fail(f"{where}.metric", f"unknown metric {raw['metric']!r} for this study; known: {', '.join(sorted(metrics))}")
+                known = ", ".join(sorted(metrics))
+                self.fail(f"{where}.metric", f"unknown metric {raw['metric']!r} for this study; known: {known}")
             direction = raw.get("direction", "higher")
             if direction not in DIRECTIONS:
                 self.fail(f"{where}.direction", f"must be one of {', '.join(DIRECTIONS)}, got {direction!r}")

@@ -48,8 +48,9 @@ class TrialStore:
     def path_for(self, key: str) -> Path:
         return self.dir / f"{key}.json"
 
-    def save_record(self, record: dict) -> Path:
-        """Write atomically: temp file in the same directory, fsync, rename."""
+    def save_record(self, record: dict) -> dict:
+        """Write atomically (temp file in the same directory, fsync, rename); return the
+        record as stored, so callers hold exactly what a later load would give."""
         self.dir.mkdir(parents=True, exist_ok=True)
         record = _clean({**record, "schema": RECORD_SCHEMA})
         fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".tmp-", suffix=".json")
@@ -62,7 +63,7 @@ class TrialStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        return self.path_for(record["key"])
+        return record
 
     def load_records(self) -> LoadReport:
         """Every readable record of this study; unreadable files are listed, not fatal."""

@@ -9,11 +9,12 @@ from __future__ import annotations
 import math
 import time
 
-import keras
-
 from suite import probes, registry  # noqa: F401 (importing probes registers them)
+from suite.backend import import_keras
 from suite.data import Dataset
 from suite.models import build_model
+
+keras = import_keras()
 
 OK, DIVERGED, ERROR, TIMEOUT = "ok", "diverged", "error", "timeout"
 STATUSES = (OK, DIVERGED, ERROR, TIMEOUT)
@@ -60,7 +61,7 @@ def _finite_or_nan(value) -> float:
     return value if math.isfinite(value) else float("nan")
 
 
-def run_trial(config: dict, seed: int, probes: tuple, data: Dataset) -> dict:
+def run_trial(config: dict, seed: int, probe_names: tuple, data: Dataset) -> dict:
     """Train one configuration; returns {status, message, history, final, layers, timing}."""
     started = time.perf_counter()
     keras.utils.set_random_seed(seed)
@@ -70,12 +71,13 @@ def run_trial(config: dict, seed: int, probes: tuple, data: Dataset) -> dict:
     model.compile(optimizer=build_optimizer(config), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"], steps_per_execution=STEPS_PER_EXECUTION)
     probe_x = data.x_val[:PROBE_EXAMPLES]
-    probe_callbacks = [registry.get("probe", name)(probe_x, config) for name in probes]
+    probe_callbacks = [registry.get("probe", name)(probe_x, config) for name in probe_names]
     guard = DivergenceGuard()
 
     fit_started = time.perf_counter()
     fit = model.fit(x, y, batch_size=config["batch_size"], epochs=config["epochs"],
-                    validation_data=(data.x_val, data.y_val), validation_batch_size=1024, callbacks=[guard, *probe_callbacks], verbose=0)
+                    validation_data=(data.x_val, data.y_val), validation_batch_size=1024,
+                    callbacks=[guard, *probe_callbacks], verbose=0)
     train_seconds = time.perf_counter() - fit_started
 
     history = _history_rows(fit.history, probe_callbacks)

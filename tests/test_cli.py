@@ -3,8 +3,8 @@
 import json
 
 import pandas as pd
-
 from conftest import write_study
+
 from suite import cli
 
 
@@ -35,6 +35,8 @@ def test_smoke_run_writes_the_report_and_resumes(tmp_path, studies_dir, capsys):
     assert "ran 0 trials, reused 8" in capsys.readouterr().err
     assert cli.main(_args(tmp_path, studies_dir, "--profile", "quick", "--report-only")) == 0
     assert "8 of 8 trials stored" in capsys.readouterr().err
+    rerendered = json.loads((page_dir / "summary.json").read_text())
+    assert rerendered["claims"] == summary["claims"] and rerendered["tuned"] == summary["tuned"]
 
 
 def test_user_text_is_escaped(tmp_path, tiny_study_dict):

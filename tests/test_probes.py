@@ -46,5 +46,5 @@ def test_probe_callback_measures_every_hidden_layer(synthetic_data):
               "optimizer": "sgd", "learning_rate": 0.1, "batch_size": 64, "train_examples": 128, "epochs": 1}
     outcome = run_trial(config, 0, ("activation_stats",), synthetic_data)
     layers = outcome["layers"]
-    assert {(row["epoch"], row["layer"]) for row in layers} == {(e, l) for e in (0, 1) for l in (1, 2, 3)}
+    assert {(row["epoch"], row["layer"]) for row in layers} == {(e, n) for e in (0, 1) for n in (1, 2, 3)}
     assert outcome["history"][0]["symmetry"] == 1.0  # zeros: every unit identical at init (I1)

@@ -1,8 +1,8 @@
 """Study-file validation: every kind of bad input exits 2, names file and field, trains nothing."""
 
 import pytest
-
 from conftest import REPO, write_study
+
 from suite import cli, spec
 
 

@@ -67,5 +67,5 @@ def test_second_run_on_the_same_store_is_refused(tmp_path):
 
 def test_records_are_plain_json(tmp_path):
     store = TrialStore(tmp_path, "s")
-    path = store.save_record(_record("k1"))
-    assert json.loads(path.read_text())["key"] == "k1"
+    stored = store.save_record(_record("k1"))
+    assert json.loads(store.path_for("k1").read_text()) == stored

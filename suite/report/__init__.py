@@ -21,7 +21,14 @@ from suite.report import figures
 from suite.spec import Profile, Study, arm_label
 
 _ENV = Environment(loader=PackageLoader("suite.report", "templates"), autoescape=select_autoescape(["html"]))
-_ENV.filters["num"] = lambda x, digits=3: "–" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}f}"
+
+
+def format_number(x, digits: int = 3) -> str:
+    missing = x is None or (isinstance(x, float) and not math.isfinite(x))
+    return "–" if missing else f"{x:.{digits}f}"
+
+
+_ENV.filters["num"] = format_number
 
 
 def table_html(frame: pd.DataFrame, float_format: str = "{:.3f}") -> Markup:
@@ -100,7 +107,7 @@ def build_study_report(study: Study, profile: Profile, records: list[dict], out_
         better = " + ".join(a for a in map(arm_label, study.list_arms()) if a in _matching(study, verdict.claim.better))
         worse = " + ".join(a for a in map(arm_label, study.list_arms()) if a in _matching(study, verdict.claim.worse))
         claims_view.append({"v": verdict, "better": better, "worse": worse,
-                            "figure": figures.claim_pairs(verdict.pairs, verdict.claim.metric, better, worse)})
+                            "figure": figures.claim_pairs(verdict.pairs, verdict.claim.metric)})
     summary_cols = ["arm", "trials", "ok", "test_accuracy", "test_accuracy_low", "test_accuracy_high",
                     "val_accuracy", "train_accuracy"]
     page = _ENV.get_template("study.html").render(
@@ -112,7 +119,7 @@ def build_study_report(study: Study, profile: Profile, records: list[dict], out_
         histograms=_histogram_figures(study, layers, trials),
         arm_table=table_html(summary_table[[c for c in summary_cols if c in summary_table]]),
         arm_csv=csv_link(summary_table, f"{study.name}-arms.csv"),
-        tuning_table=table_html(tuning.rename(columns=lambda c: c.removeprefix("tuned_"))),
+        tuning_table=table_html(analysis.tuning_overview(tuning, study)),
         tuning_csv=csv_link(tuning, f"{study.name}-tuning.csv") if not tuning.empty else "",
         failed_table=table_html(failed),
         provenance=provenance,

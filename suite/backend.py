@@ -1,0 +1,44 @@
+"""backend: imports Keras (and TensorFlow) once per process, quietly, before any model.
+
+TensorFlow prints C++ start-up banners straight to file descriptor 2, past Python's
+logging and TF_CPP_MIN_LOG_LEVEL; they are silenced here during the import only, and
+Python errors from the import still propagate.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from contextlib import contextmanager
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@contextmanager
+def _silenced_fd2():
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def import_keras():
+    """Keras, imported with TensorFlow's start-up banners suppressed; idempotent."""
+    if "keras" not in sys.modules:
+        with _silenced_fd2():
+            if os.environ["KERAS_BACKEND"] == "tensorflow":
+                import tensorflow  # noqa: F401 (the banner comes from here)
+            import keras  # noqa: F401
+    # retracing notices: a fresh model per trial is intended, not a bug to warn about
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    import keras
+
+    return keras

@@ -6,6 +6,7 @@ A NaN/inf loss ends the trial as `diverged` with its history kept, not as a cras
 
 from __future__ import annotations
 
+import json
 import math
 import time
 
@@ -56,6 +57,38 @@ class DivergenceGuard(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+# Trials that differ only in these settings share one compiled model: tracing the
+# train/test functions took half of a small trial's time (measured: ~1.1 of 2.3 s).
+VALUE_ONLY_KEYS = ("kernel_initializer", "learning_rate", "epochs", "train_examples")
+MAX_COMPILED = 8
+_COMPILED: dict[str, keras.Model] = {}
+
+
+def build_compiled_model(config: dict, data: Dataset) -> keras.Model:
+    """A compiled model in the state a freshly built one would have for `config`.
+
+    The fresh model is always built (so initial weights come from this trial's seed);
+    when an identical architecture was compiled before, its variables take the fresh
+    values and its optimizer state is zeroed, so the traced functions are reused.
+    """
+    fresh = build_model(config, data.input_shape, data.num_classes)
+    signature = json.dumps({k: v for k, v in config.items() if k not in VALUE_ONLY_KEYS}, sort_keys=True, default=str)
+    model = _COMPILED.get(signature)
+    if model is not None and [v.shape for v in model.variables] == [v.shape for v in fresh.variables]:
+        for target, source in zip(model.variables, fresh.variables):
+            target.assign(source)
+        for variable in model.optimizer.variables:
+            variable.assign(keras.ops.zeros_like(variable))
+        model.optimizer.learning_rate = config["learning_rate"]
+        return model
+    fresh.compile(optimizer=build_optimizer(config), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"], steps_per_execution=STEPS_PER_EXECUTION)
+    if len(_COMPILED) >= MAX_COMPILED:
+        _COMPILED.pop(next(iter(_COMPILED)))
+    _COMPILED[signature] = fresh
+    return fresh
+
+
 def _finite_or_nan(value) -> float:
     value = float("nan") if value is None else float(value)
     return value if math.isfinite(value) else float("nan")
@@ -67,9 +100,7 @@ def run_trial(config: dict, seed: int, probe_names: tuple, data: Dataset) -> dic
     keras.utils.set_random_seed(seed)
     n = config["train_examples"]
     x, y = data.x_train[:n], data.y_train[:n]
-    model = build_model(config, data.input_shape, data.num_classes)
-    model.compile(optimizer=build_optimizer(config), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"], steps_per_execution=STEPS_PER_EXECUTION)
+    model = build_compiled_model(config, data)
     probe_x = data.x_val[:PROBE_EXAMPLES]
     probe_callbacks = [registry.get("probe", name)(probe_x, config) for name in probe_names]
     guard = DivergenceGuard()

@@ -52,3 +52,39 @@ def build_activation(name: str, layer_name: str) -> keras.layers.Layer:
 def prelu(name: str) -> keras.layers.Layer:
     """PReLU (He et al. 2015): the negative slope is learned per unit (A6)."""
     return keras.layers.PReLU(name=name)
+
+
+class Maxout(keras.layers.Layer):
+    """Maxout (Goodfellow et al. 2013): the max over `pieces` linear units per output.
+
+    The preceding linear layer is built `pieces` times wider (see `units_per_output`),
+    so a maxout net has about `pieces` x the parameters of a ReLU net (A8).
+    """
+
+    def __init__(self, pieces: int = 2, **kwargs):
+        super().__init__(**kwargs)
+        self.pieces = pieces
+
+    def call(self, x):
+        channels = x.shape[-1] // self.pieces
+        grouped = keras.ops.reshape(x, (-1, *x.shape[1:-1], channels, self.pieces))
+        return keras.ops.max(grouped, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], input_shape[-1] // self.pieces)
+
+    def get_config(self):
+        return {**super().get_config(), "pieces": self.pieces}
+
+
+MAXOUT_PIECES = 2
+
+
+@registry.register("activation", "maxout")
+def maxout(name: str) -> keras.layers.Layer:
+    return Maxout(MAXOUT_PIECES, name=name)
+
+
+def units_per_output(name: str) -> int:
+    """Linear units needed per hidden unit: `pieces` for maxout, 1 otherwise."""
+    return MAXOUT_PIECES if name == "maxout" else 1

@@ -20,7 +20,7 @@ keras = import_keras()
 OK, DIVERGED, ERROR, TIMEOUT = "ok", "diverged", "error", "timeout"
 STATUSES = (OK, DIVERGED, ERROR, TIMEOUT)
 PROBE_EXAMPLES = 512  # fixed validation images every probe looks at
-STEPS_PER_EXECUTION = 16  # fewer Python round-trips per epoch; measured ~20% faster on CPU
+STEPS_PER_EXECUTION = 64  # fewer Python round-trips per epoch: 5 epochs of the init MLP 1.38 s -> 1.0 s (16 vs 79)
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "adamax", "nadam", "lion")
 
 
@@ -89,6 +89,33 @@ def build_compiled_model(config: dict, data: Dataset) -> keras.Model:
     return fresh
 
 
+EVAL_BATCH = 1024
+_EVAL_SETS: dict[tuple, object] = {}
+
+
+def eval_data(data: Dataset, split: str):
+    """Validation/test data in the form Keras evaluates fastest, built once per process.
+
+    On TensorFlow a cached `tf.data` pipeline: converting the numpy arrays again for
+    every evaluation took a quarter of a small trial (5 x 0.085 s of 1.9 s)."""
+    x, y = (data.x_val, data.y_val) if split == "val" else (data.x_test, data.y_test)
+    if keras.config.backend() != "tensorflow":
+        return (x, y)
+    key = (data.name, data.fingerprint, split)
+    if key not in _EVAL_SETS:
+        import tensorflow as tf
+
+        _EVAL_SETS[key] = tf.data.Dataset.from_tensor_slices((x, y)).batch(EVAL_BATCH).cache()
+    return _EVAL_SETS[key]
+
+
+def _evaluate(model, data: Dataset, split: str):
+    evaluation = eval_data(data, split)
+    if isinstance(evaluation, tuple):
+        return model.evaluate(*evaluation, batch_size=EVAL_BATCH, verbose=0)
+    return model.evaluate(evaluation, verbose=0)
+
+
 def _finite_or_nan(value) -> float:
     value = float("nan") if value is None else float(value)
     return value if math.isfinite(value) else float("nan")
@@ -107,7 +134,7 @@ def run_trial(config: dict, seed: int, probe_names: tuple, data: Dataset) -> dic
 
     fit_started = time.perf_counter()
     fit = model.fit(x, y, batch_size=config["batch_size"], epochs=config["epochs"],
-                    validation_data=(data.x_val, data.y_val), validation_batch_size=1024,
+                    validation_data=eval_data(data, "val"), validation_batch_size=EVAL_BATCH,
                     callbacks=[guard, *probe_callbacks], verbose=0)
     train_seconds = time.perf_counter() - fit_started
 
@@ -115,7 +142,7 @@ def run_trial(config: dict, seed: int, probe_names: tuple, data: Dataset) -> dic
     final = {key: _finite_or_nan(history[-1].get(key, float("nan"))) for key in history[-1] if key != "epoch"}
     status = DIVERGED if guard.diverged_at is not None else OK
     if status == OK:  # the test set is touched once, for the final number
-        test_loss, test_accuracy = model.evaluate(data.x_test, data.y_test, batch_size=1024, verbose=0)
+        test_loss, test_accuracy = _evaluate(model, data, "test")
         final.update(test_loss=float(test_loss), test_accuracy=float(test_accuracy))
     else:
         final.update(test_loss=float("nan"), test_accuracy=float("nan"))

@@ -57,7 +57,8 @@ def trials_frame(records: list[dict], study: Study) -> pd.DataFrame:
     """One row per trial: identity, status, final metrics, timings."""
     rows = []
     for record in records:
-        row = {**_identity(record, study), "status": record["status"], "message": record.get("message", "")}
+        row = {**_identity(record, study), "status": record["status"], "message": record.get("message", ""),
+               "diverged": float(record["status"] == "diverged")}
         row.update({k: v for k, v in record.get("final", {}).items()})
         row.update({k: v for k, v in record.get("timing", {}).items()})
         rows.append(row)
@@ -139,7 +140,8 @@ def mean_ci(values) -> tuple[float, float, float, int]:
     return (mean, mean - half, mean + half, n)
 
 
-def arm_summary(trials: pd.DataFrame, metrics=("test_accuracy", "val_accuracy", "train_accuracy")) -> pd.DataFrame:
+def arm_summary(trials: pd.DataFrame, metrics=("test_accuracy", "val_accuracy", "train_accuracy", "train_loss",
+                                              "parameters", "step_seconds")) -> pd.DataFrame:
     """Per arm (selected trials): mean and 95% CI of each metric, and trial counts."""
     rows = []
     for arm, group in trials[trials["selected"]].groupby("arm", sort=False):
@@ -154,11 +156,29 @@ def arm_summary(trials: pd.DataFrame, metrics=("test_accuracy", "val_accuracy", 
 
 # ---- claims --------------------------------------------------------------------------
 
+def epochs_to_target(epochs: pd.DataFrame, target: dict) -> pd.Series:
+    """Per trial key: the first epoch at which `target["metric"]` reaches `target["value"]`
+    (at or below it for a loss). Never reached: the budget + 1, a censored value that
+    understates the true time, so a speed claim judged on it errs towards caution."""
+    metric, value = target["metric"], target["value"]
+    trained = epochs[epochs["epoch"] >= 1]
+    if trained.empty or metric not in trained:
+        return pd.Series(dtype=float)
+    budget = int(trained["epoch"].max())
+    level = pd.to_numeric(trained[metric], errors="coerce")
+    reached = trained[level <= value] if metric.endswith("loss") else trained[level >= value]
+    first = reached.groupby("key")["epoch"].min()
+    return first.reindex(trained["key"].unique()).fillna(budget + 1).astype(float)
+
+
 def claim_values(claim: Claim, selector: dict, trials: pd.DataFrame, epochs: pd.DataFrame, study: Study) -> pd.Series:
     """Per seed: the claim's metric, averaged over the selected arms the selector matches."""
     arms = [arm_label(arm) for arm in study.list_arms() if matches(arm, selector)]
     chosen = trials[trials["selected"] & trials["arm"].isin(arms)]
-    if claim.epoch is None and claim.metric in chosen:
+    if claim.metric == "epochs_to_target":
+        reached = epochs_to_target(epochs, claim.target).rename("epochs_to_target")
+        values = chosen[["key", "seed"]].merge(reached, left_on="key", right_index=True, how="left")
+    elif claim.epoch is None and claim.metric in chosen:
         values = chosen[["seed", claim.metric]]
     else:
         rows = epochs[epochs["key"].isin(chosen["key"])] if not epochs.empty else epochs
@@ -174,7 +194,10 @@ def claim_values(claim: Claim, selector: dict, trials: pd.DataFrame, epochs: pd.
 
 def judge_claim(claim: Claim, trials: pd.DataFrame, epochs: pd.DataFrame, study: Study) -> Verdict:
     better = claim_values(claim, claim.better, trials, epochs, study)
-    worse = claim_values(claim, claim.worse, trials, epochs, study)
+    if claim.worse is None:  # a claim against a fixed value (`than`)
+        worse = pd.Series(claim.than, index=better.index, dtype=float)
+    else:
+        worse = claim_values(claim, claim.worse, trials, epochs, study)
     paired = pd.DataFrame({"better": better, "worse": worse})
     total = len(paired)
     paired = paired.dropna()

@@ -11,6 +11,8 @@ from __future__ import annotations
 import concurrent.futures as futures
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Callable
 
 from suite import backend, registry
@@ -34,9 +36,17 @@ def run_inline(trials: list[Trial], data: Dataset, run_one: Callable, on_start: 
 _WORKER_DATA: Dataset | None = None
 
 
+def _exit_with_parent(parent: int) -> None:
+    """A worker whose runner was killed (SIGKILL leaves no chance to clean up) exits too."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
+
+
 def _init_worker(dataset: str, data_dir: str | None, threads: int) -> None:
     """Runs once in each worker: share the cores, read the dataset once."""
     global _WORKER_DATA
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     keras = backend.import_keras()
     if keras.config.backend() == "tensorflow":
         import tensorflow as tf

@@ -13,7 +13,7 @@ import numpy as np
 from suite import registry
 from suite.activations import BOUNDED_RANGE
 from suite.backend import import_keras
-from suite.models import list_hidden_layers
+from suite.models import list_hidden_layers, list_linear_layers
 
 keras = import_keras()
 
@@ -29,6 +29,14 @@ PROBE_METRICS = {
         "symmetry",  # share of units that duplicate another unit of their layer (I1, I3)
         "activation_std",  # mean over hidden layers of the activations' std (I3)
         "depth_std_ratio",  # std of the deepest hidden layer / std of the first (I4, I5)
+        "activation_abs_mean",  # mean over layers of |mean activation|: zero-centring (A2, A7)
+        "preactivation_abs_mean",  # the same for the activation's input (B1)
+        "preactivation_std",  # spread of the activation's input (B1)
+    ),
+    "gradient_stats": (
+        "grad_norm_first",  # gradient norm of the first hidden layer's weights (R3)
+        "grad_norm_last",  # ... and of the last hidden layer's
+        "log10_grad_ratio",  # log10(first / last): far below 0 = vanishing gradients (A1, R3)
     ),
 }
 
@@ -101,6 +109,9 @@ def summarize_layers(rows: list[dict]) -> dict:
         "symmetry": mean("symmetry"),
         "activation_std": mean("std"),
         "depth_std_ratio": float(ratio),
+        "activation_abs_mean": float(np.mean([abs(row["mean"]) for row in rows])),
+        "preactivation_abs_mean": float(np.mean([abs(row["pre_mean"]) for row in rows])),
+        "preactivation_std": mean("pre_std"),
     }
 
 
@@ -115,7 +126,9 @@ class ActivationStats(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         hidden = list_hidden_layers(self.model)
-        self.probe_model = keras.Model(self.model.input, [layer.output for layer in hidden])
+        # inputs (pre-activations, B1) and outputs of every hidden activation
+        tensors = [layer.input for layer in hidden] + [layer.output for layer in hidden]
+        self.probe_model = keras.Model(self.model.input, tensors)
         self.names = [layer.name for layer in hidden]
         self.measure(0)
 
@@ -123,16 +136,81 @@ class ActivationStats(keras.callbacks.Callback):
         self.measure(epoch + 1)
 
     def measure(self, epoch: int):
-        outputs = self.probe_model(self.probe_x, training=False)
-        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        tensors = self.probe_model(self.probe_x, training=False)
+        depth = len(self.names)
         rows = []
-        for index, (name, out) in enumerate(zip(self.names, outputs), start=1):
+        for index, (name, pre, out) in enumerate(zip(self.names, tensors[:depth], tensors[depth:]), start=1):
             stats = layer_stats(keras.ops.convert_to_numpy(out), self.activation)
-            rows.append({"epoch": epoch, "layer": index, "layer_name": name, **stats})
+            pre = keras.ops.convert_to_numpy(pre)
+            finite = np.all(np.isfinite(pre))
+            rows.append({"probe": "activation_stats", "epoch": epoch, "layer": index, "layer_name": name, **stats,
+                         "pre_mean": float(pre.mean()) if finite else float("nan"),
+                         "pre_std": float(pre.std()) if finite else float("nan")})
         self.layer_rows.extend(rows)
         self.epoch_columns[epoch] = summarize_layers(rows)
 
 
 @registry.register("probe")
-def activation_stats(probe_x: np.ndarray, config: dict) -> ActivationStats:
+def activation_stats(probe_x: np.ndarray, probe_y: np.ndarray, config: dict) -> ActivationStats:
     return ActivationStats(probe_x, config.get("activation", ""))
+
+
+def kernel_gradient_norms(model, x: np.ndarray, y: np.ndarray, kernels: list) -> list[float]:
+    """Norm of d(loss)/d(kernel) for each kernel on one batch, in inference mode (so BN
+    uses its moving statistics and no state changes). TensorFlow and JAX backends."""
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+    backend = keras.config.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=False))
+        return [float(tf.norm(g)) for g in tape.gradient(loss, kernels)]
+    if backend == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        trainable = [v.value for v in model.trainable_variables]
+        frozen = [v.value for v in model.non_trainable_variables]
+
+        def loss_of(values):
+            out, _ = model.stateless_call(values, frozen, x, training=False)
+            return loss_fn(y, out)
+
+        grads = jax.grad(loss_of)(trainable)
+        position = {id(v): i for i, v in enumerate(model.trainable_variables)}
+        return [float(jnp.linalg.norm(grads[position[id(k)]])) for k in kernels]
+    raise NotImplementedError(f"gradient_stats supports the tensorflow and jax backends, not {backend}")
+
+
+class GradientStats(keras.callbacks.Callback):
+    """Per hidden layer: the norm of the loss gradient w.r.t. its weights (A1, R3)."""
+
+    def __init__(self, probe_x: np.ndarray, probe_y: np.ndarray):
+        super().__init__()
+        self.probe_x, self.probe_y = probe_x, probe_y
+        self.layer_rows: list[dict] = []
+        self.epoch_columns: dict[int, dict] = {}
+
+    def on_train_begin(self, logs=None):
+        self.layers = list_linear_layers(self.model)
+        self.measure(0)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.measure(epoch + 1)
+
+    def measure(self, epoch: int):
+        norms = kernel_gradient_norms(self.model, self.probe_x, self.probe_y, [layer.kernel for layer in self.layers])
+        for index, (layer, norm) in enumerate(zip(self.layers, norms), start=1):
+            self.layer_rows.append({"probe": "gradient_stats", "epoch": epoch, "layer": index,
+                                    "layer_name": layer.name, "grad_norm": norm})
+        first, last = norms[0], norms[-1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = float(np.log10(first / last)) if first > 0 and last > 0 else float("nan")
+        self.epoch_columns[epoch] = {"grad_norm_first": first, "grad_norm_last": last,
+                                     "log10_grad_ratio": ratio if np.isfinite(ratio) else float("nan")}
+
+
+@registry.register("probe")
+def gradient_stats(probe_x: np.ndarray, probe_y: np.ndarray, config: dict) -> GradientStats:
+    return GradientStats(probe_x, probe_y)

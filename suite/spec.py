@@ -21,14 +21,16 @@ STUDIES_DIR = Path(__file__).resolve().parent.parent / "studies"
 PROFILE_NAMES = ("smoke", "quick", "full")
 PROFILE_KEYS = ("train_examples", "epochs", "seeds")
 TOP_KEYS = {"name", "title", "question", "dataset", "model", "factors", "training", "probes",
-            "profiles", "claims", "version", "notes"}
+            "profiles", "claims", "not_judged", "version", "notes"}
 REQUIRED_TOP = ("name", "title", "question", "dataset", "model", "training", "profiles")
-CLAIM_KEYS = {"id", "text", "metric", "better", "worse", "direction", "epoch", "notes"}
+CLAIM_KEYS = {"id", "text", "metric", "better", "worse", "than", "direction", "epoch", "target", "notes"}
+NOT_JUDGED_KEYS = {"id", "text", "reason"}
 DIRECTIONS = ("higher", "lower")
 # Metrics every trial records; probes add their own (suite.probes.PROBE_METRICS).
-TRAINING_METRICS = ("test_accuracy", "test_loss", "val_accuracy", "val_loss", "train_accuracy", "train_loss")
-# Metrics read at the last epoch only (a test set is touched once per trial).
-FINAL_ONLY_METRICS = ("test_accuracy", "test_loss")
+HISTORY_METRICS = ("val_accuracy", "val_loss", "train_accuracy", "train_loss")
+# Metrics with one value per trial: the test set is touched once; costs and outcomes.
+FINAL_ONLY_METRICS = ("test_accuracy", "test_loss", "step_seconds", "parameters", "diverged", "epochs_to_target")
+TRAINING_METRICS = HISTORY_METRICS + FINAL_ONLY_METRICS
 
 
 class SpecError(ValueError):
@@ -53,10 +55,21 @@ class Claim:
     text: str
     metric: str
     better: dict  # factor -> level (or list of levels): the arm(s) the claim favours
-    worse: dict
+    worse: dict | None  # the arm(s) compared against, or None when compared with `than`
     direction: str = "higher"  # the `better` arm should score higher (or lower) on `metric`
     epoch: int | None = None  # None: the final epoch
+    than: float | None = None  # a fixed value to beat instead of `worse` arms
+    target: dict | None = None  # for epochs_to_target: {metric: history metric, value: number}
     notes: str = ""
+
+
+@dataclass(frozen=True)
+class NotJudged:
+    """A claim of CLAIMS.md this study covers but cannot measure, with the reason."""
+
+    id: str
+    text: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -71,6 +84,7 @@ class Study:
     probes: tuple
     profiles: dict  # profile name -> Profile
     claims: tuple
+    not_judged: tuple = ()
     version: int = 1
     notes: str = ""
     path: str = field(default="", compare=False)
@@ -146,6 +160,8 @@ def _value_checks() -> dict[str, tuple[str, Callable]]:
         "norm": ("model", _name_in("norm", lambda n: n in models.NORMS, lambda: list(models.NORMS))),
         "optimizer": ("training", _name_in("optimizer", is_known_optimizer, list_known_optimizers)),
         "learning_rate": ("training", _positive_number),
+        "bias_initializer": ("model", _name_in("initializer", initializers.is_known, initializers.list_known)),
+        "stem_stride": ("model", _positive_int),
         "batch_size": ("training", _positive_int),
         "momentum": ("training", _fraction),
     }
@@ -281,7 +297,21 @@ class _Validator:
             notes=str(data.get("notes", "")), path=str(self.path),
         )
         claims = self.claims(data.get("claims", []), study)
-        return Study(**{**study.__dict__, "claims": claims})
+        not_judged = self.not_judged(data.get("not_judged", []), {c.id for c in claims})
+        return Study(**{**study.__dict__, "claims": claims, "not_judged": not_judged})
+
+    def not_judged(self, entries, judged_ids: set) -> tuple:
+        self.expect(entries, list, "not_judged", "a list of {id, text, reason}")
+        result = []
+        for i, raw in enumerate(entries):
+            where = f"not_judged[{i}]"
+            self.expect(raw, dict, where, "a mapping")
+            self.keys(raw, NOT_JUDGED_KEYS, where)
+            values = {key: self.text(raw.get(key), f"{where}.{key}") for key in sorted(NOT_JUDGED_KEYS)}
+            if values["id"] in judged_ids:
+                self.fail(f"{where}.id", f"claim {values['id']!r} is also judged under `claims`")
+            result.append(NotJudged(**values))
+        return tuple(result)
 
     def factors(self, factors) -> dict:
         self.expect(factors, dict, "factors", "a mapping of factor name -> list of levels")
@@ -334,16 +364,19 @@ class _Validator:
             where = f"claims[{i}]"
             self.expect(raw, dict, where, "a mapping")
             self.keys(raw, CLAIM_KEYS, where)
-            for key in ("id", "text", "metric", "better", "worse"):
+            for key in ("id", "text", "metric", "better"):
                 if key not in raw:
                     self.fail(f"{where}.{key}", "required field is missing")
+            if ("worse" in raw) == ("than" in raw):
+                self.fail(where, "needs exactly one of `worse` (arms to compare with) or `than` (a value to beat)")
             claim_id = self.text(raw["id"], f"{where}.id")
             if claim_id in seen:
                 self.fail(f"{where}.id", f"duplicate claim id {claim_id!r}")
             seen.add(claim_id)
-            if raw["metric"] not in metrics:
+            metric = raw["metric"]
+            if metric not in metrics:
                 known = ", ".join(sorted(metrics))
-                self.fail(f"{where}.metric", f"unknown metric {raw['metric']!r} for this study; known: {known}")
+                self.fail(f"{where}.metric", f"unknown metric {metric!r} for this study; known: {known}")
             direction = raw.get("direction", "higher")
             if direction not in DIRECTIONS:
                 self.fail(f"{where}.direction", f"must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
@@ -351,16 +384,37 @@ class _Validator:
             if epoch is not None:
                 if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
                     self.fail(f"{where}.epoch", f"must be an epoch number >= 0 (0 = before training), got {epoch!r}")
-                if raw["metric"] in FINAL_ONLY_METRICS:
-                    self.fail(f"{where}.epoch", f"{raw['metric']} is measured once, after the last epoch")
-            for side in ("better", "worse"):
-                self.selector(raw[side], study, arms, f"{where}.{side}")
-            if raw["better"] == raw["worse"]:
-                self.fail(where, "`better` and `worse` select the same arms")
-            result.append(Claim(id=claim_id, text=self.text(raw["text"], f"{where}.text"), metric=raw["metric"],
-                                better=raw["better"], worse=raw["worse"], direction=direction, epoch=epoch,
+                if metric in FINAL_ONLY_METRICS:
+                    self.fail(f"{where}.epoch", f"{metric} has one value per trial, not one per epoch")
+            target = self.target(raw.get("target"), metric, f"{where}.target")
+            than = raw.get("than")
+            if than is not None and (isinstance(than, bool) or not isinstance(than, (int, float))):
+                self.fail(f"{where}.than", f"must be a number, got {than!r}")
+            self.selector(raw["better"], study, arms, f"{where}.better")
+            if "worse" in raw:
+                self.selector(raw["worse"], study, arms, f"{where}.worse")
+                if raw["better"] == raw["worse"]:
+                    self.fail(where, "`better` and `worse` select the same arms")
+            result.append(Claim(id=claim_id, text=self.text(raw["text"], f"{where}.text"), metric=metric,
+                                better=raw["better"], worse=raw.get("worse"), direction=direction, epoch=epoch,
+                                than=None if than is None else float(than), target=target,
                                 notes=str(raw.get("notes", ""))))
         return tuple(result)
+
+    def target(self, target, metric: str, where: str) -> dict | None:
+        """`epochs_to_target` needs {metric: a per-epoch metric, value: the level to reach}."""
+        if metric != "epochs_to_target":
+            if target is not None:
+                self.fail(where, "only used with metric epochs_to_target")
+            return None
+        self.expect(target, dict, where, "a mapping {metric, value}")
+        self.keys(target, {"metric", "value"}, where)
+        if target.get("metric") not in HISTORY_METRICS:
+            self.fail(f"{where}.metric", f"must be one of {', '.join(HISTORY_METRICS)}, got {target.get('metric')!r}")
+        value = target.get("value")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.fail(f"{where}.value", f"must be a number, got {value!r}")
+        return {"metric": target["metric"], "value": float(value)}
 
     def selector(self, selector, study: Study, arms: list[dict], where: str):
         self.expect(selector, dict, where, "a mapping of factor -> level")

@@ -128,8 +128,8 @@ def run_trial(config: dict, seed: int, probe_names: tuple, data: Dataset) -> dic
     n = config["train_examples"]
     x, y = data.x_train[:n], data.y_train[:n]
     model = build_compiled_model(config, data)
-    probe_x = data.x_val[:PROBE_EXAMPLES]
-    probe_callbacks = [registry.get("probe", name)(probe_x, config) for name in probe_names]
+    probe_x, probe_y = data.x_val[:PROBE_EXAMPLES], data.y_val[:PROBE_EXAMPLES]
+    probe_callbacks = [registry.get("probe", name)(probe_x, probe_y, config) for name in probe_names]
     guard = DivergenceGuard()
 
     fit_started = time.perf_counter()

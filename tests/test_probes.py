@@ -33,7 +33,8 @@ def test_non_finite_activations_give_nan_not_a_crash():
 
 
 def test_summary_columns_match_the_declared_metrics():
-    rows = [probes.layer_stats(np.random.default_rng(i).normal(scale=1 / (i + 1), size=(64, 8)), "tanh") for i in range(3)]
+    rows = [{**probes.layer_stats(np.random.default_rng(i).normal(scale=1 / (i + 1), size=(64, 8)), "tanh"),
+             "pre_mean": 0.1, "pre_std": 1.0} for i in range(3)]
     summary = probes.summarize_layers(rows)
     assert set(summary) == set(probes.PROBE_METRICS["activation_stats"])
     assert np.isclose(summary["depth_std_ratio"], rows[-1]["std"] / rows[0]["std"])
@@ -48,3 +49,18 @@ def test_probe_callback_measures_every_hidden_layer(synthetic_data):
     layers = outcome["layers"]
     assert {(row["epoch"], row["layer"]) for row in layers} == {(e, n) for e in (0, 1) for n in (1, 2, 3)}
     assert outcome["history"][0]["symmetry"] == 1.0  # zeros: every unit identical at init (I1)
+
+
+def test_gradient_probe_sees_vanishing_gradients_in_a_deep_sigmoid_net(synthetic_data):
+    from suite.train import run_trial
+
+    def first_epoch(activation, init):
+        config = {"family": "mlp", "depth": 6, "width": 32, "activation": activation, "kernel_initializer": init,
+                  "optimizer": "sgd", "learning_rate": 0.01, "batch_size": 64, "train_examples": 128, "epochs": 1}
+        outcome = run_trial(config, 0, ("gradient_stats",), synthetic_data)
+        assert {row["layer"] for row in outcome["layers"] if row["epoch"] == 0} == set(range(1, 7))
+        return outcome["history"][0]
+
+    sigmoid, relu = first_epoch("sigmoid", "glorot_normal"), first_epoch("relu", "he_normal")
+    assert set(probes.PROBE_METRICS["gradient_stats"]) <= set(sigmoid)
+    assert sigmoid["log10_grad_ratio"] < relu["log10_grad_ratio"] - 1  # A1: ten times smaller, at least

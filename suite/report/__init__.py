@@ -47,6 +47,8 @@ def csv_link(frame: pd.DataFrame, filename: str) -> Markup:
 
 def _histogram_figures(study: Study, layers: pd.DataFrame, trials: pd.DataFrame) -> list[dict]:
     """Per group of arms (by the last factor) and for the first and last epoch."""
+    if "probe" in layers:
+        layers = layers[layers["probe"] == "activation_stats"]
     if layers.empty:
         return []
     chosen = trials[trials["selected"]]
@@ -92,7 +94,10 @@ def build_study_report(study: Study, profile: Profile, records: list[dict], out_
         "budget": {"train_examples": profile.train_examples, "epochs": profile.epochs,
                    "seeds": int(trials["seed"].nunique()) if not trials.empty else 0},
         "generated": generated, "wall_seconds": round(run_seconds, 2),
-        "trials": analysis.status_counts(trials), "claims": [v.as_dict() for v in verdicts],
+        "trials": analysis.status_counts(trials),
+        "claims": [v.as_dict() for v in verdicts] + [
+            {"id": c.id, "text": c.text, "verdict": "not judged", "reason": c.reason, "effect": None,
+             "ci": [None, None], "n": 0} for c in study.not_judged],
         "tuned": _chosen_values(tuning, study), "provenance": provenance,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
@@ -109,13 +114,16 @@ def build_study_report(study: Study, profile: Profile, records: list[dict], out_
         claims_view.append({"v": verdict, "better": better, "worse": worse,
                             "figure": figures.claim_pairs(verdict.pairs, verdict.claim.metric)})
     summary_cols = ["arm", "trials", "ok", "test_accuracy", "test_accuracy_low", "test_accuracy_high",
-                    "val_accuracy", "train_accuracy"]
+                    "val_accuracy", "train_accuracy", "train_loss", "parameters", "step_seconds"]
     page = _ENV.get_template("study.html").render(
         study=study, profile=profile, summary=summary, claims=claims_view, dataset=dataset_info,
         tuned_keys=list(study.tuned),
         curves=figures.learning_curves(epochs_sel, factors),
         probes=figures.probe_curves(epochs_sel, factors),
         final=figures.final_comparison(trials, factors),
+        gradients=figures.gradient_by_layer(layers[layers["key"].isin(selected_keys)] if not layers.empty else layers,
+                                            factors),
+        targets=table_html(_targets_table(study, trials, epochs)),
         histograms=_histogram_figures(study, layers, trials),
         arm_table=table_html(summary_table[[c for c in summary_cols if c in summary_table]]),
         arm_csv=csv_link(summary_table, f"{study.name}-arms.csv"),
@@ -126,6 +134,23 @@ def build_study_report(study: Study, profile: Profile, records: list[dict], out_
     )
     (out / "index.html").write_text(page, encoding="utf-8")
     return summary
+
+
+def _targets_table(study: Study, trials: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
+    """Per arm and speed claim: mean epochs to the claim's target, and how often it was not reached."""
+    rows = []
+    for claim in study.claims:
+        if claim.metric != "epochs_to_target" or epochs.empty:
+            continue
+        budget = int(epochs["epoch"].max())
+        reached = analysis.epochs_to_target(epochs, claim.target).rename("epochs")
+        chosen = trials[trials["selected"]].merge(reached, left_on="key", right_index=True, how="left")
+        for arm, group in chosen.groupby("arm", sort=False):
+            hit = group["epochs"] <= budget
+            rows.append({"claim": claim.id, "target": f"{claim.target['metric']} {claim.target['value']}",
+                         "arm": arm, "seeds": len(group), "not reached": int((~hit).sum()),
+                         "mean epochs (reached only)": group.loc[hit, "epochs"].mean() if hit.any() else None})
+    return pd.DataFrame(rows)
 
 
 def _matching(study: Study, selector: dict) -> set[str]:

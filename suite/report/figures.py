@@ -21,7 +21,8 @@ from suite.analysis import mean_ci  # noqa: E402
 
 sns.set_theme(style="whitegrid", context="notebook")
 DPI = 80
-PROBE_COLUMNS = ("saturated_fraction", "dead_fraction", "symmetry", "activation_std", "depth_std_ratio")
+PROBE_COLUMNS = ("saturated_fraction", "dead_fraction", "symmetry", "activation_std", "depth_std_ratio",
+                 "activation_abs_mean", "preactivation_std", "log10_grad_ratio")
 
 
 def t_interval(values) -> tuple[float, float]:
@@ -80,6 +81,23 @@ def probe_curves(epochs: pd.DataFrame, factors: list[str]) -> str | None:
     if "depth_std_ratio" in grid.row_names:  # a ratio spans orders of magnitude (I4, I5)
         for ax in grid.axes[grid.row_names.index("depth_std_ratio")]:
             ax.set_yscale("log")
+    return to_data_uri(grid.figure)
+
+
+def gradient_by_layer(layers: pd.DataFrame, factors: list[str]) -> str | None:
+    """Weight-gradient norm per hidden layer (log scale), at initialisation and at the end (A1, R3)."""
+    data = layers[layers["probe"] == "gradient_stats"] if "probe" in layers else pd.DataFrame()
+    if data.empty:
+        return None
+    last = int(data["epoch"].max())
+    data = data[data["epoch"].isin([0, last])].assign(
+        when=lambda d: np.where(d["epoch"] == 0, "at initialisation", f"after epoch {last}"))
+    hue, col = facet_roles(factors)
+    grid = sns.relplot(data=data, x="layer", y="grad_norm", hue=hue, col=col, row="when", kind="line",
+                       errorbar=t_interval, marker="o", height=2.8, aspect=1.3,
+                       facet_kws={"sharey": False, "margin_titles": True})
+    grid.set(yscale="log")
+    grid.set_axis_labels("hidden layer (input side first)", "gradient norm")
     return to_data_uri(grid.figure)
 
 

@@ -278,11 +278,10 @@ class _Validator:
                 self.value(key, item, f"training.{key}" + ("" if i is None else f"[{i}]"))
             if isinstance(value, list) and not value:
                 self.fail(f"training.{key}", "an empty list tunes over nothing")
-        for key in ("optimizer", "learning_rate", "batch_size"):
-            if key not in training:
-                self.fail(f"training.{key}", "required field is missing")
-
         factors = self.factors(data.get("factors", {}))
+        for key in ("optimizer", "learning_rate", "batch_size"):
+            if key not in training and key not in factors:
+                self.fail(f"training.{key}", "required field is missing (set it here or as a factor)")
         overlap = set(factors) & set(training)
         if overlap:
             self.fail(f"factors.{sorted(overlap)[0]}", "is also set under `training`; set it in one place")

@@ -110,7 +110,10 @@ def build_study_report(study: Study, profile: Profile, records: list[dict], out_
     claims_view = []
     for verdict in verdicts:
         better = " + ".join(a for a in map(arm_label, study.list_arms()) if a in _matching(study, verdict.claim.better))
-        worse = " + ".join(a for a in map(arm_label, study.list_arms()) if a in _matching(study, verdict.claim.worse))
+        if verdict.claim.worse is None:
+            worse = f"the fixed value {verdict.claim.than:g}"
+        else:
+            worse = " + ".join(a for a in map(arm_label, study.list_arms()) if a in _matching(study, verdict.claim.worse))
         claims_view.append({"v": verdict, "better": better, "worse": worse,
                             "figure": figures.claim_pairs(verdict.pairs, verdict.claim.metric)})
     summary_cols = ["arm", "trials", "ok", "test_accuracy", "test_accuracy_low", "test_accuracy_high",

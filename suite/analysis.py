@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from suite.spec import Claim, Study, arm_label, matches
+from suite.spec import Claim, Study, arm_label
 
 SUPPORTED, CONTRADICTED, INCONCLUSIVE = "supported", "contradicted", "inconclusive"
 VERDICTS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE)
@@ -156,6 +156,14 @@ def arm_summary(trials: pd.DataFrame, metrics=("test_accuracy", "val_accuracy", 
 
 # ---- claims --------------------------------------------------------------------------
 
+def select_arms(trials: pd.DataFrame, selector: dict) -> pd.Series:
+    """Rows whose factor columns match a claim's selector (a level or a list of levels)."""
+    mask = pd.Series(True, index=trials.index)
+    for key, wanted in selector.items():
+        mask &= trials[key].isin(wanted if isinstance(wanted, list) else [wanted])
+    return mask
+
+
 def epochs_to_target(epochs: pd.DataFrame, target: dict) -> pd.Series:
     """Per trial key: the first epoch at which `target["metric"]` reaches `target["value"]`
     (at or below it for a loss). Never reached: the budget + 1, a censored value that
@@ -173,8 +181,7 @@ def epochs_to_target(epochs: pd.DataFrame, target: dict) -> pd.Series:
 
 def claim_values(claim: Claim, selector: dict, trials: pd.DataFrame, epochs: pd.DataFrame, study: Study) -> pd.Series:
     """Per seed: the claim's metric, averaged over the selected arms the selector matches."""
-    arms = [arm_label(arm) for arm in study.list_arms() if matches(arm, selector)]
-    chosen = trials[trials["selected"] & trials["arm"].isin(arms)]
+    chosen = trials[trials["selected"] & select_arms(trials, selector)]
     if claim.metric == "epochs_to_target":
         reached = epochs_to_target(epochs, claim.target).rename("epochs_to_target")
         values = chosen[["key", "seed"]].merge(reached, left_on="key", right_index=True, how="left")

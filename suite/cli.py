@@ -98,7 +98,7 @@ def run_studies(studies: list, args, directory: Path) -> int:
     for study in studies:
         profile = study.profiles[args.profile]
         try:
-            data = load_dataset(study.dataset, args.data_dir)
+            data = load_dataset(study.dataset_for(profile), args.data_dir)
         except DataError as err:
             print(f"error: study {study.name}: {err}", file=sys.stderr)
             return EXIT_BAD_INPUT

@@ -180,6 +180,50 @@ def synthetic(data_dir: str | None = None, train: int = 1200, test: int = 300) -
     return split_dataset("synthetic", arrays, 10, "generated")
 
 
+CIFAR_HOW_TO_GET = (
+    "CIFAR-10 is not shipped offline: run once with network access so Keras downloads it to "
+    "~/.keras/datasets/cifar-10-batches-py/, or pass --data-dir DIR holding cifar-10-batches-py/."
+)
+
+
+def _read_cifar_batches(directory: Path) -> dict[str, np.ndarray]:
+    """The five training batches and the test batch of the python-pickle release."""
+    import pickle
+
+    def batch(name: str):
+        with open(directory / name, "rb") as handle:
+            raw = pickle.load(handle, encoding="bytes")
+        images = np.asarray(raw[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        return images, np.asarray(raw[b"labels"], dtype=np.uint8)
+
+    train = [batch(f"data_batch_{i}") for i in range(1, 6)]
+    x_test, y_test = batch("test_batch")
+    return {"x_train": np.concatenate([x for x, _ in train]), "y_train": np.concatenate([y for _, y in train]),
+            "x_test": x_test, "y_test": y_test}
+
+
+@registry.register("dataset")
+def cifar10(data_dir: str | None = None) -> Dataset:
+    """CIFAR-10: 50k + 10k 32x32 colour images of 10 classes (online runners, `full` budgets)."""
+    candidates = [Path(p).expanduser() / "cifar-10-batches-py" for p in (data_dir, os.environ.get("SUITE_DATA_DIR")) if p]
+    candidates.append(Path.home() / ".keras" / "datasets" / "cifar-10-batches-py")
+    directory = next((c for c in candidates if (c / "test_batch").exists()), None)
+    try:
+        if directory is not None:
+            arrays, source = _read_cifar_batches(directory), str(directory)
+        else:
+            import keras
+
+            (x_train, y_train), (x_test, y_test) = keras.datasets.cifar10.load_data()
+            arrays = {"x_train": x_train, "y_train": y_train.ravel(), "x_test": x_test, "y_test": y_test.ravel()}
+            source = "keras.datasets download"
+    except Exception as err:  # noqa: BLE001 - unreadable or not downloadable: say how to get it
+        raise DataError(f"CIFAR-10 could not be loaded ({err}). {CIFAR_HOW_TO_GET}") from err
+    if arrays["x_train"].shape != (50000, 32, 32, 3) or arrays["x_test"].shape != (10000, 32, 32, 3):
+        raise DataError(f"{source}: CIFAR-10 arrays have unexpected shapes. {CIFAR_HOW_TO_GET}")
+    return split_dataset("cifar10", arrays, 10, source)
+
+
 _CACHE: dict[tuple[str, str | None], Dataset] = {}
 
 

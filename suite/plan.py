@@ -42,11 +42,11 @@ def plan_trials(study: Study, profile: Profile, dataset_fingerprint: str, seeds:
     tuned = study.tuned
     budget = {"train_examples": profile.train_examples, "epochs": profile.epochs}
     trials = []
-    for arm in study.list_arms():
+    for arm in study.list_arms(profile):
         for values in itertools.product(*tuned.values()):
             tuning = dict(zip(tuned, values))
             for seed in range(seeds or profile.seeds):
-                config = {**study.model, **fixed, **arm, **tuning, **budget, "dataset": study.dataset}
+                config = {**study.model, **fixed, **arm, **tuning, **budget, "dataset": study.dataset_for(profile)}
                 identity = {
                     "schema": RECORD_SCHEMA, "study": study.name, "study_version": study.version,
                     "data": dataset_fingerprint, "config": config, "seed": seed, "probes": list(study.probes),

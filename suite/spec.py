@@ -20,6 +20,7 @@ from suite import registry
 STUDIES_DIR = Path(__file__).resolve().parent.parent / "studies"
 PROFILE_NAMES = ("smoke", "quick", "full")
 PROFILE_KEYS = ("train_examples", "epochs", "seeds")
+OPTIONAL_PROFILE_KEYS = ("dataset", "factors")  # e.g. `full` on CIFAR-10 and deeper nets
 TOP_KEYS = {"name", "title", "question", "dataset", "model", "factors", "training", "probes",
             "profiles", "claims", "not_judged", "version", "notes"}
 REQUIRED_TOP = ("name", "title", "question", "dataset", "model", "training", "profiles")
@@ -47,6 +48,8 @@ class Profile:
     train_examples: int
     epochs: int
     seeds: int
+    dataset: str | None = None  # overrides the study's dataset for this profile
+    factors: dict | None = None  # replaces the levels of some factors for this profile
 
 
 @dataclass(frozen=True)
@@ -89,14 +92,17 @@ class Study:
     notes: str = ""
     path: str = field(default="", compare=False)
 
+    def dataset_for(self, profile: Profile) -> str:
+        return profile.dataset or self.dataset
+
     @property
     def tuned(self) -> dict:
         return {key: value for key, value in self.training.items() if isinstance(value, list)}
 
-    def list_arms(self) -> list[dict]:
-        """Every combination of factor levels, in file order."""
-        names = list(self.factors)
-        return [dict(zip(names, levels)) for levels in itertools.product(*self.factors.values())]
+    def list_arms(self, profile: Profile | None = None) -> list[dict]:
+        """Every combination of factor levels (as overridden by `profile`), in file order."""
+        factors = {**self.factors, **((profile.factors or {}) if profile else {})}
+        return [dict(zip(factors, levels)) for levels in itertools.product(*factors.values())]
 
 
 def arm_label(arm: dict, factors=None) -> str:
@@ -251,6 +257,12 @@ class _Validator:
         if problem:
             self.fail(where, problem)
 
+    def dataset(self, name, where: str) -> str:
+        self.text(name, where)
+        if registry.lookup("dataset", name) is None:
+            self.fail(where, f"unknown dataset {name!r}; known: {', '.join(registry.list_names('dataset'))}")
+        return name
+
     def section(self, data: dict, name: str) -> dict:
         mapping = self.expect(data.get(name, {}), dict, name, "a mapping")
         allowed = [key for key, (section, _) in self.checks.items() if section == name]
@@ -265,9 +277,7 @@ class _Validator:
         name = self.text(data["name"], "name")
         if name != self.path.stem:
             self.fail("name", f"{name!r} must equal the file name {self.path.stem!r}")
-        dataset = self.text(data["dataset"], "dataset")
-        if registry.lookup("dataset", dataset) is None:
-            self.fail("dataset", f"unknown dataset {dataset!r}; known: {', '.join(registry.list_names('dataset'))}")
+        dataset = self.dataset(data["dataset"], "dataset")
 
         model = self.section(data, "model")
         for key, value in model.items():
@@ -286,7 +296,7 @@ class _Validator:
         if overlap:
             self.fail(f"factors.{sorted(overlap)[0]}", "is also set under `training`; set it in one place")
         probes = self.probes(data.get("probes", []))
-        profiles = self.profiles(data["profiles"])
+        profiles = self.profiles(data["profiles"], factors)
         version = self.positive_int(data.get("version", 1), "version")
 
         study = Study(
@@ -312,18 +322,18 @@ class _Validator:
             result.append(NotJudged(**values))
         return tuple(result)
 
-    def factors(self, factors) -> dict:
-        self.expect(factors, dict, "factors", "a mapping of factor name -> list of levels")
+    def factors(self, factors, where: str = "factors") -> dict:
+        self.expect(factors, dict, where, "a mapping of factor name -> list of levels")
         for key, levels in factors.items():
             if key not in self.checks:
-                self.fail(f"factors.{key}", f"unknown factor; known: {', '.join(sorted(self.checks))}")
-            self.expect(levels, list, f"factors.{key}", "a list of levels")
+                self.fail(f"{where}.{key}", f"unknown factor; known: {', '.join(sorted(self.checks))}")
+            self.expect(levels, list, f"{where}.{key}", "a list of levels")
             if not levels:
-                self.fail(f"factors.{key}", "empty list: the grid would have no arms")
+                self.fail(f"{where}.{key}", "empty list: the grid would have no arms")
             for i, level in enumerate(levels):
-                self.value(key, level, f"factors.{key}[{i}]")
+                self.value(key, level, f"{where}.{key}[{i}]")
             if len(set(map(str, levels))) != len(levels):
-                self.fail(f"factors.{key}", "lists a level twice")
+                self.fail(f"{where}.{key}", "lists a level twice")
         return factors
 
     def probes(self, probes) -> tuple:
@@ -333,7 +343,7 @@ class _Validator:
                 self.fail(f"probes[{i}]", f"unknown probe {probe!r}; known: {', '.join(registry.list_names('probe'))}")
         return tuple(probes)
 
-    def profiles(self, profiles) -> dict:
+    def profiles(self, profiles, factors: dict) -> dict:
         self.expect(profiles, dict, "profiles", "a mapping of profile name -> budget")
         for name in PROFILE_NAMES:
             if name not in profiles:
@@ -342,11 +352,17 @@ class _Validator:
         for name, budget in profiles.items():
             where = f"profiles.{name}"
             self.expect(budget, dict, where, "a mapping with " + ", ".join(PROFILE_KEYS))
-            self.keys(budget, PROFILE_KEYS, where)
+            self.keys(budget, PROFILE_KEYS + OPTIONAL_PROFILE_KEYS, where)
             for key in PROFILE_KEYS:
                 if key not in budget:
                     self.fail(f"{where}.{key}", "required field is missing")
                 self.positive_int(budget[key], f"{where}.{key}")
+            if "dataset" in budget:
+                self.dataset(budget["dataset"], f"{where}.dataset")
+            if "factors" in budget:
+                for key in self.factors(budget["factors"], f"{where}.factors"):
+                    if key not in factors:
+                        self.fail(f"{where}.factors.{key}", "a profile may only change the levels of the study's factors")
             result[name] = Profile(name=name, **budget)
         return result
 
@@ -357,7 +373,7 @@ class _Validator:
         metrics = set(TRAINING_METRICS)
         for probe in study.probes:
             metrics |= set(PROBE_METRICS.get(probe, ()))
-        arms = study.list_arms()
+        arms_by_profile = {name: study.list_arms(profile) for name, profile in study.profiles.items()}
         seen, result = set(), []
         for i, raw in enumerate(claims):
             where = f"claims[{i}]"
@@ -389,9 +405,10 @@ class _Validator:
             than = raw.get("than")
             if than is not None and (isinstance(than, bool) or not isinstance(than, (int, float))):
                 self.fail(f"{where}.than", f"must be a number, got {than!r}")
-            self.selector(raw["better"], study, arms, f"{where}.better")
+            for side in ("better", "worse"):
+                if side in raw:
+                    self.selector(raw[side], study, arms_by_profile, f"{where}.{side}")
             if "worse" in raw:
-                self.selector(raw["worse"], study, arms, f"{where}.worse")
                 if raw["better"] == raw["worse"]:
                     self.fail(where, "`better` and `worse` select the same arms")
             result.append(Claim(id=claim_id, text=self.text(raw["text"], f"{where}.text"), metric=metric,
@@ -415,7 +432,7 @@ class _Validator:
             self.fail(f"{where}.value", f"must be a number, got {value!r}")
         return {"metric": target["metric"], "value": float(value)}
 
-    def selector(self, selector, study: Study, arms: list[dict], where: str):
+    def selector(self, selector, study: Study, arms_by_profile: dict, where: str):
         self.expect(selector, dict, where, "a mapping of factor -> level")
         for key, wanted in selector.items():
             if key not in study.factors:
@@ -423,5 +440,6 @@ class _Validator:
             for level in wanted if isinstance(wanted, list) else [wanted]:
                 if level not in study.factors[key]:
                     self.fail(f"{where}.{key}", f"no arm has {key}={level!r}; levels: {', '.join(map(str, study.factors[key]))}")
-        if not any(matches(arm, selector) for arm in arms):
-            self.fail(where, "selects no arm")
+        for profile, arms in arms_by_profile.items():
+            if not any(matches(arm, selector) for arm in arms):
+                self.fail(where, f"selects no arm of profile {profile!r}")

@@ -90,3 +90,30 @@ def test_mean_ci(values, n):
     assert count == n
     if n >= 2:
         assert low < mean < high
+
+
+def test_claim_against_a_fixed_value():
+    claim = Claim(id="C", text="", metric="test_accuracy", better={"init": "a"}, worse=None, than=0.5)
+    study = _study([claim], tuned=False)
+    records = [_record("a", 0.1, s, 0.8 + s / 100) for s in range(3)] + [_record("b", 0.1, s, 0.1) for s in range(3)]
+    trials = analysis.mark_selected(analysis.trials_frame(records, study), study)
+    verdict = analysis.judge_claim(claim, trials, analysis.epochs_frame(records, study), study)
+    assert verdict.verdict == analysis.SUPPORTED and math.isclose(verdict.worse_mean, 0.5)
+
+
+def test_epochs_to_target_counts_not_reached_as_budget_plus_one():
+    study = _study(tuned=False)
+    curve = lambda values: [{"epoch": e, "val_accuracy": v} for e, v in enumerate(values, start=1)]
+    records = [_record("a", 0.1, 0, 0.9, history=curve([0.5, 0.85, 0.9])),
+               _record("b", 0.1, 0, 0.4, history=curve([0.2, 0.3, 0.4]))]
+    epochs = analysis.epochs_frame(records, study)
+    reached = analysis.epochs_to_target(epochs, {"metric": "val_accuracy", "value": 0.8})
+    assert reached.to_dict() == {"a-0.1-0": 2.0, "b-0.1-0": 4.0}
+    losses = analysis.epochs_to_target(epochs.assign(val_loss=[1.0, 0.5, 0.4, 2, 2, 2]), {"metric": "val_loss", "value": 0.5})
+    assert losses["a-0.1-0"] == 2.0  # a loss target is reached from above
+
+
+def test_diverged_is_a_metric():
+    study = _study(tuned=False)
+    records = [_record("a", 0.1, 0, float("nan"), status="diverged"), _record("b", 0.1, 0, 0.5)]
+    assert analysis.trials_frame(records, study)["diverged"].tolist() == [1.0, 0.0]

@@ -101,3 +101,35 @@ def test_arms_and_selectors(tiny_study_dict, studies_dir):
     assert spec.matches(arms[0], {"kernel_initializer": ["he_normal", "zeros"]})
     assert not spec.matches(arms[1], {"kernel_initializer": "he_normal"})
     assert study.tuned == {"learning_rate": [0.1, 0.05]}
+
+
+def test_profile_may_change_dataset_and_factor_levels(studies_dir, tiny_study_dict, tmp_path):
+    tiny_study_dict["profiles"]["full"].update(dataset="fashion_mnist",
+                                               factors={"kernel_initializer": ["he_normal", "normal_0.01", "zeros"]})
+    directory = tmp_path / "s2"
+    directory.mkdir()
+    study = spec.load_study(write_study(directory, tiny_study_dict))
+    assert study.dataset_for(study.profiles["full"]) == "fashion_mnist"
+    assert study.dataset_for(study.profiles["quick"]) == "synthetic"
+    assert len(study.list_arms(study.profiles["full"])) == 3 and len(study.list_arms()) == 2
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda s: s["profiles"]["full"].update(factors={"kernel_initializer": ["zeros"]}),
+     "claims[0].better: selects no arm of profile 'full'"),
+    (lambda s: s["profiles"]["full"].update(factors={"depth": [2]}), "profiles.full.factors.depth: a profile may only"),
+    (lambda s: s["profiles"]["full"].update(dataset="imagenet"), "profiles.full.dataset: unknown dataset"),
+    (lambda s: s["claims"][0].update(than=0.5), "needs exactly one of `worse`"),
+    (lambda s: s["claims"][0].update(metric="epochs_to_target"), "claims[0].target: must be a mapping"),
+    (lambda s: s["claims"][0].update(metric="epochs_to_target", target={"metric": "test_accuracy", "value": 0.5}),
+     "claims[0].target.metric: must be one of"),
+    (lambda s: s.update(not_judged=[{"id": "T1", "text": "x", "reason": "y"}]), "also judged under `claims`"),
+    (lambda s: s.update(not_judged=[{"id": "X1", "text": "x"}]), "not_judged[0].reason: must be a non-empty string"),
+])
+def test_more_bad_studies(tmp_path, tiny_study_dict, change, expected):
+    change(tiny_study_dict)
+    directory = tmp_path / "bad"
+    directory.mkdir()
+    with pytest.raises(spec.SpecError) as err:
+        spec.load_study(write_study(directory, tiny_study_dict))
+    assert expected in str(err.value)

@@ -18,7 +18,7 @@ from markupsafe import Markup
 
 from suite import analysis
 from suite.report import figures
-from suite.spec import Profile, Study, arm_label
+from suite.spec import Profile, Study
 
 _ENV = Environment(loader=PackageLoader("suite.report", "templates"), autoescape=select_autoescape(["html"]))
 
@@ -56,11 +56,12 @@ def _histogram_figures(study: Study, layers: pd.DataFrame, trials: pd.DataFrame)
     data = layers[layers["key"].isin(first_seed["key"])]
     factors = list(study.factors)
     group_by = factors[-1] if len(factors) >= 2 else None
-    groups = study.factors[group_by] if group_by else [None]
+    groups = list(dict.fromkeys(chosen[group_by])) if group_by else [None]
     last_epoch = int(data["epoch"].max()) if not data.empty else 0
     result = []
     for level in groups:
-        arms = [arm_label(a) for a in study.list_arms() if group_by is None or a[group_by] == level]
+        in_group = chosen if group_by is None else chosen[chosen[group_by] == level]
+        arms = list(dict.fromkeys(in_group["arm"]))
         for epoch, when in ((0, "at initialisation"), (last_epoch, f"after epoch {last_epoch}")):
             subset = data[data["epoch"] == epoch]
             title = f"{group_by}={level}, {when}" if group_by else when
@@ -109,11 +110,11 @@ def build_study_report(study: Study, profile: Profile, records: list[dict], out_
 
     claims_view = []
     for verdict in verdicts:
-        better = " + ".join(a for a in map(arm_label, study.list_arms()) if a in _matching(study, verdict.claim.better))
+        better = _arms_named(trials, verdict.claim.better)
         if verdict.claim.worse is None:
             worse = f"the fixed value {verdict.claim.than:g}"
         else:
-            worse = " + ".join(a for a in map(arm_label, study.list_arms()) if a in _matching(study, verdict.claim.worse))
+            worse = _arms_named(trials, verdict.claim.worse)
         claims_view.append({"v": verdict, "better": better, "worse": worse,
                             "figure": figures.claim_pairs(verdict.pairs, verdict.claim.metric)})
     summary_cols = ["arm", "trials", "ok", "test_accuracy", "test_accuracy_low", "test_accuracy_high",
@@ -156,10 +157,8 @@ def _targets_table(study: Study, trials: pd.DataFrame, epochs: pd.DataFrame) -> 
     return pd.DataFrame(rows)
 
 
-def _matching(study: Study, selector: dict) -> set[str]:
-    from suite.spec import matches
-
-    return {arm_label(a) for a in study.list_arms() if matches(a, selector)}
+def _arms_named(trials: pd.DataFrame, selector: dict) -> str:
+    return " + ".join(dict.fromkeys(trials.loc[analysis.select_arms(trials, selector), "arm"]))
 
 
 def _chosen_values(tuning: pd.DataFrame, study: Study) -> dict:

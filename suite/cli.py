@@ -7,6 +7,7 @@ file, an unknown name, a missing dataset, a locked results directory), 130 on Ct
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -33,6 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="how trials run: inline (this process), processes (--workers of them), "
                              "auto (default: processes, one per core, on a CPU with several cores)")
     parser.add_argument("--workers", type=int, default=None, metavar="N", help="worker processes (default: cores, at most 4)")
+    parser.add_argument("--backend", choices=["tensorflow", "jax", "torch"], default=None,
+                        help="Keras backend (default: $KERAS_BACKEND or tensorflow); part of every trial key")
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 when a decided verdict differs from the claim's `expect` for this profile")
+    parser.add_argument("--strict", action="store_true", help="with --check, an inconclusive verdict fails too")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -73,6 +79,11 @@ def main(argv: list[str] | None = None) -> int:
         if value is not None and value < 1:
             print(f"error: --{flag} must be a positive integer, got {value}", file=sys.stderr)
             return EXIT_BAD_INPUT
+    if args.backend:
+        if "keras" in sys.modules and os.environ.get("KERAS_BACKEND") != args.backend:
+            print("error: --backend must be chosen before Keras is imported (run it as a fresh process)", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        os.environ["KERAS_BACKEND"] = args.backend
     backend.import_keras()
     try:
         studies = load_requested(args.study, directory, args.profile)
@@ -91,10 +102,10 @@ def run_studies(studies: list, args, directory: Path) -> int:
     from suite import report
     from suite.data import DataError, load_dataset
     from suite.plan import plan_trials
-    from suite.runner import run_study
+    from suite.runner import current_backend, run_study
     from suite.store import StoreLockedError, TrialStore
 
-    errors = 0
+    errors, mismatches = 0, []
     for study in studies:
         profile = study.profiles[args.profile]
         try:
@@ -107,7 +118,7 @@ def run_studies(studies: list, args, directory: Path) -> int:
         try:
             with store.lock():
                 if args.report_only:
-                    trials = plan_trials(study, profile, data.fingerprint, args.seeds)
+                    trials = plan_trials(study, profile, data.fingerprint, args.seeds, backend=current_backend())
                     stored = store.load_records().records
                     records = [stored[t.key] for t in trials if t.key in stored]
                     print(f"{study.name}: {len(records)} of {len(trials)} trials stored", file=sys.stderr)
@@ -128,13 +139,30 @@ def run_studies(studies: list, args, directory: Path) -> int:
         summary = report.build_study_report(study, profile, records, args.out, time.perf_counter() - started, dataset_info)
         errors += summary["trials"].get("error", 0)
         print_verdicts(summary, Path(args.out) / study.name / "index.html")
+        mismatches += check_expectations(study, args.profile, summary, args.strict)
     known = [(s.stem, spec.read_yaml(s).get("title", s.stem)) for s in spec.list_study_paths(directory)]
     index = report.write_index(args.out, known)
     print(f"overview: {index}")
+    if args.check and mismatches:
+        print("check failed:\n  " + "\n  ".join(mismatches), file=sys.stderr)
     if errors:
         print(f"{errors} trial(s) ended in error; see the reports' 'Failed and diverged trials'", file=sys.stderr)
-        return EXIT_TRIAL_ERRORS
-    return EXIT_OK
+    return EXIT_TRIAL_ERRORS if errors or (args.check and mismatches) else EXIT_OK
+
+
+def check_expectations(study, profile: str, summary: dict, strict: bool) -> list[str]:
+    """Claims whose verdict at this profile differs from their `expect` (CI guards findings)."""
+    verdicts = {claim["id"]: claim["verdict"] for claim in summary["claims"]}
+    problems = []
+    for claim in study.claims:
+        expected, got = claim.expect.get(profile), verdicts.get(claim.id)
+        if expected is None or got == expected:
+            continue
+        if got == "inconclusive" and not strict:
+            print(f"note: {study.name} {claim.id} expected {expected}, got inconclusive", file=sys.stderr)
+            continue
+        problems.append(f"{study.name} {claim.id}: expected {expected} at {profile}, got {got}")
+    return problems
 
 
 def print_verdicts(summary: dict, page: Path) -> None:

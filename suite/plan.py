@@ -36,8 +36,10 @@ def trial_key(identity: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:20]
 
 
-def plan_trials(study: Study, profile: Profile, dataset_fingerprint: str, seeds: int | None = None) -> list[Trial]:
-    """Every trial of `study` under `profile`; `seeds` overrides the profile's count."""
+def plan_trials(study: Study, profile: Profile, dataset_fingerprint: str, seeds: int | None = None,
+                backend: str = "tensorflow") -> list[Trial]:
+    """Every trial of `study` under `profile`; `seeds` overrides the profile's count.
+    The Keras backend is part of the key: numbers from another backend are other trials."""
     fixed = {key: value for key, value in study.training.items() if not isinstance(value, list)}
     tuned = study.tuned
     budget = {"train_examples": profile.train_examples, "epochs": profile.epochs}
@@ -50,6 +52,7 @@ def plan_trials(study: Study, profile: Profile, dataset_fingerprint: str, seeds:
                 identity = {
                     "schema": RECORD_SCHEMA, "study": study.name, "study_version": study.version,
                     "data": dataset_fingerprint, "config": config, "seed": seed, "probes": list(study.probes),
+                    "backend": backend,
                 }
                 trials.append(Trial(key=trial_key(identity), study=study.name, arm=arm, tuning=tuning,
                                     seed=seed, config=config, probes=study.probes))

@@ -35,6 +35,7 @@ PROBE_METRICS = {
     ),
     "gradient_stats": (
         "grad_norm_first",  # gradient norm of the first hidden layer's weights (R3)
+        "log10_grad_norm_first",  # the same on a log scale: seeds differ by orders of magnitude
         "grad_norm_last",  # ... and of the last hidden layer's
         "log10_grad_ratio",  # log10(first / last): far below 0 = vanishing gradients (A1, R3)
     ),
@@ -208,6 +209,7 @@ class GradientStats(keras.callbacks.Callback):
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = float(np.log10(first / last)) if first > 0 and last > 0 else float("nan")
         self.epoch_columns[epoch] = {"grad_norm_first": first, "grad_norm_last": last,
+                                     "log10_grad_norm_first": float(np.log10(first)) if first > 0 else float("nan"),
                                      "log10_grad_ratio": ratio if np.isfinite(ratio) else float("nan")}
 
 

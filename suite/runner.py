@@ -62,7 +62,7 @@ def run_study(study: Study, profile: Profile, data: Dataset, store: TrialStore, 
               seeds: int | None = None, force: bool = False, show_progress: bool = True,
               executor: str = "inline", workers: int | None = 1, data_dir: str | None = None) -> RunReport:
     started = time.perf_counter()
-    trials = plan_trials(study, profile, data.fingerprint, seeds)
+    trials = plan_trials(study, profile, data.fingerprint, seeds, backend=current_backend())
     loaded = store.load_records()
     for path, reason in loaded.unreadable:
         print(f"warning: {path}: {reason}; its trial will run again if this study needs it", file=sys.stderr)
@@ -90,6 +90,10 @@ def run_study(study: Study, profile: Profile, data: Dataset, store: TrialStore, 
                                                workers=workers, data_dir=data_dir)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def current_backend() -> str:
+    return os.environ.get("KERAS_BACKEND", "tensorflow")
 
 
 def _tuning_label(trial: Trial) -> str:

@@ -24,7 +24,8 @@ OPTIONAL_PROFILE_KEYS = ("dataset", "factors")  # e.g. `full` on CIFAR-10 and de
 TOP_KEYS = {"name", "title", "question", "dataset", "model", "factors", "training", "probes",
             "profiles", "claims", "not_judged", "version", "notes"}
 REQUIRED_TOP = ("name", "title", "question", "dataset", "model", "training", "profiles")
-CLAIM_KEYS = {"id", "text", "metric", "better", "worse", "than", "direction", "epoch", "target", "notes"}
+CLAIM_KEYS = {"id", "text", "metric", "better", "worse", "than", "direction", "epoch", "target", "expect", "notes"}
+EXPECTABLE = ("supported", "contradicted")  # what `--check` can hold a decided verdict to
 NOT_JUDGED_KEYS = {"id", "text", "reason"}
 DIRECTIONS = ("higher", "lower")
 # Metrics every trial records; probes add their own (suite.probes.PROBE_METRICS).
@@ -63,6 +64,7 @@ class Claim:
     epoch: int | None = None  # None: the final epoch
     than: float | None = None  # a fixed value to beat instead of `worse` arms
     target: dict | None = None  # for epochs_to_target: {metric: history metric, value: number}
+    expect: dict = field(default_factory=dict)  # profile -> verdict that `--check` requires
     notes: str = ""
 
 
@@ -414,8 +416,18 @@ class _Validator:
             result.append(Claim(id=claim_id, text=self.text(raw["text"], f"{where}.text"), metric=metric,
                                 better=raw["better"], worse=raw.get("worse"), direction=direction, epoch=epoch,
                                 than=None if than is None else float(than), target=target,
+                                expect=self.expect_verdicts(raw.get("expect", {}), study, f"{where}.expect"),
                                 notes=str(raw.get("notes", ""))))
         return tuple(result)
+
+    def expect_verdicts(self, expect, study: Study, where: str) -> dict:
+        self.expect(expect, dict, where, "a mapping of profile -> supported|contradicted")
+        for profile, verdict in expect.items():
+            if profile not in study.profiles:
+                self.fail(f"{where}.{profile}", f"no such profile; profiles: {', '.join(study.profiles)}")
+            if verdict not in EXPECTABLE:
+                self.fail(f"{where}.{profile}", f"must be one of {', '.join(EXPECTABLE)}, got {verdict!r}")
+        return expect
 
     def target(self, target, metric: str, where: str) -> dict | None:
         """`epochs_to_target` needs {metric: a per-epoch metric, value: the level to reach}."""

@@ -53,7 +53,7 @@ class TrialStore:
         record as stored, so callers hold exactly what a later load would give."""
         self.dir.mkdir(parents=True, exist_ok=True)
         record = _clean({**record, "schema": RECORD_SCHEMA})
-        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".tmp-", suffix=".json")
+        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".tmp-", suffix=".part")  # never matches *.json
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 json.dump(record, handle, sort_keys=True)
@@ -99,6 +99,8 @@ class TrialStore:
         try:
             handle.write(str(os.getpid()))
             handle.flush()
+            for stale in self.dir.glob(".tmp-*.part"):  # left by a killed run; no writer is active now
+                stale.unlink(missing_ok=True)
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)

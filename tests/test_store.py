@@ -21,6 +21,15 @@ def test_save_and_load_round_trip(tmp_path):
     assert not list(store.dir.glob(".tmp-*"))  # the temp file was renamed
 
 
+def test_a_killed_write_leaves_a_temp_file_that_is_ignored_and_cleaned(tmp_path):
+    store = TrialStore(tmp_path, "s")
+    store.save_record(_record("good"))
+    (store.dir / ".tmp-abc.part").write_text('{"key": "half')
+    assert list(store.load_records().records) == ["good"] and not store.load_records().unreadable
+    with store.lock():
+        assert not list(store.dir.glob(".tmp-*"))
+
+
 @pytest.mark.parametrize("content, reason", [
     ('{"key": "bad", "status": "o', "corrupt or truncated"),
     ("", "corrupt or truncated"),

@@ -52,6 +52,13 @@ def facet_roles(factors: list[str]) -> tuple[str, str | None]:
     return "arm", None
 
 
+def _panels(measure: str, col: str | None, count: int) -> dict:
+    """One row per measure and a column per level of `col`; with no `col`, wrap the measures in rows of three."""
+    if col is None:
+        return {"col": measure, "col_wrap": min(3, count), "facet_kws": {"sharey": False}}
+    return {"col": col, "row": measure, "facet_kws": {"sharey": "row", "margin_titles": True}}
+
+
 def learning_curves(epochs: pd.DataFrame, factors: list[str], metrics=("train_loss", "val_accuracy")) -> str | None:
     """Training loss and validation accuracy per epoch, one line per arm, 95% CI bands."""
     data = epochs[(epochs["epoch"] >= 1)]
@@ -60,9 +67,8 @@ def learning_curves(epochs: pd.DataFrame, factors: list[str], metrics=("train_lo
         return None
     hue, col = facet_roles(factors)
     long = data.melt(id_vars=["epoch", "seed", "arm", *factors], value_vars=metrics, var_name="metric")
-    grid = sns.relplot(data=long, x="epoch", y="value", hue=hue, col=col, row="metric", kind="line",
-                       errorbar=t_interval, marker="o", height=2.8, aspect=1.3,
-                       facet_kws={"sharey": "row", "margin_titles": True})
+    grid = sns.relplot(data=long, x="epoch", y="value", hue=hue, kind="line", errorbar=t_interval, marker="o",
+                       height=2.8, aspect=1.3, **_panels("metric", col, len(metrics)))
     grid.set_axis_labels("epoch", "")
     return to_data_uri(grid.figure)
 
@@ -74,13 +80,12 @@ def probe_curves(epochs: pd.DataFrame, factors: list[str]) -> str | None:
         return None
     hue, col = facet_roles(factors)
     long = epochs.melt(id_vars=["epoch", "seed", "arm", *factors], value_vars=columns, var_name="probe").dropna(subset=["value"])
-    grid = sns.relplot(data=long, x="epoch", y="value", hue=hue, col=col, row="probe", kind="line",
-                       errorbar=t_interval, marker="o", height=2.4, aspect=1.4,
-                       facet_kws={"sharey": "row", "margin_titles": True})
+    grid = sns.relplot(data=long, x="epoch", y="value", hue=hue, kind="line", errorbar=t_interval, marker="o",
+                       height=2.4, aspect=1.4, **_panels("probe", col, len(columns)))
     grid.set_axis_labels("epoch", "")
-    if "depth_std_ratio" in grid.row_names:  # a ratio spans orders of magnitude (I4, I5)
-        for ax in grid.axes[grid.row_names.index("depth_std_ratio")]:
-            ax.set_yscale("log")
+    for name, ax in grid.axes_dict.items():  # keys: a probe, or (probe, column level)
+        if "depth_std_ratio" in (name if isinstance(name, tuple) else (name,)):
+            ax.set_yscale("log")  # a ratio spans orders of magnitude (I4, I5)
     return to_data_uri(grid.figure)
 
 

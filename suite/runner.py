@@ -9,6 +9,7 @@ written atomically as soon as its trial ends.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
@@ -46,11 +47,11 @@ def build_record(trial: Trial, outcome: dict, provenance: dict) -> dict:
     }
 
 
-def run_one(trial: Trial, data: Dataset) -> dict:
+def run_one(trial: Trial, data: Dataset, artifacts_dir: str | None = None) -> dict:
     """The trial's outcome; an exception becomes status `error` with its message."""
     started = time.perf_counter()
     try:
-        return run_trial(trial.config, trial.seed, trial.probes, data)
+        return run_trial(trial.config, trial.seed, trial.probes, data, artifacts_dir)
     except Exception as err:  # noqa: BLE001 - any failure is recorded, the study goes on
         last = traceback.format_exception_only(type(err), err)[-1].strip()
         return {"status": ERROR, "message": last, "history": [], "final": {}, "layers": [],
@@ -86,7 +87,8 @@ def run_study(study: Study, profile: Profile, data: Dataset, store: TrialStore, 
             bar.update(1)
 
         with bar:
-            registry.get("executor", executor)(pending, data, run_one, on_start, on_done,
+            run = functools.partial(run_one, artifacts_dir=str(store.dir / "artifacts"))
+            registry.get("executor", executor)(pending, data, run, on_start, on_done,
                                                workers=workers, data_dir=data_dir)
     report.seconds = time.perf_counter() - started
     return report

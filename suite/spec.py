@@ -155,7 +155,7 @@ def _name_in(kind: str, is_known: Callable[[str], bool], list_known: Callable[[]
 
 def _value_checks() -> dict[str, tuple[str, Callable]]:
     # Imported here: name checks need Keras, and `--list` should not.
-    from suite import activations, initializers, models, probes  # noqa: F401 (registers)
+    from suite import activations, initializers, models, probes, transfer  # noqa: F401 (registers)
     from suite.train import is_known_optimizer, list_known_optimizers
 
     return {
@@ -171,6 +171,20 @@ def _value_checks() -> dict[str, tuple[str, Callable]]:
         "bias_initializer": ("model", _name_in("initializer", initializers.is_known, initializers.list_known)),
         "stem_stride": ("model", _positive_int),
         "batch_size": ("training", _positive_int),
+        # transfer procedures (suite.transfer)
+        "procedure": ("training", _name_in("procedure", lambda n: registry.lookup("procedure", n) is not None,
+                                           lambda: registry.list_names("procedure"))),
+        "labels_per_class": ("training", _positive_int),
+        "source_epochs": ("training", _positive_int),
+        "head_epochs": ("training", _positive_int),
+        "iterations": ("training", _positive_int),
+        "lr_ratio": ("training", _fraction),
+        "teacher_arch": ("model", _name_in("architecture", lambda n: n in transfer.ARCHITECTURES,
+                                           lambda: list(transfer.ARCHITECTURES))),
+        "student_arch": ("model", _name_in("architecture", lambda n: n in transfer.ARCHITECTURES,
+                                           lambda: list(transfer.ARCHITECTURES))),
+        "source_weights": ("model", _name_in("source", lambda n: n in ("pretrain", "imagenet"),
+                                             lambda: ["pretrain", "imagenet"])),
         "momentum": ("training", _fraction),
     }
 

@@ -146,8 +146,17 @@ def _finite_or_nan(value) -> float:
     return value if math.isfinite(value) else float("nan")
 
 
-def run_trial(config: dict, seed: int, probe_names: tuple, data: Dataset) -> dict:
-    """Train one configuration; returns {status, message, history, final, layers, timing}."""
+def run_trial(config: dict, seed: int, probe_names: tuple, data: Dataset, artifacts_dir: str | None = None) -> dict:
+    """Train one configuration; returns {status, message, history, final, layers, timing}.
+
+    A config with a `procedure` (freeze, finetune, distill, ...) is run by that registered
+    procedure, which may share trained models through an artifact store."""
+    if "procedure" in config:
+        from suite import transfer  # noqa: F401 (registers the procedures)
+        from suite.artifacts import ArtifactStore
+
+        store = ArtifactStore(artifacts_dir or "results/artifacts")
+        return registry.get("procedure", config["procedure"])(config, seed, data, store)
     started = time.perf_counter()
     keras.utils.set_random_seed(seed)
     n = config["train_examples"]

@@ -128,6 +128,14 @@ def build_study_report(study: Study, profile: Profile, records: list[dict], out_
         gradients=figures.gradient_by_layer(layers[layers["key"].isin(selected_keys)] if not layers.empty else layers,
                                             factors),
         targets=table_html(_targets_table(study, trials, epochs)),
+        extras=[fig for fig in (
+            {"title": "Self-training iterations", "uri": figures.iteration_curves(trials),
+             "caption": "Test accuracy of the fine-tuned teacher (iteration 0) and of each student generation; "
+                        "each student becomes the next teacher."},
+            {"title": "Distillation temperature sweep", "uri": figures.temperature_sweep(trials),
+             "caption": "Test accuracy of the small student against the distillation temperature T (log scale), "
+                        "per labels-per-class level."},
+        ) if fig["uri"]],
         histograms=_histogram_figures(study, layers, trials),
         arm_table=table_html(summary_table[[c for c in summary_cols if c in summary_table]]),
         arm_csv=csv_link(summary_table, f"{study.name}-arms.csv"),

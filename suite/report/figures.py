@@ -106,6 +106,36 @@ def gradient_by_layer(layers: pd.DataFrame, factors: list[str]) -> str | None:
     return to_data_uri(grid.figure)
 
 
+def iteration_curves(trials: pd.DataFrame) -> str | None:
+    """Self-training: test accuracy of the teacher (iteration 0) and of each student generation."""
+    columns = sorted(c for c in trials if c.startswith("test_accuracy_iteration_"))
+    data = trials[trials["selected"]].dropna(subset=columns[:1]) if columns else pd.DataFrame()
+    if data.empty or "teacher_test_accuracy" not in data:
+        return None
+    renamed = {"teacher_test_accuracy": 0, **{c: int(c.rsplit("_", 1)[1]) for c in columns}}
+    long = data.melt(id_vars=["arm", "seed"], value_vars=list(renamed), var_name="iteration", value_name="test accuracy")
+    long["iteration"] = long["iteration"].map(renamed)
+    grid = sns.relplot(data=long.dropna(), x="iteration", y="test accuracy", hue="arm", kind="line",
+                       errorbar=t_interval, marker="o", height=3.2, aspect=1.6)
+    grid.set(xticks=sorted(set(renamed.values())))
+    return to_data_uri(grid.figure)
+
+
+def temperature_sweep(trials: pd.DataFrame, procedure: str = "procedure") -> str | None:
+    """Distillation: student test accuracy against the temperature T (arms named distill_t<T>)."""
+    if procedure not in trials:
+        return None
+    data = trials[trials["selected"] & trials[procedure].astype(str).str.fullmatch(r"distill_t\d+")]
+    if data.empty:
+        return None
+    data = data.assign(temperature=data[procedure].str.removeprefix("distill_t").astype(int))
+    hue = "labels_per_class" if "labels_per_class" in data else None
+    grid = sns.relplot(data=data, x="temperature", y="test_accuracy", hue=hue, kind="line", errorbar=t_interval,
+                       marker="o", height=3.2, aspect=1.6, palette="viridis" if hue else None)
+    grid.set(xscale="log", xticks=sorted(data["temperature"].unique()), xticklabels=sorted(data["temperature"].unique()))
+    return to_data_uri(grid.figure)
+
+
 def final_comparison(trials: pd.DataFrame, factors: list[str], metric: str = "test_accuracy") -> str | None:
     """Final test accuracy per arm (selected tuned values), mean and 95% CI over seeds."""
     data = trials[trials["selected"]].dropna(subset=[metric]) if metric in trials else pd.DataFrame()

@@ -1,0 +1,359 @@
+"""transfer: reusing a trained network (claims T1-T5), as registered procedures (kind "procedure").
+
+Protocol (offline): the source task is Fashion-MNIST classes 0-4 with all their training
+images; the target task is classes 5-9 with `labels_per_class` labelled images each. The
+other target training images form the unlabelled pool: `TransferData` holds them without
+labels, so no procedure can read them. The source model is pre-trained once per
+(architecture, seed) and kept as an artifact (suite.artifacts) for every arm and rerun.
+Online runners can start from a `keras.applications` backbone with ImageNet weights.
+
+Each procedure reads top to bottom: data, model, the one custom piece, train, test.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from suite import registry
+from suite.artifacts import ArtifactStore
+from suite.backend import import_keras
+from suite.data import Dataset
+
+keras = import_keras()
+
+SOURCE_CLASSES = (0, 1, 2, 3, 4)
+TARGET_CLASSES = (5, 6, 7, 8, 9)
+CONFIDENCE = 0.7  # self-training keeps pseudo-labels the teacher is at least this sure of
+# A few-shot set is repeated to at least this many images per epoch: with 10 labels per
+# class an epoch would otherwise be a single SGD step, and every arm would stay untrained.
+MIN_EXAMPLES_PER_EPOCH = 1024
+
+
+@dataclass(frozen=True)
+class TransferData:
+    source_x: np.ndarray
+    source_y: np.ndarray
+    labelled_x: np.ndarray
+    labelled_y: np.ndarray
+    pool_x: np.ndarray  # unlabelled: the labels of these images are never handed out
+    val_x: np.ndarray
+    val_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
+
+    @property
+    def classes(self) -> int:
+        return len(TARGET_CLASSES)
+
+
+def split_transfer(data: Dataset, labels_per_class: int, pool_size: int, seed: int) -> TransferData:
+    """Source = classes 0-4; target = classes 5-9 relabelled 0-4; the labelled subset is drawn per seed."""
+    rng = np.random.default_rng(1000 + seed)
+    source = np.isin(data.y_train, SOURCE_CLASSES)
+    labelled, pool = [], []
+    for cls in TARGET_CLASSES:
+        index = rng.permutation(np.flatnonzero(data.y_train == cls))
+        labelled.append(index[:labels_per_class])
+        pool.append(index[labels_per_class:])
+    labelled = np.concatenate(labelled)
+    pool = rng.permutation(np.concatenate(pool))[:pool_size]
+    val, test = data.y_val >= TARGET_CLASSES[0], data.y_test >= TARGET_CLASSES[0]
+    shift = TARGET_CLASSES[0]
+    return TransferData(
+        source_x=data.x_train[source], source_y=data.y_train[source],
+        labelled_x=data.x_train[labelled], labelled_y=data.y_train[labelled] - shift,
+        pool_x=data.x_train[pool],
+        val_x=data.x_val[val], val_y=data.y_val[val] - shift,
+        test_x=data.x_test[test], test_y=data.y_test[test] - shift,
+    )
+
+
+# ---- architectures: a backbone (image -> features) is the reusable part -----------------
+
+def _cnn_backbone(input_shape, depth: int, width: int, name: str) -> keras.Model:
+    inputs = keras.Input(input_shape)
+    x = inputs
+    for i in range(1, depth + 1):
+        # the first conv has stride 2: 4x fewer multiply-adds, which a 2-core CPU budget needs
+        x = keras.layers.Conv2D(width * (1 + (i - 1) // 2), 3, strides=2 if i == 1 else 1, padding="same",
+                                use_bias=False, name=f"conv_{i}")(x)
+        # momentum 0.9, not 0.99: a few-shot run has ~100 steps, too few for slow moving
+        # statistics, and a fresh net then looks broken at test time (measured: 0.9 train, 0.3 val)
+        x = keras.layers.BatchNormalization(momentum=0.9, name=f"bn_{i}")(x)
+        x = keras.layers.Activation("relu", name=f"act_{i}")(x)
+        if i % 2 == 0:
+            x = keras.layers.MaxPooling2D(name=f"pool_{i}")(x)
+    return keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x), name=name)
+
+
+def _application_backbone(input_shape, application: str, weights: str | None, name: str) -> keras.Model:
+    """A keras.applications network without its top; grey 28x28 images become 32x32 RGB."""
+    inputs = keras.Input(input_shape)
+    x = inputs
+    if input_shape[-1] == 1:
+        x = keras.layers.Concatenate()([x, x, x])
+    if input_shape[0] < 32:
+        x = keras.layers.Resizing(32, 32)(x)
+    x = keras.layers.Rescaling(255.0)(x)  # applications expect 0-255 inputs
+    net = getattr(keras.applications, application)(include_top=False, weights=weights, input_shape=(*x.shape[1:],),
+                                                   pooling="avg")
+    return keras.Model(inputs, net(x), name=name)
+
+
+ARCHITECTURES = {
+    "cnn_large": lambda shape, weights: _cnn_backbone(shape, 4, 16, "cnn_large"),
+    "cnn_small": lambda shape, weights: _cnn_backbone(shape, 2, 8, "cnn_small"),
+    "mobilenet_v3_small": lambda shape, weights: _application_backbone(shape, "MobileNetV3Small", weights, "mobilenet"),
+    "efficientnet_b0": lambda shape, weights: _application_backbone(shape, "EfficientNetB0", weights, "efficientnet"),
+}
+
+
+def build_backbone(arch: str, input_shape, weights: str | None = None) -> keras.Model:
+    if arch not in ARCHITECTURES:
+        raise registry.UnknownNameError("architecture", arch, list(ARCHITECTURES))
+    return ARCHITECTURES[arch](tuple(input_shape), weights)
+
+
+class GradientScale(keras.layers.Layer):
+    """Identity forward; backward multiplies the gradient by `scale`. Placed after a
+    backbone, it gives every backbone weight `scale` x the head's SGD learning rate (T3)."""
+
+    def __init__(self, scale: float, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = scale
+
+    def call(self, x):
+        return x * self.scale + keras.ops.stop_gradient(x * (1.0 - self.scale))
+
+
+def build_classifier(backbone: keras.Model, classes: int, *, pretrained: bool = False, backbone_lr_scale: float = 1.0,
+                     dropout: float = 0.0, augment: bool = False) -> keras.Model:
+    """image -> [augmentation] -> backbone -> [scale] -> [dropout] -> logits.
+
+    A `pretrained` backbone runs its BN layers in inference mode, frozen or not (the Keras
+    transfer-learning guide's advice for small target sets); a fresh one trains them."""
+    inputs = keras.Input(backbone.input_shape[1:])
+    x = inputs
+    if augment:  # noisy student: RandAugment, active in training only
+        x = keras.layers.RandAugment(value_range=(0, 1), num_ops=2, factor=0.5, name="randaugment")(x)
+    x = backbone(x, training=False) if pretrained else backbone(x)
+    if backbone_lr_scale != 1.0:
+        x = GradientScale(backbone_lr_scale, name="backbone_lr_scale")(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="dropout")(x)
+    return keras.Model(inputs, keras.layers.Dense(classes, name="head")(x))
+
+
+# ---- training and testing ------------------------------------------------------------
+
+def compile_model(model: keras.Model, config: dict, learning_rate: float | None = None) -> None:
+    lr = learning_rate if learning_rate is not None else config["learning_rate"]
+    optimizer = keras.optimizers.SGD(lr, momentum=0.9) if config["optimizer"] == "sgd" else \
+        keras.optimizers.get({"class_name": config["optimizer"], "config": {"learning_rate": lr}})
+    model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"], steps_per_execution=16)
+
+
+def fit(model: keras.Model, x, y, tdata: TransferData, config: dict, epochs: int) -> list[dict]:
+    """Train; returns one history row per epoch (validation on the target's validation images)."""
+    if len(x) < MIN_EXAMPLES_PER_EPOCH:
+        repeat = np.resize(np.arange(len(x)), MIN_EXAMPLES_PER_EPOCH)
+        x, y = x[repeat], y[repeat]
+    fit_history = model.fit(x, y, batch_size=config["batch_size"], epochs=epochs, verbose=0,
+                            validation_data=(tdata.val_x, tdata.val_y), validation_batch_size=1024)
+    names = {"loss": "train_loss", "accuracy": "train_accuracy", "val_loss": "val_loss", "val_accuracy": "val_accuracy"}
+    return [{"epoch": e + 1, **{names[k]: float(v[e]) for k, v in fit_history.history.items() if k in names}}
+            for e in range(len(fit_history.history.get("loss", [])))]
+
+
+def predict_logits(model: keras.Model, x: np.ndarray, batch: int = 1000) -> np.ndarray:
+    """Inference in eager batches: for a model used once, tracing `predict` cost more than it saved."""
+    return np.concatenate([keras.ops.convert_to_numpy(model(x[i:i + batch], training=False))
+                           for i in range(0, len(x), batch)])
+
+
+def test_accuracy(model: keras.Model, tdata: TransferData) -> float:
+    return float(np.mean(np.argmax(predict_logits(model, tdata.test_x), axis=1) == tdata.test_y))
+
+
+def source_backbone(config: dict, seed: int, data: Dataset, artifacts: ArtifactStore, arch: str) -> keras.Model:
+    """The backbone pre-trained on the source classes: built once per (arch, seed), then loaded."""
+    if config.get("source_weights") == "imagenet":  # online runners: downloaded ImageNet weights
+        return build_backbone(arch, data.input_shape, weights="imagenet")
+    identity = {"what": "source", "arch": arch, "seed": seed, "data": data.fingerprint,
+                "epochs": config["source_epochs"], "optimizer": config["optimizer"],
+                "learning_rate": config["learning_rate"], "batch_size": config["batch_size"]}
+
+    def pretrain() -> keras.Model:
+        keras.utils.set_random_seed(10_000 + seed)
+        tdata = split_transfer(data, 1, 1, seed)
+        backbone = build_backbone(arch, data.input_shape)
+        model = build_classifier(backbone, len(SOURCE_CLASSES))
+        compile_model(model, config)
+        model.fit(tdata.source_x, tdata.source_y, batch_size=config["batch_size"], epochs=config["source_epochs"],
+                  verbose=0)
+        return backbone
+
+    return artifacts.load_or_build(identity, pretrain, lambda: build_backbone(arch, data.input_shape))
+
+
+def finetuned(config: dict, seed: int, data: Dataset, tdata: TransferData, artifacts: ArtifactStore,
+              arch: str) -> tuple[keras.Model, list[dict]]:
+    """(T3) Head first on the frozen backbone, then everything with a smaller backbone learning rate."""
+    backbone = source_backbone(config, seed, data, artifacts, arch)
+    # 1. new head on the frozen backbone
+    backbone.trainable = False
+    model = build_classifier(backbone, tdata.classes, pretrained=True, backbone_lr_scale=config["lr_ratio"])
+    compile_model(model, config)
+    history = fit(model, tdata.labelled_x, tdata.labelled_y, tdata, config, config["head_epochs"])
+    # 2. unfreeze and recompile (trainable changes take effect at compile)
+    backbone.trainable = True
+    compile_model(model, config)
+    history += fit(model, tdata.labelled_x, tdata.labelled_y, tdata, config, config["epochs"])
+    return model, history
+
+
+def cached_teacher(config: dict, seed: int, data: Dataset, tdata: TransferData, artifacts: ArtifactStore) -> keras.Model:
+    """The fine-tuned large teacher for distillation and self-training, trained once per setting."""
+    arch = config["teacher_arch"]
+    identity = {"what": "teacher", "config": {k: v for k, v in config.items() if k != "procedure"}, "seed": seed,
+                "data": data.fingerprint}
+
+    def train_teacher() -> keras.Model:
+        keras.utils.set_random_seed(seed)
+        return finetuned(config, seed, data, tdata, artifacts, arch)[0]
+
+    shape = data.input_shape
+    return artifacts.load_or_build(identity, train_teacher,
+                                   lambda: build_classifier(build_backbone(arch, shape), tdata.classes, pretrained=True,
+                                                            backbone_lr_scale=config["lr_ratio"]))
+
+
+# ---- procedures ----------------------------------------------------------------------
+
+def _outcome(started: float, history: list[dict], final: dict) -> dict:
+    last = history[-1] if history else {}
+    return {"status": "ok", "message": "", "history": history, "layers": [],
+            "final": {**{k: v for k, v in last.items() if k != "epoch"}, **final},
+            "timing": {"wall_seconds": time.perf_counter() - started}}
+
+
+def _setup(config: dict, seed: int, data: Dataset) -> TransferData:
+    keras.utils.set_random_seed(seed)
+    return split_transfer(data, config["labels_per_class"], config["train_examples"], seed)
+
+
+@registry.register("procedure")
+def scratch(config, seed, data, artifacts, arch=None):
+    """The teacher architecture trained on the target labels only (the baseline of T1)."""
+    started, tdata = time.perf_counter(), _setup(config, seed, data)
+    model = build_classifier(build_backbone(arch or config["teacher_arch"], data.input_shape), tdata.classes)
+    compile_model(model, config)
+    history = fit(model, tdata.labelled_x, tdata.labelled_y, tdata, config, config["head_epochs"] + config["epochs"])
+    return _outcome(started, history, {"test_accuracy": test_accuracy(model, tdata)})
+
+
+@registry.register("procedure")
+def student_scratch(config, seed, data, artifacts):
+    """The small student trained on the target labels only (the baseline of T4)."""
+    return scratch(config, seed, data, artifacts, arch=config["student_arch"])
+
+
+@registry.register("procedure")
+def freeze(config, seed, data, artifacts):
+    """(T2) Source backbone frozen, BN in inference mode; only a new head is trained."""
+    started, tdata = time.perf_counter(), _setup(config, seed, data)
+    backbone = source_backbone(config, seed, data, artifacts, config["teacher_arch"])
+    backbone.trainable = False
+    model = build_classifier(backbone, tdata.classes, pretrained=True)
+    compile_model(model, config)
+    history = fit(model, tdata.labelled_x, tdata.labelled_y, tdata, config, config["head_epochs"] + config["epochs"])
+    return _outcome(started, history, {"test_accuracy": test_accuracy(model, tdata)})
+
+
+@registry.register("procedure")
+def finetune(config, seed, data, artifacts):
+    """(T3) Fine-tune the source backbone at `lr_ratio` x the head's learning rate."""
+    started, tdata = time.perf_counter(), _setup(config, seed, data)
+    model, history = finetuned(config, seed, data, tdata, artifacts, config["teacher_arch"])
+    return _outcome(started, history, {"test_accuracy": test_accuracy(model, tdata)})
+
+
+class Distiller(keras.Model):
+    """(T4, Hinton et al. 2015) loss = alpha * CE(labels, student)
+    + (1 - alpha) * T^2 * KL(softmax(teacher / T) || softmax(student / T)); the teacher is frozen."""
+
+    def __init__(self, teacher: keras.Model, student: keras.Model, temperature: float, alpha: float):
+        super().__init__()
+        self.teacher, self.student = teacher, student
+        self.temperature, self.alpha = temperature, alpha
+        self.teacher.trainable = False
+
+    def call(self, x, training=False):
+        return self.student(x, training=training)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        hard = keras.losses.sparse_categorical_crossentropy(y, y_pred, from_logits=True)
+        t = self.temperature
+        teacher_soft = keras.ops.softmax(self.teacher(x, training=False) / t)
+        student_log_soft = keras.ops.log_softmax(y_pred / t)
+        kl = keras.ops.sum(teacher_soft * (keras.ops.log(teacher_soft + 1e-8) - student_log_soft), axis=-1)
+        return keras.ops.mean(self.alpha * hard + (1.0 - self.alpha) * t * t * kl)
+
+
+def distill(config, seed, data, artifacts, temperature: float = 4.0, alpha: float = 0.1):
+    """(T4) The small student learns from the fine-tuned large teacher's soft labels."""
+    started, tdata = time.perf_counter(), _setup(config, seed, data)
+    teacher = cached_teacher(config, seed, data, tdata, artifacts)
+    keras.utils.set_random_seed(seed)
+    student = build_classifier(build_backbone(config["student_arch"], data.input_shape), tdata.classes)
+    distiller = Distiller(teacher, student, temperature, alpha)
+    compile_model(distiller, config)
+    history = fit(distiller, tdata.labelled_x, tdata.labelled_y, tdata, config, config["head_epochs"] + config["epochs"])
+    return _outcome(started, history, {"test_accuracy": test_accuracy(student, tdata),
+                                       "teacher_test_accuracy": test_accuracy(teacher, tdata)})
+
+
+# Variants for the temperature sweep: a variant is its function's keyword defaults.
+for _t in (1, 2, 4, 8):
+    registry.register("procedure", f"distill_t{_t}")(
+        lambda config, seed, data, artifacts, _t=_t: distill(config, seed, data, artifacts, temperature=float(_t)))
+
+
+def pseudo_label(teacher: keras.Model, pool_x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Hard pseudo-labels for the pool images the teacher is confident about (no true label is read)."""
+    probs = keras.ops.convert_to_numpy(keras.ops.softmax(predict_logits(teacher, pool_x)))
+    keep = probs.max(axis=1) >= CONFIDENCE
+    return pool_x[keep], probs.argmax(axis=1)[keep].astype("int32")
+
+
+def self_train(config, seed, data, artifacts, noise: bool = True):
+    """(T5, noisy student, Xie et al. 2020) teacher pseudo-labels the pool; an equal-size student
+    learns labelled + pseudo-labelled images under noise; the student becomes the next teacher."""
+    started, tdata = time.perf_counter(), _setup(config, seed, data)
+    teacher = cached_teacher(config, seed, data, tdata, artifacts)
+    final = {"teacher_test_accuracy": test_accuracy(teacher, tdata)}
+    history: list[dict] = []
+    for iteration in range(1, config["iterations"] + 1):
+        pseudo_x, pseudo_y = pseudo_label(teacher, tdata.pool_x)
+        x = np.concatenate([tdata.labelled_x, pseudo_x])
+        y = np.concatenate([tdata.labelled_y, pseudo_y])
+        keras.utils.set_random_seed(seed * 100 + iteration)
+        student = build_classifier(build_backbone(config["teacher_arch"], data.input_shape), tdata.classes,
+                                   dropout=0.3 if noise else 0.0, augment=noise)
+        compile_model(student, config)
+        rows = fit(student, x, y, tdata, config, config["epochs"])
+        history += [{**row, "epoch": len(history) + i + 1, "iteration": iteration} for i, row in enumerate(rows)]
+        final[f"test_accuracy_iteration_{iteration}"] = test_accuracy(student, tdata)
+        final[f"pseudo_labels_iteration_{iteration}"] = int(len(pseudo_y))
+        teacher = student
+    final["test_accuracy"] = final[f"test_accuracy_iteration_{config['iterations']}"]
+    return _outcome(started, history, final)
+
+
+registry.register("procedure", "self_train")(lambda config, seed, data, artifacts: self_train(config, seed, data, artifacts))
+registry.register("procedure", "self_train_no_noise")(
+    lambda config, seed, data, artifacts: self_train(config, seed, data, artifacts, noise=False))

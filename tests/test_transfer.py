@@ -1,0 +1,113 @@
+"""Guards for the transfer procedures (T1-T5): what is frozen stays frozen, the teacher is
+untouched, the backbone really learns slower, hidden labels stay hidden, artifacts are reused."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from suite import transfer
+from suite.artifacts import ArtifactStore
+from suite.backend import import_keras
+
+keras = import_keras()
+CONFIG = {"optimizer": "sgd", "learning_rate": 0.05, "batch_size": 32, "lr_ratio": 0.1, "source_epochs": 1,
+          "head_epochs": 1, "epochs": 1, "iterations": 1, "labels_per_class": 5, "train_examples": 40,
+          "teacher_arch": "cnn_small", "student_arch": "cnn_small"}
+
+
+def test_split_hides_pool_labels_and_relabels_the_target(synthetic_data):
+    tdata = transfer.split_transfer(synthetic_data, 5, 40, seed=0)
+    assert not any("pool" in f.name and f.name.endswith("_y") for f in dataclasses.fields(tdata))
+    assert set(np.unique(tdata.source_y)) <= set(transfer.SOURCE_CLASSES)
+    assert np.bincount(tdata.labelled_y, minlength=5).tolist() == [5] * 5
+    assert set(np.unique(tdata.test_y)) <= set(range(5)) and len(tdata.pool_x) <= 40
+
+
+def test_frozen_backbone_and_its_bn_statistics_are_bit_identical_after_fit(synthetic_data):
+    tdata = transfer.split_transfer(synthetic_data, 5, 40, seed=0)
+    backbone = transfer.build_backbone("cnn_small", synthetic_data.input_shape)
+    backbone.trainable = False
+    before = [w.copy() for w in backbone.get_weights()]  # includes BN moving mean/variance
+    model = transfer.build_classifier(backbone, 5, pretrained=True)
+    transfer.compile_model(model, CONFIG)
+    head_before = model.get_layer("head").get_weights()[0].copy()
+    model.fit(tdata.labelled_x, tdata.labelled_y, epochs=2, batch_size=8, verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(before, backbone.get_weights()))
+    assert not np.array_equal(head_before, model.get_layer("head").get_weights()[0])  # the head did learn
+
+
+def test_distillation_leaves_the_teacher_unchanged(synthetic_data):
+    tdata = transfer.split_transfer(synthetic_data, 5, 40, seed=0)
+    teacher = transfer.build_classifier(transfer.build_backbone("cnn_small", synthetic_data.input_shape), 5)
+    student = transfer.build_classifier(transfer.build_backbone("cnn_small", synthetic_data.input_shape), 5)
+    before = [w.copy() for w in teacher.get_weights()]
+    distiller = transfer.Distiller(teacher, student, temperature=4.0, alpha=0.1)
+    transfer.compile_model(distiller, CONFIG)
+    distiller.fit(tdata.labelled_x, tdata.labelled_y, epochs=2, batch_size=8, verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(before, teacher.get_weights()))
+
+
+def test_finetune_backbone_learning_rate_is_the_smaller_one(synthetic_data):
+    x, y = synthetic_data.x_train[:16], synthetic_data.y_train[:16] % 5
+
+    def one_step(scale):
+        keras.utils.set_random_seed(0)
+        backbone = transfer.build_backbone("cnn_small", synthetic_data.input_shape)
+        model = transfer.build_classifier(backbone, 5, backbone_lr_scale=scale)
+        model.compile(optimizer=keras.optimizers.SGD(0.1),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        start_backbone = backbone.get_layer("conv_1").get_weights()[0].copy()
+        start_head = model.get_layer("head").get_weights()[0].copy()
+        model.train_on_batch(x, y)
+        return (backbone.get_layer("conv_1").get_weights()[0] - start_backbone,
+                model.get_layer("head").get_weights()[0] - start_head)
+
+    full_backbone, full_head = one_step(1.0)
+    scaled_backbone, scaled_head = one_step(0.1)
+    np.testing.assert_allclose(scaled_head, full_head, rtol=1e-4, atol=1e-7)  # the head: the full rate
+    np.testing.assert_allclose(scaled_backbone, 0.1 * full_backbone, rtol=1e-3, atol=1e-8)  # backbone: 0.1x
+
+
+def test_source_artifact_is_built_once_then_loaded(tmp_path, synthetic_data):
+    store = ArtifactStore(tmp_path)
+    first = transfer.source_backbone(CONFIG, 0, synthetic_data, store, "cnn_small")
+    again = transfer.source_backbone(CONFIG, 0, synthetic_data, ArtifactStore(tmp_path), "cnn_small")
+    assert len(store.built) == 1 and len(list(tmp_path.glob("*.weights.h5"))) == 1
+    assert all(np.array_equal(a, b) for a, b in zip(first.get_weights(), again.get_weights()))
+    transfer.source_backbone(CONFIG, 1, synthetic_data, store, "cnn_small")  # another seed: another artifact
+    assert len(store.built) == 2
+
+
+def test_self_training_never_reads_the_pool_labels(tmp_path, synthetic_data, monkeypatch):
+    """The split is the only place that sees labels, and it hands out none for the pool:
+    with the split fixed, scrambling every label of the dataset changes no number."""
+    tdata = transfer.split_transfer(synthetic_data, 5, 40, seed=0)
+    monkeypatch.setattr(transfer, "split_transfer", lambda *args, **kwargs: tdata)
+    scrambled = dataclasses.replace(synthetic_data, y_train=np.random.default_rng(1).permutation(synthetic_data.y_train))
+    store = ArtifactStore(tmp_path)
+    results = [transfer.self_train(CONFIG, 0, d, store)["final"] for d in (synthetic_data, scrambled)]
+    assert results[0] == pytest.approx(results[1])
+    assert results[0]["pseudo_labels_iteration_1"] <= len(tdata.pool_x)
+
+
+@pytest.mark.parametrize("arch", ["mobilenet_v3_small"])
+def test_online_backbone_path_builds_and_trains_without_weights(arch, synthetic_data):
+    """The keras.applications path of GPU runners, here with weights=None on tiny inputs."""
+    backbone = transfer.build_backbone(arch, synthetic_data.input_shape, weights=None)
+    backbone.trainable = False
+    model = transfer.build_classifier(backbone, 5)
+    transfer.compile_model(model, CONFIG)
+    tdata = transfer.split_transfer(synthetic_data, 5, 40, seed=0)
+    model.fit(tdata.labelled_x, tdata.labelled_y, epochs=1, batch_size=8, verbose=0)
+    assert 0.0 <= transfer.test_accuracy(model, tdata) <= 1.0
+
+
+def test_every_procedure_runs_on_tiny_data(tmp_path, synthetic_data):
+    from suite import registry
+
+    store = ArtifactStore(tmp_path)
+    for name in registry.list_names("procedure"):
+        outcome = registry.get("procedure", name)(CONFIG, 0, synthetic_data, store)
+        assert outcome["status"] == "ok" and 0.0 <= outcome["final"]["test_accuracy"] <= 1.0, name
+    assert len([b for b in store.built]) == 2  # one source backbone, one fine-tuned teacher: shared by all

@@ -1,7 +1,8 @@
 """executors: how pending trials are run, chosen by name (`--executor`).
 
-An executor takes trials and a callback; it calls `on_done(trial, outcome)` in the main
-process as each trial ends, so the runner stores every record the moment it exists.
+An executor takes trials and callbacks; it calls `on_done(trial, outcome)` in the main
+process as each trial ends, so the runner stores every record the moment it exists, and
+`poll()` now and then, so the terminal can show the epochs of trials still running.
 `inline` runs in this process; `processes` runs N worker processes, each with its own
 copy of the dataset and one TensorFlow thread pool share.
 """
@@ -26,7 +27,7 @@ OnStart = Callable[[Trial], None]
 
 @registry.register("executor", "inline")
 def run_inline(trials: list[Trial], data: Dataset, run_one: Callable, on_start: OnStart, on_done: OnDone,
-               workers: int = 1, data_dir: str | None = None) -> None:
+               workers: int = 1, data_dir: str | None = None, poll: Callable = lambda: None) -> None:
     for trial in trials:
         on_start(trial)
         on_done(trial, run_one(trial, data))
@@ -62,7 +63,7 @@ def _run_in_worker(trial: Trial, run_one: Callable) -> dict:
 
 @registry.register("executor", "processes")
 def run_processes(trials: list[Trial], data: Dataset, run_one: Callable, on_start: OnStart, on_done: OnDone,
-                  workers: int = 2, data_dir: str | None = None) -> None:
+                  workers: int = 2, data_dir: str | None = None, poll: Callable = lambda: None) -> None:
     """N spawned workers, one trial each at a time; a worker that dies marks its trial `error`
     and the pool is rebuilt for the rest."""
     threads = max(1, (os.cpu_count() or 1) // workers)
@@ -78,7 +79,8 @@ def run_processes(trials: list[Trial], data: Dataset, run_one: Callable, on_star
                     trial = queue.pop(0)
                     on_start(trial)
                     in_flight[pool.submit(_run_in_worker, trial, run_one)] = trial
-                done, _ = futures.wait(in_flight, return_when=futures.FIRST_COMPLETED)
+                done, _ = futures.wait(in_flight, timeout=0.5, return_when=futures.FIRST_COMPLETED)
+                poll()  # show the workers' epoch progress between results
                 for future in done:
                     trial = in_flight.pop(future)
                     try:

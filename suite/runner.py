@@ -9,7 +9,9 @@ written atomically as soon as its trial ends.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import multiprocessing
 import os
 import sys
 import time
@@ -47,11 +49,13 @@ def build_record(trial: Trial, outcome: dict, provenance: dict) -> dict:
     }
 
 
-def run_one(trial: Trial, data: Dataset, artifacts_dir: str | None = None) -> dict:
-    """The trial's outcome; an exception becomes status `error` with its message."""
+def run_one(trial: Trial, data: Dataset, artifacts_dir: str | None = None, progress=None) -> dict:
+    """The trial's outcome; an exception becomes status `error` with its message.
+    `progress` (anything with `put`) receives (trial key, epoch, epochs) after each epoch."""
     started = time.perf_counter()
+    on_epoch = None if progress is None else (lambda epoch, epochs: progress.put((trial.key, epoch, epochs)))
     try:
-        return run_trial(trial.config, trial.seed, trial.probes, data, artifacts_dir)
+        return run_trial(trial.config, trial.seed, trial.probes, data, artifacts_dir, on_epoch=on_epoch)
     except Exception as err:  # noqa: BLE001 - any failure is recorded, the study goes on
         last = traceback.format_exception_only(type(err), err)[-1].strip()
         return {"status": ERROR, "message": last, "history": [], "final": {}, "layers": [],
@@ -77,8 +81,14 @@ def run_study(study: Study, profile: Profile, data: Dataset, store: TrialStore, 
         bar = tqdm(total=len(trials), initial=len(done), desc=f"{study.name}/{profile.name}", unit="trial",
                    file=sys.stderr, disable=not show_progress, dynamic_ncols=True, mininterval=0.5)
 
+        labels = {t.key: f"{t.arm_label} {_tuning_label(t)} seed {t.seed}".replace("  ", " ") for t in pending}
+
         def on_start(trial: Trial) -> None:
-            bar.set_postfix_str(f"{trial.arm_label} {_tuning_label(trial)} seed {trial.seed}", refresh=False)
+            bar.set_postfix_str(labels[trial.key], refresh=False)
+
+        def show_epoch(event) -> None:
+            key, epoch, epochs = event
+            bar.set_postfix_str(f"{labels[key]} epoch {epoch}/{epochs}")
 
         def on_done(trial: Trial, outcome: dict) -> None:
             # stored at once: a crash later loses nothing finished
@@ -86,12 +96,36 @@ def run_study(study: Study, profile: Profile, data: Dataset, store: TrialStore, 
             report.ran += 1
             bar.update(1)
 
-        with bar:
-            run = functools.partial(run_one, artifacts_dir=str(store.dir / "artifacts"))
+        with bar, epoch_channel(executor, show_epoch) as (channel, poll):
+            run = functools.partial(run_one, artifacts_dir=str(store.dir / "artifacts"), progress=channel)
             registry.get("executor", executor)(pending, data, run, on_start, on_done,
-                                               workers=workers, data_dir=data_dir)
+                                               workers=workers, data_dir=data_dir, poll=poll)
     report.seconds = time.perf_counter() - started
     return report
+
+
+class _Direct:
+    """Epoch events of trials run in this process go straight to the display."""
+
+    def __init__(self, show):
+        self.put = show
+
+
+@contextlib.contextmanager
+def epoch_channel(executor: str, show):
+    """(channel, poll): where trials put epoch events, and how the main process shows them.
+    Worker processes put into a managed queue that `poll` drains between results."""
+    if executor == "inline":
+        yield _Direct(show), lambda: None
+        return
+    with multiprocessing.Manager() as manager:
+        queue = manager.Queue()
+
+        def poll() -> None:
+            while not queue.empty():
+                show(queue.get_nowait())
+
+        yield queue, poll
 
 
 def current_backend() -> str:

@@ -146,7 +146,19 @@ def _finite_or_nan(value) -> float:
     return value if math.isfinite(value) else float("nan")
 
 
-def run_trial(config: dict, seed: int, probe_names: tuple, data: Dataset, artifacts_dir: str | None = None) -> dict:
+class EpochReporter(keras.callbacks.Callback):
+    """Calls `report(epoch, epochs)` after every epoch, for the terminal's progress line."""
+
+    def __init__(self, report, epochs: int):
+        super().__init__()
+        self.report, self.epochs = report, epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.report(epoch + 1, self.epochs)
+
+
+def run_trial(config: dict, seed: int, probe_names: tuple, data: Dataset, artifacts_dir: str | None = None,
+              on_epoch=None) -> dict:
     """Train one configuration; returns {status, message, history, final, layers, timing}.
 
     A config with a `procedure` (freeze, finetune, distill, ...) is run by that registered
@@ -165,6 +177,8 @@ def run_trial(config: dict, seed: int, probe_names: tuple, data: Dataset, artifa
     probe_x, probe_y = data.x_val[:PROBE_EXAMPLES], data.y_val[:PROBE_EXAMPLES]
     probe_callbacks = [registry.get("probe", name)(probe_x, probe_y, config) for name in probe_names]
     guard, timer = DivergenceGuard(), StepTimer()
+    if on_epoch is not None:
+        probe_callbacks.append(EpochReporter(on_epoch, config["epochs"]))
 
     fit_started = time.perf_counter()
     fit = model.fit(x, y, batch_size=config["batch_size"], epochs=config["epochs"],

@@ -73,3 +73,15 @@ def test_processes_executor_gives_the_same_keys(tmp_path, studies_dir, synthetic
     assert all(r["status"] == "ok" for r in parallel.records.values())
     for key, record in inline.records.items():  # same seed, same data: same numbers
         assert parallel.records[key]["final"]["test_accuracy"] == pytest.approx(record["final"]["test_accuracy"], abs=0.02)
+
+
+def test_each_epoch_is_reported_to_the_progress_channel(studies_dir, synthetic_data):
+    from suite.plan import plan_trials
+    from suite.runner import run_one
+
+    study = _study(studies_dir)
+    trial = plan_trials(study, study.profiles["quick"], synthetic_data.fingerprint)[0]
+    events = []
+    channel = type("Channel", (), {"put": staticmethod(events.append)})()
+    assert run_one(trial, synthetic_data, progress=channel)["status"] == "ok"
+    assert events == [(trial.key, 1, 2), (trial.key, 2, 2)]

@@ -95,6 +95,7 @@ def build_study_report(study: Study, profile: Profile, records: list[dict], out_
         "budget": {"train_examples": profile.train_examples, "epochs": profile.epochs,
                    "seeds": int(trials["seed"].nunique()) if not trials.empty else 0},
         "generated": generated, "wall_seconds": round(run_seconds, 2),
+        "trial_seconds": round(float(trials["wall_seconds"].sum()), 1) if "wall_seconds" in trials else None,
         "trials": analysis.status_counts(trials),
         "claims": [v.as_dict() for v in verdicts] + [
             {"id": c.id, "text": c.text, "verdict": "not judged", "reason": c.reason, "effect": None,

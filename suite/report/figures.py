@@ -13,6 +13,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display; figures go straight into the HTML
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
@@ -132,7 +133,12 @@ def temperature_sweep(trials: pd.DataFrame, procedure: str = "procedure") -> str
     hue = "labels_per_class" if "labels_per_class" in data else None
     grid = sns.relplot(data=data, x="temperature", y="test_accuracy", hue=hue, kind="line", errorbar=t_interval,
                        marker="o", height=3.2, aspect=1.6, palette="viridis" if hue else None)
-    grid.set(xscale="log", xticks=sorted(data["temperature"].unique()), xticklabels=sorted(data["temperature"].unique()))
+    temperatures = sorted(data["temperature"].unique())
+    grid.set(xscale="log")
+    for ax in grid.axes.flat:
+        ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(temperatures))
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FixedFormatter([str(t) for t in temperatures]))
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     return to_data_uri(grid.figure)
 
 

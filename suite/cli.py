@@ -136,7 +136,12 @@ def run_studies(studies: list, args, directory: Path) -> int:
             continue
         dataset_info = {"name": data.name, "source": data.source, "fingerprint": data.fingerprint,
                         "train": len(data.y_train), "val": len(data.y_val), "test": len(data.y_test)}
-        summary = report.build_study_report(study, profile, records, args.out, time.perf_counter() - started, dataset_info)
+        summary = report.load_current_summary(args.out, study, profile, records) if not args.report_only else None
+        if summary is None:  # something changed since the last report (or it was asked for): draw it
+            summary = report.build_study_report(study, profile, records, args.out, time.perf_counter() - started,
+                                                dataset_info)
+        else:
+            print(f"{study.name}: nothing new since the last report; it is kept", file=sys.stderr)
         errors += summary["trials"].get("error", 0)
         print_verdicts(summary, Path(args.out) / study.name / "index.html")
         mismatches += check_expectations(study, args.profile, summary, args.strict)

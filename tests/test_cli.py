@@ -32,7 +32,8 @@ def test_smoke_run_writes_the_report_and_resumes(tmp_path, studies_dir, capsys):
     assert 'href="tiny/index.html"' in (tmp_path / "reports" / "index.html").read_text()
 
     assert cli.main(_args(tmp_path, studies_dir, "--profile", "quick")) == 0
-    assert "ran 0 trials, reused 8" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "ran 0 trials, reused 8" in err and "nothing new since the last report" in err
     assert cli.main(_args(tmp_path, studies_dir, "--profile", "quick", "--report-only")) == 0
     assert "8 of 8 trials stored" in capsys.readouterr().err
     rerendered = json.loads((page_dir / "summary.json").read_text())

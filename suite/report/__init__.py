@@ -71,6 +71,27 @@ def _histogram_figures(study: Study, layers: pd.DataFrame, trials: pd.DataFrame)
     return result
 
 
+def records_digest(study: Study, records: list[dict]) -> str:
+    """Identifies what a report was drawn from: the study file's content and every record."""
+    import hashlib
+
+    digest = hashlib.sha256(Path(study.path).read_bytes() if study.path else b"")
+    for record in sorted(records, key=lambda r: r["key"]):
+        digest.update(json.dumps(record, sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:20]
+
+
+def load_current_summary(out_dir: str | Path, study: Study, profile: Profile, records: list[dict]) -> dict | None:
+    """The existing summary when it was drawn from exactly these records, else None."""
+    path = Path(out_dir) / study.name / "summary.json"
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    fresh = summary.get("records_digest") == records_digest(study, records) and summary.get("profile") == profile.name
+    return summary if fresh and (path.parent / "index.html").exists() else None
+
+
 def build_study_report(study: Study, profile: Profile, records: list[dict], out_dir: str | Path,
                        run_seconds: float, dataset_info: dict) -> dict:
     """Write <out>/<study>/{index.html, summary.json, *.parquet}; return the summary."""
@@ -101,6 +122,7 @@ def build_study_report(study: Study, profile: Profile, records: list[dict], out_
             {"id": c.id, "text": c.text, "verdict": "not judged", "reason": c.reason, "effect": None,
              "ci": [None, None], "n": 0} for c in study.not_judged],
         "tuned": _chosen_values(tuning, study), "provenance": provenance,
+        "records_digest": records_digest(study, records),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
     trials.to_parquet(out / "trials.parquet", index=False)

@@ -29,6 +29,8 @@ def test_smoke_run_writes_the_report_and_resumes(tmp_path, studies_dir, capsys):
     assert len(trials) == 8 and set(epochs["epoch"]) == {0, 1, 2}
     html = (page_dir / "index.html").read_text()
     assert "T1" in html and "data:image/png;base64," in html and "http://" not in html and "https://" not in html
+    assert html.count('download="') >= 3  # verdicts, arms and tuning tables as CSV
+    assert html.index("<h2>Setup</h2>") < html.index("<h2>Verdicts</h2>") < html.index("<h2>Evidence per claim</h2>")
     assert 'href="tiny/index.html"' in (tmp_path / "reports" / "index.html").read_text()
 
     assert cli.main(_args(tmp_path, studies_dir, "--profile", "quick")) == 0

@@ -140,6 +140,7 @@ def build_study_report(study: Study, profile: Profile, records: list[dict], out_
             worse = _arms_named(trials, verdict.claim.worse)
         claims_view.append({"v": verdict, "better": better, "worse": worse,
                             "figure": figures.claim_pairs(verdict.pairs, verdict.claim.metric)})
+    targets = _targets_table(study, trials, epochs)
     summary_cols = ["arm", "trials", "ok", "test_accuracy", "test_accuracy_low", "test_accuracy_high",
                     "val_accuracy", "train_accuracy", "train_loss", "parameters", "step_seconds"]
     page = _ENV.get_template("study.html").render(
@@ -150,7 +151,8 @@ def build_study_report(study: Study, profile: Profile, records: list[dict], out_
         final=figures.final_comparison(trials, factors),
         gradients=figures.gradient_by_layer(layers[layers["key"].isin(selected_keys)] if not layers.empty else layers,
                                             factors),
-        targets=table_html(_targets_table(study, trials, epochs)),
+        targets=table_html(targets),
+        targets_csv=csv_link(targets, f"{study.name}-epochs-to-target.csv"),
         extras=[fig for fig in (
             {"title": "Self-training iterations", "uri": figures.iteration_curves(trials),
              "caption": "Test accuracy of the fine-tuned teacher (iteration 0) and of each student generation; "
@@ -164,7 +166,11 @@ def build_study_report(study: Study, profile: Profile, records: list[dict], out_
         arm_csv=csv_link(summary_table, f"{study.name}-arms.csv"),
         tuning_table=table_html(analysis.tuning_overview(tuning, study)),
         tuning_csv=csv_link(tuning, f"{study.name}-tuning.csv") if not tuning.empty else "",
+        verdicts_csv=csv_link(pd.DataFrame([{**c, "ci_low": c["ci"][0], "ci_high": c["ci"][1]}
+                                            for c in summary["claims"]]).drop(columns="ci"),
+                              f"{study.name}-verdicts.csv"),
         failed_table=table_html(failed),
+        failed_csv=csv_link(failed, f"{study.name}-failed-trials.csv") if not failed.empty else "",
         provenance=provenance,
     )
     (out / "index.html").write_text(page, encoding="utf-8")

@@ -34,8 +34,10 @@ def import_keras():
     """Keras, imported with TensorFlow's start-up banners suppressed; idempotent."""
     if "keras" not in sys.modules:
         with _silenced_fd2():
-            if os.environ["KERAS_BACKEND"] == "tensorflow":
+            try:  # Keras loads TensorFlow for its data utilities on every backend when it is installed
                 import tensorflow  # noqa: F401 (the banner comes from here)
+            except ImportError:
+                pass
             import keras  # noqa: F401
     # retracing notices: a fresh model per trial is intended, not a bug to warn about
     logging.getLogger("tensorflow").setLevel(logging.ERROR)

@@ -80,7 +80,7 @@ def build_compiled_model(config: dict, data: Dataset) -> keras.Model:
         for target, source in zip(model.variables, fresh.variables):
             target.assign(source)
         for variable in model.optimizer.variables:
-            variable.assign(keras.ops.zeros_like(variable))
+            variable.assign(keras.ops.zeros(variable.shape, dtype=variable.dtype))
         model.optimizer.learning_rate = config["learning_rate"]
         return model
     fresh.compile(optimizer=build_optimizer(config), loss="sparse_categorical_crossentropy",

@@ -69,7 +69,8 @@ def main() -> None:
     plain = statistics.median(times["plain"])
     for name, values in times.items():
         median = statistics.median(values)
-        print(f"{name:13s} median {median:6.2f} s  ratio to plain {median / plain:5.2f}  ({', '.join(f'{v:.2f}' for v in values)})")
+        runs = ", ".join(f"{v:.2f}" for v in values)
+        print(f"{name:13s} median {median:6.2f} s  ratio to plain {median / plain:5.2f}  ({runs})")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 import numpy as np
+import pytest
 
-from suite import probes
+from suite import probes, registry
 
 
 def test_symmetry_score_counts_duplicated_units():
@@ -64,3 +65,16 @@ def test_gradient_probe_sees_vanishing_gradients_in_a_deep_sigmoid_net(synthetic
     sigmoid, relu = first_epoch("sigmoid", "glorot_normal"), first_epoch("relu", "he_normal")
     assert set(probes.PROBE_METRICS["gradient_stats"]) <= set(sigmoid)
     assert sigmoid["log10_grad_ratio"] < relu["log10_grad_ratio"] - 1  # A1: ten times smaller, at least
+
+
+@pytest.mark.parametrize("name", registry.list_names("probe"))
+def test_probe_contract(name, synthetic_data):
+    """Every registered probe adds its declared columns at epoch 0 and after each epoch."""
+    from suite.train import run_trial
+
+    config = {"family": "mlp", "depth": 2, "width": 8, "activation": "relu", "kernel_initializer": "he_normal",
+              "optimizer": "sgd", "learning_rate": 0.05, "batch_size": 64, "train_examples": 128, "epochs": 2}
+    outcome = run_trial(config, 0, (name,), synthetic_data)
+    for row in outcome["history"]:
+        assert set(probes.PROBE_METRICS[name]) <= set(row), (name, row["epoch"])
+    assert {row["epoch"] for row in outcome["layers"]} == {0, 1, 2}

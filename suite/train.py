@@ -20,6 +20,8 @@ from suite.models import build_model
 keras = import_keras()
 
 OK, DIVERGED, ERROR, TIMEOUT = "ok", "diverged", "error", "timeout"
+# Keras' history keys -> the suite's per-epoch column names
+HISTORY_COLUMNS = {"loss": "train_loss", "accuracy": "train_accuracy", "val_loss": "val_loss", "val_accuracy": "val_accuracy"}
 STATUSES = (OK, DIVERGED, ERROR, TIMEOUT)
 PROBE_EXAMPLES = 512  # fixed validation images every probe looks at
 STEPS_PER_EXECUTION = 64  # fewer Python round-trips per epoch: 5 epochs of the init MLP 1.38 s -> 1.0 s (16 vs 79)
@@ -208,7 +210,7 @@ def run_trial(config: dict, seed: int, probe_names: tuple, data: Dataset, artifa
 
 def _history_rows(history: dict, probe_callbacks: list) -> list[dict]:
     """One row per epoch (0 = before training) with training metrics and probe columns."""
-    names = {"loss": "train_loss", "accuracy": "train_accuracy", "val_loss": "val_loss", "val_accuracy": "val_accuracy"}
+    names = HISTORY_COLUMNS
     epochs = len(history.get("loss", []))
     rows = [{"epoch": epoch} for epoch in range(epochs + 1)]
     for key, column in names.items():

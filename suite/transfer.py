@@ -21,6 +21,7 @@ from suite import registry
 from suite.artifacts import ArtifactStore
 from suite.backend import import_keras
 from suite.data import Dataset
+from suite.train import HISTORY_COLUMNS
 
 keras = import_keras()
 
@@ -164,7 +165,7 @@ def fit(model: keras.Model, x, y, tdata: TransferData, config: dict, epochs: int
         x, y = x[repeat], y[repeat]
     fit_history = model.fit(x, y, batch_size=config["batch_size"], epochs=epochs, verbose=0,
                             validation_data=(tdata.val_x, tdata.val_y), validation_batch_size=1024)
-    names = {"loss": "train_loss", "accuracy": "train_accuracy", "val_loss": "val_loss", "val_accuracy": "val_accuracy"}
+    names = HISTORY_COLUMNS
     return [{"epoch": e + 1, **{names[k]: float(v[e]) for k, v in fit_history.history.items() if k in names}}
             for e in range(len(fit_history.history.get("loss", [])))]
 

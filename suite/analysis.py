@@ -179,7 +179,7 @@ def epochs_to_target(epochs: pd.DataFrame, target: dict) -> pd.Series:
     return first.reindex(trained["key"].unique()).fillna(budget + 1).astype(float)
 
 
-def claim_values(claim: Claim, selector: dict, trials: pd.DataFrame, epochs: pd.DataFrame, study: Study) -> pd.Series:
+def claim_values(claim: Claim, selector: dict, trials: pd.DataFrame, epochs: pd.DataFrame) -> pd.Series:
     """Per seed: the claim's metric, averaged over the selected arms the selector matches."""
     chosen = trials[trials["selected"] & select_arms(trials, selector)]
     if claim.metric == "epochs_to_target":
@@ -199,12 +199,12 @@ def claim_values(claim: Claim, selector: dict, trials: pd.DataFrame, epochs: pd.
     return values.groupby("seed")["v"].agg(lambda s: s.mean() if s.notna().all() else math.nan)
 
 
-def judge_claim(claim: Claim, trials: pd.DataFrame, epochs: pd.DataFrame, study: Study) -> Verdict:
-    better = claim_values(claim, claim.better, trials, epochs, study)
+def judge_claim(claim: Claim, trials: pd.DataFrame, epochs: pd.DataFrame) -> Verdict:
+    better = claim_values(claim, claim.better, trials, epochs)
     if claim.worse is None:  # a claim against a fixed value (`than`)
         worse = pd.Series(claim.than, index=better.index, dtype=float)
     else:
-        worse = claim_values(claim, claim.worse, trials, epochs, study)
+        worse = claim_values(claim, claim.worse, trials, epochs)
     paired = pd.DataFrame({"better": better, "worse": worse})
     total = len(paired)
     paired = paired.dropna()
@@ -232,7 +232,7 @@ def judge_claim(claim: Claim, trials: pd.DataFrame, epochs: pd.DataFrame, study:
 
 
 def judge_claims(study: Study, trials: pd.DataFrame, epochs: pd.DataFrame) -> list[Verdict]:
-    return [judge_claim(claim, trials, epochs, study) for claim in study.claims]
+    return [judge_claim(claim, trials, epochs) for claim in study.claims]
 
 
 def status_counts(trials: pd.DataFrame) -> dict:

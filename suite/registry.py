@@ -78,6 +78,3 @@ def list_names(kind: str) -> list[str]:
     names = sorted(_REGISTRY.get(kind, {}))
     return names + [example for pkind, _, _, example in _PATTERNS if pkind == kind]
 
-
-def list_kinds() -> list[str]:
-    return sorted(set(_REGISTRY) | {kind for kind, *_ in _PATTERNS})

@@ -81,7 +81,7 @@ def run_study(study: Study, profile: Profile, data: Dataset, store: TrialStore, 
         bar = tqdm(total=len(trials), initial=len(done), desc=f"{study.name}/{profile.name}", unit="trial",
                    file=sys.stderr, disable=not show_progress, dynamic_ncols=True, mininterval=0.5)
 
-        labels = {t.key: f"{t.arm_label} {_tuning_label(t)} seed {t.seed}".replace("  ", " ") for t in pending}
+        labels = {t.key: " ".join(filter(None, [t.arm_label, _tuning_label(t), f"seed {t.seed}"])) for t in pending}
 
         def on_start(trial: Trial) -> None:
             bar.set_postfix_str(labels[trial.key], refresh=False)

@@ -27,7 +27,7 @@ def _judge(a_values, b_values, direction="higher", metric="test_accuracy"):
     records = [_record("a", 0.1, s, v) for s, v in enumerate(a_values)] + \
               [_record("b", 0.1, s, v) for s, v in enumerate(b_values)]
     trials = analysis.mark_selected(analysis.trials_frame(records, study), study)
-    return analysis.judge_claim(claim, trials, analysis.epochs_frame(records, study), study)
+    return analysis.judge_claim(claim, trials, analysis.epochs_frame(records, study))
 
 
 def test_supported_when_interval_above_zero():
@@ -66,7 +66,7 @@ def test_diverged_pairs_are_dropped_and_reported():
               [_record("b", 0.1, 0, float("nan"), status="diverged")] + \
               [_record("b", 0.1, s, 0.1) for s in (1, 2)]
     trials = analysis.mark_selected(analysis.trials_frame(records, study), study)
-    verdict = analysis.judge_claim(claim, trials, analysis.epochs_frame(records, study), study)
+    verdict = analysis.judge_claim(claim, trials, analysis.epochs_frame(records, study))
     assert verdict.n == 2 and "1 of 3 seeds dropped" in verdict.reason
 
 
@@ -97,7 +97,7 @@ def test_claim_against_a_fixed_value():
     study = _study([claim], tuned=False)
     records = [_record("a", 0.1, s, 0.8 + s / 100) for s in range(3)] + [_record("b", 0.1, s, 0.1) for s in range(3)]
     trials = analysis.mark_selected(analysis.trials_frame(records, study), study)
-    verdict = analysis.judge_claim(claim, trials, analysis.epochs_frame(records, study), study)
+    verdict = analysis.judge_claim(claim, trials, analysis.epochs_frame(records, study))
     assert verdict.verdict == analysis.SUPPORTED and math.isclose(verdict.worse_mean, 0.5)
 
 

@@ -29,6 +29,8 @@ MODEL_DEFAULTS = {
     "bias_initializer": "zeros",
     "norm": "none",
     "stem_stride": 1,
+    "dropout": 0.0,
+    "l2": 0.0,
 }
 # Where a normalisation layer goes: before the activation (Ioffe & Szegedy 2015) or after.
 NORMS = ("none", "batchnorm", "batchnorm_after", "layernorm")
@@ -37,16 +39,19 @@ NORMS = ("none", "batchnorm", "batchnorm_after", "layernorm")
 class Block:
     """Builds the numbered hidden layers of one network from its model keywords."""
 
-    def __init__(self, activation="relu", kernel_initializer="glorot_uniform", bias_initializer="zeros", norm="none"):
+    def __init__(self, activation="relu", kernel_initializer="glorot_uniform", bias_initializer="zeros", norm="none",
+                 dropout=0.0, l2=0.0):
         self.activation, self.norm = activation, norm
         self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
+        self.dropout, self.l2 = dropout, l2  # regularisation (D4): dropout after each activation, L2 on kernels
         self.index = 0
 
     def _linear(self, kind: str, units: int, **options):
         self.index += 1
         units *= units_per_output(self.activation)  # maxout needs k linear pieces per unit (A8)
         common = {"kernel_initializer": build_initializer(self.kernel_initializer),
-                  "bias_initializer": build_initializer(self.bias_initializer), "name": f"{kind}_{self.index}"}
+                  "bias_initializer": build_initializer(self.bias_initializer), "name": f"{kind}_{self.index}",
+                  "kernel_regularizer": keras.regularizers.L2(self.l2) if self.l2 else None}
         if kind == "dense":
             return keras.layers.Dense(units, **common)
         return keras.layers.Conv2D(units, 3, padding="same", **common, **options)
@@ -75,6 +80,8 @@ class Block:
         x = build_activation(self.activation, f"{HIDDEN_PREFIX}{index}")(x)
         if norm is not None and self.norm == "batchnorm_after":
             x = norm(x)
+        if self.dropout:
+            x = keras.layers.Dropout(self.dropout, name=f"drop_{index}")(x)
         return x
 
 
@@ -84,9 +91,9 @@ def _head(x, num_classes: int):
 
 @registry.register("model")
 def mlp(input_shape, num_classes, depth=5, width=100, activation="relu", kernel_initializer="glorot_uniform",
-        bias_initializer="zeros", norm="none") -> keras.Model:
+        bias_initializer="zeros", norm="none", dropout=0.0, l2=0.0) -> keras.Model:
     """`depth` fully connected hidden layers of `width` units (the notes' 5x100 net)."""
-    block = Block(activation, kernel_initializer, bias_initializer, norm)
+    block = Block(activation, kernel_initializer, bias_initializer, norm, dropout, l2)
     inputs = keras.Input(input_shape)
     x = keras.layers.Flatten()(inputs)
     for _ in range(depth):
@@ -96,9 +103,9 @@ def mlp(input_shape, num_classes, depth=5, width=100, activation="relu", kernel_
 
 @registry.register("model")
 def cnn(input_shape, num_classes, depth=2, width=32, activation="relu", kernel_initializer="glorot_uniform",
-        bias_initializer="zeros", norm="none") -> keras.Model:
+        bias_initializer="zeros", norm="none", dropout=0.0, l2=0.0) -> keras.Model:
     """`depth` 3x3 conv layers of `width` channels, 2x2 max-pool after every second one."""
-    block = Block(activation, kernel_initializer, bias_initializer, norm)
+    block = Block(activation, kernel_initializer, bias_initializer, norm, dropout, l2)
     inputs = keras.Input(input_shape)
     x = inputs
     for i in range(1, depth + 1):

@@ -48,7 +48,8 @@ def plan_trials(study: Study, profile: Profile, dataset_fingerprint: str, seeds:
         for values in itertools.product(*tuned.values()):
             tuning = dict(zip(tuned, values))
             for seed in range(seeds or profile.seeds):
-                config = {**study.model, **fixed, **arm, **tuning, **budget, "dataset": study.dataset_for(profile)}
+                # an arm may set the training-set size itself (e.g. augmentation at two sizes)
+                config = {**study.model, **fixed, **budget, **arm, **tuning, "dataset": study.dataset_for(profile)}
                 identity = {
                     "schema": RECORD_SCHEMA, "study": study.name, "study_version": study.version,
                     "data": dataset_fingerprint, "config": config, "seed": seed, "probes": list(study.probes),

@@ -39,7 +39,13 @@ PROBE_METRICS = {
         "grad_norm_last",  # ... and of the last hidden layer's
         "log10_grad_ratio",  # log10(first / last): far below 0 = vanishing gradients (A1, R3)
     ),
+    "generalization": (
+        "train_eval_accuracy",  # accuracy on a fixed sample of the training images, inference mode (no dropout/augmentation)
+        "generalization_gap",  # train_eval_accuracy - val_accuracy: overfitting (D1, D4)
+    ),
 }
+# One number per trial that the `generalization` probe makes possible (set by suite.train).
+registry.add("metric", "test_gap", "final")  # train_eval_accuracy - test_accuracy after training
 
 
 def _unit_matrix(values: np.ndarray) -> np.ndarray:
@@ -216,3 +222,43 @@ class GradientStats(keras.callbacks.Callback):
 @registry.register("probe")
 def gradient_stats(probe_x: np.ndarray, probe_y: np.ndarray, config: dict) -> GradientStats:
     return GradientStats(probe_x, probe_y)
+
+
+TRAIN_SAMPLE = 2000  # training images the generalisation probe re-measures
+
+
+class Generalization(keras.callbacks.Callback):
+    """Accuracy on the training images the net learns from, measured like validation
+    (inference mode: no dropout, no augmentation), and its gap to validation accuracy.
+    Keras' own `accuracy` is a running mean over the epoch with dropout on: biased."""
+
+    def __init__(self, probe_x: np.ndarray, probe_y: np.ndarray):
+        super().__init__()
+        self.val_x, self.val_y = probe_x, probe_y
+        self.train_x = self.train_y = None
+        self.epoch_columns: dict[int, dict] = {}
+
+    def use_training_sample(self, x: np.ndarray, y: np.ndarray):
+        self.train_x, self.train_y = x[:TRAIN_SAMPLE], y[:TRAIN_SAMPLE]
+
+    def _accuracy(self, x, y) -> float:
+        predicted = np.argmax(self.model.predict(x, batch_size=1024, verbose=0), axis=-1)
+        return float(np.mean(predicted == y))
+
+    def on_train_begin(self, logs=None):
+        self.measure(0, None)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.measure(epoch + 1, (logs or {}).get("val_accuracy"))
+
+    def measure(self, epoch: int, val_accuracy):
+        if self.train_x is None:
+            raise RuntimeError("the generalization probe needs the training sample (suite.train sets it)")
+        train = self._accuracy(self.train_x, self.train_y)
+        val = float(val_accuracy) if val_accuracy is not None else self._accuracy(self.val_x, self.val_y)
+        self.epoch_columns[epoch] = {"train_eval_accuracy": train, "generalization_gap": train - val}
+
+
+@registry.register("probe")
+def generalization(probe_x: np.ndarray, probe_y: np.ndarray, config: dict) -> Generalization:
+    return Generalization(probe_x, probe_y)

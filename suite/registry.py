@@ -40,6 +40,19 @@ def register(kind: str, name: str | None = None):
     return decorate
 
 
+def add(kind: str, name: str, value) -> None:
+    """Register a plain value (not a function), e.g. a study setting's check or a metric."""
+    entries = _REGISTRY.setdefault(kind, {})
+    if name in entries:
+        raise ValueError(f"{kind} {name!r} registered twice")
+    entries[name] = value
+
+
+def entries(kind: str) -> dict:
+    """Every registered name of one kind with its value (patterns excluded)."""
+    return dict(_REGISTRY.get(kind, {}))
+
+
 def register_pattern(kind: str, pattern: str, example: str):
     """Decorator: register a factory for names matching `pattern` (a full-match regex).
 

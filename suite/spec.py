@@ -153,12 +153,36 @@ def _name_in(kind: str, is_known: Callable[[str], bool], list_known: Callable[[]
     return check
 
 
+def one_of(*levels) -> Callable:
+    """Check for a setting with a fixed set of levels."""
+
+    def check(value) -> str | None:
+        return None if value in levels else f"must be one of {', '.join(map(str, levels))}, got {value!r}"
+
+    return check
+
+
+def registered_name(kind: str) -> Callable:
+    """Check for a setting that names a registered `kind` (augmentation, data view, ...)."""
+    return _name_in(kind, lambda n: registry.lookup(kind, n) is not None, lambda: registry.list_names(kind))
+
+
+positive_int, positive_number, fraction = _positive_int, _positive_number, _fraction  # for component modules
+
+
+def registered_metrics() -> dict[str, str]:
+    """Metrics that components record beyond the training ones: name -> "final" | "epoch"."""
+    from suite import components  # noqa: F401 (registers)
+
+    return registry.entries("metric")
+
+
 def _value_checks() -> dict[str, tuple[str, Callable]]:
     # Imported here: name checks need Keras, and `--list` should not.
-    from suite import activations, initializers, models, probes, transfer  # noqa: F401 (registers)
+    from suite import activations, components, initializers, models, transfer  # noqa: F401 (registers)
     from suite.train import is_known_optimizer, list_known_optimizers
 
-    return {
+    return {**registry.entries("setting"), **{
         "family": ("model", _name_in("model", lambda n: registry.lookup("model", n) is not None,
                                      lambda: registry.list_names("model"))),
         "depth": ("model", _positive_int),
@@ -186,7 +210,11 @@ def _value_checks() -> dict[str, tuple[str, Callable]]:
         "source_weights": ("model", _name_in("source", lambda n: n in ("pretrain", "imagenet"),
                                              lambda: ["pretrain", "imagenet"])),
         "momentum": ("training", _fraction),
-    }
+        "train_examples": ("training", _positive_int),  # as a factor: training-set size (overrides the profile)
+        "dropout": ("model", _fraction),
+        "l2": ("model", lambda v: None if isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1
+               else f"must be a number in [0, 1), got {v!r}"),
+    }}
 
 
 # ---- loading -------------------------------------------------------------------------
@@ -386,7 +414,8 @@ class _Validator:
         from suite.probes import PROBE_METRICS
 
         self.expect(claims, list, "claims", "a list of claims")
-        metrics = set(TRAINING_METRICS)
+        extra = registered_metrics()
+        metrics = set(TRAINING_METRICS) | set(extra)
         for probe in study.probes:
             metrics |= set(PROBE_METRICS.get(probe, ()))
         arms_by_profile = {name: study.list_arms(profile) for name, profile in study.profiles.items()}
@@ -415,7 +444,7 @@ class _Validator:
             if epoch is not None:
                 if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
                     self.fail(f"{where}.epoch", f"must be an epoch number >= 0 (0 = before training), got {epoch!r}")
-                if metric in FINAL_ONLY_METRICS:
+                if metric in FINAL_ONLY_METRICS or extra.get(metric) == "final":
                     self.fail(f"{where}.epoch", f"{metric} has one value per trial, not one per epoch")
             target = self.target(raw.get("target"), metric, f"{where}.target")
             than = raw.get("than")
@@ -451,8 +480,9 @@ class _Validator:
             return None
         self.expect(target, dict, where, "a mapping {metric, value}")
         self.keys(target, {"metric", "value"}, where)
-        if target.get("metric") not in HISTORY_METRICS:
-            self.fail(f"{where}.metric", f"must be one of {', '.join(HISTORY_METRICS)}, got {target.get('metric')!r}")
+        per_epoch = list(HISTORY_METRICS) + [name for name, kind in registered_metrics().items() if kind == "epoch"]
+        if target.get("metric") not in per_epoch:
+            self.fail(f"{where}.metric", f"must be one of {', '.join(per_epoch)}, got {target.get('metric')!r}")
         value = target.get("value")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.fail(f"{where}.value", f"must be a number, got {value!r}")

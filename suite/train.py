@@ -26,21 +26,24 @@ STATUSES = (OK, DIVERGED, ERROR, TIMEOUT)
 PROBE_EXAMPLES = 512  # fixed validation images every probe looks at
 STEPS_PER_EXECUTION = 64  # fewer Python round-trips per epoch: 5 epochs of the init MLP 1.38 s -> 1.0 s (16 vs 79)
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "adamax", "nadam", "lion")
+# Names for SGD variants the notes compare as optimizers of their own (D3).
+OPTIMIZER_ALIASES = {"momentum": ("sgd", {"momentum": 0.9}), "nesterov": ("sgd", {"momentum": 0.9, "nesterov": True})}
 
 
 def is_known_optimizer(name: str) -> bool:
-    return name in OPTIMIZERS
+    return name in OPTIMIZERS or name in OPTIMIZER_ALIASES
 
 
 def list_known_optimizers() -> list[str]:
-    return list(OPTIMIZERS)
+    return list(OPTIMIZERS) + list(OPTIMIZER_ALIASES)
 
 
 def build_optimizer(config: dict) -> keras.optimizers.Optimizer:
-    options = {"learning_rate": config["learning_rate"]}
+    name, options = OPTIMIZER_ALIASES.get(config["optimizer"], (config["optimizer"], {}))
+    options = {**options, "learning_rate": config["learning_rate"]}
     if "momentum" in config:
         options["momentum"] = config["momentum"]
-    return keras.optimizers.get({"class_name": config["optimizer"], "config": options})
+    return keras.optimizers.get({"class_name": name, "config": options})
 
 
 class DivergenceGuard(keras.callbacks.Callback):
@@ -68,6 +71,11 @@ MAX_COMPILED = 8
 _COMPILED: dict[str, keras.Model] = {}
 
 
+def uses_soft_labels(config: dict) -> bool:
+    """Augmentations that mix images (MixUp, CutMix) mix labels too: one-hot labels throughout."""
+    return config.get("augmentation", "none") != "none"
+
+
 def build_compiled_model(config: dict, data: Dataset) -> keras.Model:
     """A compiled model in the state a freshly built one would have for `config`.
 
@@ -85,8 +93,11 @@ def build_compiled_model(config: dict, data: Dataset) -> keras.Model:
             variable.assign(keras.ops.zeros(variable.shape, dtype=variable.dtype))
         model.optimizer.learning_rate = config["learning_rate"]
         return model
-    fresh.compile(optimizer=build_optimizer(config), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"], steps_per_execution=STEPS_PER_EXECUTION)
+    if uses_soft_labels(config):
+        loss, accuracy = "categorical_crossentropy", keras.metrics.CategoricalAccuracy(name="accuracy")
+    else:
+        loss, accuracy = "sparse_categorical_crossentropy", "accuracy"
+    fresh.compile(optimizer=build_optimizer(config), loss=loss, metrics=[accuracy], steps_per_execution=STEPS_PER_EXECUTION)
     if len(_COMPILED) >= MAX_COMPILED:
         _COMPILED.pop(next(iter(_COMPILED)))
     _COMPILED[signature] = fresh
@@ -97,15 +108,21 @@ EVAL_BATCH = 1024
 _EVAL_SETS: dict[tuple, object] = {}
 
 
-def eval_data(data: Dataset, split: str):
+def one_hot(y: np.ndarray, num_classes: int) -> np.ndarray:
+    return np.eye(num_classes, dtype="float32")[y]
+
+
+def eval_data(data: Dataset, split: str, soft_labels: bool = False):
     """Validation/test data in the form Keras evaluates fastest, built once per process.
 
     On TensorFlow a cached `tf.data` pipeline: converting the numpy arrays again for
     every evaluation took a quarter of a small trial (5 x 0.085 s of 1.9 s)."""
     x, y = (data.x_val, data.y_val) if split == "val" else (data.x_test, data.y_test)
+    if soft_labels:
+        y = one_hot(y, data.num_classes)
     if keras.config.backend() != "tensorflow":
         return (x, y)
-    key = (data.name, data.fingerprint, split)
+    key = (data.name, data.fingerprint, split, soft_labels)
     if key not in _EVAL_SETS:
         import tensorflow as tf
 
@@ -113,8 +130,8 @@ def eval_data(data: Dataset, split: str):
     return _EVAL_SETS[key]
 
 
-def _evaluate(model, data: Dataset, split: str):
-    evaluation = eval_data(data, split)
+def _evaluate(model, data: Dataset, split: str, soft_labels: bool = False):
+    evaluation = eval_data(data, split, soft_labels)
     if isinstance(evaluation, tuple):
         return model.evaluate(*evaluation, batch_size=EVAL_BATCH, verbose=0)
     return model.evaluate(evaluation, verbose=0)
@@ -159,14 +176,34 @@ class EpochReporter(keras.callbacks.Callback):
         self.report(epoch + 1, self.epochs)
 
 
+def training_input(config: dict, x: np.ndarray, y: np.ndarray, num_classes: int, seed: int):
+    """What `fit` trains on: the arrays, or with an `augmentation` a shuffled tf.data
+    pipeline that augments each training batch (validation and test never are)."""
+    if not uses_soft_labels(config):
+        return {"x": x, "y": y, "batch_size": config["batch_size"]}
+    import tensorflow as tf
+
+    augment = registry.get("augmentation", config["augmentation"])(config, num_classes, seed)
+    pipeline = (tf.data.Dataset.from_tensor_slices((x, one_hot(y, num_classes)))
+                .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+                .batch(config["batch_size"])
+                .map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+                .prefetch(tf.data.AUTOTUNE))
+    return {"x": pipeline}
+
+
 def run_trial(config: dict, seed: int, probe_names: tuple, data: Dataset, artifacts_dir: str | None = None,
               on_epoch=None) -> dict:
     """Train one configuration; returns {status, message, history, final, layers, timing}.
 
-    A config with a `procedure` (freeze, finetune, distill, ...) is run by that registered
-    procedure, which may share trained models through an artifact store."""
+    A config with a `procedure` (freeze, finetune, distill, regression ...) is run by that
+    registered procedure, which may share trained models through an artifact store.
+    A `data_view` (e.g. a shifted test distribution) replaces the splits first."""
+    from suite import components  # noqa: F401 (registers views, augmentations, procedures)
+
+    if "data_view" in config:
+        data = registry.get("data_view", config["data_view"])(data, config)
     if "procedure" in config:
-        from suite import transfer  # noqa: F401 (registers the procedures)
         from suite.artifacts import ArtifactStore
 
         store = ArtifactStore(artifacts_dir or "results/artifacts")
@@ -176,15 +213,19 @@ def run_trial(config: dict, seed: int, probe_names: tuple, data: Dataset, artifa
     n = config["train_examples"]
     x, y = data.x_train[:n], data.y_train[:n]
     model = build_compiled_model(config, data)
+    soft_labels = uses_soft_labels(config)
     probe_x, probe_y = data.x_val[:PROBE_EXAMPLES], data.y_val[:PROBE_EXAMPLES]
     probe_callbacks = [registry.get("probe", name)(probe_x, probe_y, config) for name in probe_names]
+    for callback in probe_callbacks:
+        if hasattr(callback, "use_training_sample"):  # probes that compare with the training data (D1, D4)
+            callback.use_training_sample(x, y)
     guard, timer = DivergenceGuard(), StepTimer()
     if on_epoch is not None:
         probe_callbacks.append(EpochReporter(on_epoch, config["epochs"]))
 
     fit_started = time.perf_counter()
-    fit = model.fit(x, y, batch_size=config["batch_size"], epochs=config["epochs"],
-                    validation_data=eval_data(data, "val"), validation_batch_size=EVAL_BATCH,
+    fit = model.fit(**training_input(config, x, y, data.num_classes, seed), epochs=config["epochs"],
+                    validation_data=eval_data(data, "val", soft_labels), validation_batch_size=EVAL_BATCH,
                     callbacks=[guard, timer, *probe_callbacks], verbose=0)
     train_seconds = time.perf_counter() - fit_started
 
@@ -193,8 +234,10 @@ def run_trial(config: dict, seed: int, probe_names: tuple, data: Dataset, artifa
     status = DIVERGED if guard.diverged_at is not None else OK
     # The test set is touched once, for the final number. A diverged net is tested too:
     # what it predicts (typically one class: chance level) is the honest outcome of that arm.
-    test_loss, test_accuracy = _evaluate(model, data, "test")
+    test_loss, test_accuracy = _evaluate(model, data, "test", soft_labels)
     final.update(test_loss=_finite_or_nan(test_loss), test_accuracy=_finite_or_nan(test_accuracy))
+    if "train_eval_accuracy" in final:  # the generalisation gap against the test set (D1, D4)
+        final["test_gap"] = final["train_eval_accuracy"] - final["test_accuracy"]
     steps_per_epoch = math.ceil(n / config["batch_size"])
     return {
         "status": status,

@@ -18,6 +18,7 @@ from markupsafe import Markup
 
 from suite import analysis
 from suite.report import figures
+from suite.report.sections import study_sections
 from suite.spec import Profile, Study
 
 _ENV = Environment(loader=PackageLoader("suite.report", "templates"), autoescape=select_autoescape(["html"]))
@@ -153,14 +154,7 @@ def build_study_report(study: Study, profile: Profile, records: list[dict], out_
                                             factors),
         targets=table_html(targets),
         targets_csv=csv_link(targets, f"{study.name}-epochs-to-target.csv"),
-        extras=[fig for fig in (
-            {"title": "Self-training iterations", "uri": figures.iteration_curves(trials),
-             "caption": "Test accuracy of the fine-tuned teacher (iteration 0) and of each student generation; "
-                        "each student becomes the next teacher."},
-            {"title": "Distillation temperature sweep", "uri": figures.temperature_sweep(trials),
-             "caption": "Test accuracy of the small student against the distillation temperature T (log scale), "
-                        "per labels-per-class level."},
-        ) if fig["uri"]],
+        extras=study_sections(trials, epochs, study),
         histograms=_histogram_figures(study, layers, trials),
         arm_table=table_html(summary_table[[c for c in summary_cols if c in summary_table]]),
         arm_csv=csv_link(summary_table, f"{study.name}-arms.csv"),

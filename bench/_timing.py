@@ -1,0 +1,37 @@
+"""Shared by the benchmark scripts: run `run_all.py` as a user would and time it."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_cli(args: list[str], results: str | None = None) -> dict:
+    """Run `python run_all.py ARGS --quiet` in fresh results/report folders (unless given);
+    returns wall seconds, exit code and the trial count of the study's summary."""
+    with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
+        results = results or f"{scratch}/results"
+        command = [sys.executable, str(ROOT / "run_all.py"), *args, "--quiet",
+                   "--results", results, "--out", f"{scratch}/reports"]
+        started = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True)
+        seconds = time.perf_counter() - started
+        trials = 0
+        for summary in Path(scratch, "reports").glob("*/summary.json"):
+            trials += sum(json.loads(summary.read_text())["trials"].values())
+    if done.returncode not in (0, 1):
+        sys.stderr.write(done.stderr[-2000:])
+    return {"seconds": seconds, "returncode": done.returncode, "trials": trials}
+
+
+def machine() -> str:
+    import os
+
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"

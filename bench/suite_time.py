@@ -1,0 +1,53 @@
+"""Wall time of every study at a profile (default `quick`) on this machine, and the total.
+
+The goal (issue 5): the five core studies (init, activation, batchnorm, depth, transfer)
+in 10 minutes on 2 cores. Each study runs from empty results, as a first-time user runs
+it, with the default executor; a Markdown table goes to stdout (and --markdown FILE).
+
+    python bench/suite_time.py [--profile quick] [--study init --study depth ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._timing import machine, run_cli  # noqa: E402
+from suite import spec  # noqa: E402
+
+CORE = ("init", "activation", "batchnorm", "depth", "transfer")
+CORE_GOAL_SECONDS = 600
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="quick")
+    parser.add_argument("--study", action="append", default=[], help="only these studies (default: all)")
+    parser.add_argument("--markdown", default=None, help="also write the table to this file")
+    args = parser.parse_args()
+    names = args.study or [path.stem for path in spec.list_study_paths()]
+    lines = [f"Machine: {machine()}; profile `{args.profile}`, default executor, empty results.", "",
+             "| study | trials | wall | exit |", "|---|---:|---:|---:|"]
+    total = core = 0.0
+    for name in names:
+        run = run_cli(["--study", name, "--profile", args.profile])
+        total += run["seconds"]
+        core += run["seconds"] if name in CORE else 0.0
+        wall = f"{run['seconds'] / 60:.1f} min ({run['seconds']:.0f} s)"
+        lines.append(f"| {name} | {run['trials']} | {wall} | {run['returncode']} |")
+        print(lines[-1], flush=True)
+    lines.append(f"| **all** | | {total / 60:.1f} min | |")
+    if set(CORE) <= set(names):
+        verdict = "within" if core <= CORE_GOAL_SECONDS else "over"
+        lines.append(f"| **five core studies** | | {core / 60:.1f} min ({verdict} the {CORE_GOAL_SECONDS // 60}-minute goal) | |")
+    text = "\n".join(lines)
+    print("\n" + text)
+    if args.markdown:
+        Path(args.markdown).write_text(text + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from suite import backend, spec
+from suite.device import PRECISIONS, XLA_CHOICES, DeviceOptions
 
 EXIT_OK, EXIT_TRIAL_ERRORS, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -30,10 +31,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--studies-dir", default=str(spec.STUDIES_DIR), metavar="DIR", help=argparse.SUPPRESS)
     parser.add_argument("--force", action="store_true", help="ignore stored trials and run everything again")
     parser.add_argument("--report-only", action="store_true", help="re-render reports from stored trials; train nothing")
-    parser.add_argument("--executor", default="auto", choices=["auto", "inline", "processes"],
-                        help="how trials run: inline (this process), processes (--workers of them), "
+    parser.add_argument("--executor", default="auto", choices=["auto", "inline", "processes", "ray"],
+                        help="how trials run: inline (this process), processes (--workers of them), ray (Ray tasks), "
                              "auto (default: processes, one per core, on a CPU with several cores)")
-    parser.add_argument("--workers", type=int, default=None, metavar="N", help="worker processes (default: cores, at most 4)")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="worker processes, or a local Ray instance's CPUs (default: cores, at most 4)")
+    parser.add_argument("--trials-per-gpu", type=int, default=None, metavar="K",
+                        help="processes: K workers per visible GPU, each pinned to it with a K-th of its memory")
+    parser.add_argument("--trial-timeout", type=float, default=None, metavar="SECONDS",
+                        help="a trial running longer ends as `timeout` (and runs again on the next run)")
+    parser.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                        help="ray: an existing cluster ('auto' or ray://HOST:10001); default: a local instance")
+    parser.add_argument("--ray-cpus-per-trial", type=float, default=1.0, metavar="N", help="ray: CPUs per trial (default 1)")
+    parser.add_argument("--ray-gpus-per-trial", type=float, default=0.0, metavar="F",
+                        help="ray: GPUs per trial, fractions allowed (0.25 = four trials per GPU; default 0)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="auto (default): mixed_bfloat16 on GPUs that support it, else mixed_float16; float32 on CPU")
+    parser.add_argument("--xla", choices=XLA_CHOICES, default="auto",
+                        help="XLA compilation: auto (default; Keras turns it on with a GPU, off on CPU), on, off")
     parser.add_argument("--backend", choices=["tensorflow", "jax", "torch"], default=None,
                         help="Keras backend (default: $KERAS_BACKEND or tensorflow); part of every trial key")
     parser.add_argument("--check", action="store_true",
@@ -74,11 +89,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.study:
         print("error: name a study with --study NAME (or --study all); --list shows them", file=sys.stderr)
         return EXIT_BAD_INPUT
-    for flag in ("seeds", "workers"):
+    for flag in ("seeds", "workers", "trials_per_gpu", "trial_timeout"):
         value = getattr(args, flag)
-        if value is not None and value < 1:
-            print(f"error: --{flag} must be a positive integer, got {value}", file=sys.stderr)
+        if value is not None and value <= 0:
+            print(f"error: --{flag.replace('_', '-')} must be positive, got {value}", file=sys.stderr)
             return EXIT_BAD_INPUT
+    if args.ray_cpus_per_trial <= 0 or args.ray_gpus_per_trial < 0:
+        print("error: --ray-cpus-per-trial must be positive and --ray-gpus-per-trial >= 0", file=sys.stderr)
+        return EXIT_BAD_INPUT
     if args.backend:
         if "keras" in sys.modules and os.environ.get("KERAS_BACKEND") != args.backend:
             print("error: --backend must be chosen before Keras is imported (run it as a fresh process)", file=sys.stderr)
@@ -125,7 +143,7 @@ def run_studies(studies: list, args, directory: Path) -> int:
                 else:
                     result = run_study(study, profile, data, store, seeds=args.seeds, force=args.force,
                                        show_progress=not args.quiet, executor=args.executor,
-                                       workers=args.workers, data_dir=args.data_dir)
+                                       options=executor_options(args))
                     records = [result.records[t.key] for t in result.trials if t.key in result.records]
                     print(f"{study.name}: ran {result.ran} trials, reused {result.skipped} from {store.dir}", file=sys.stderr)
         except StoreLockedError as err:
@@ -153,6 +171,16 @@ def run_studies(studies: list, args, directory: Path) -> int:
     if errors:
         print(f"{errors} trial(s) ended in error; see the reports' 'Failed and diverged trials'", file=sys.stderr)
     return EXIT_TRIAL_ERRORS if errors or (args.check and mismatches) else EXIT_OK
+
+
+def executor_options(args):
+    from suite.executors import ExecutorOptions
+
+    return ExecutorOptions(workers=args.workers, data_dir=args.data_dir,
+                           device=DeviceOptions(precision=args.precision, xla=args.xla),
+                           trials_per_gpu=args.trials_per_gpu, trial_timeout=args.trial_timeout,
+                           ray_address=args.ray_address, cpus_per_trial=args.ray_cpus_per_trial,
+                           gpus_per_trial=args.ray_gpus_per_trial)
 
 
 def check_expectations(study, profile: str, summary: dict, strict: bool) -> list[str]:

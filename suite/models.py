@@ -54,7 +54,8 @@ class Block:
                   "kernel_regularizer": keras.regularizers.L2(self.l2) if self.l2 else None}
         if kind == "dense":
             return keras.layers.Dense(units, **common)
-        return keras.layers.Conv2D(units, 3, padding="same", **common, **options)
+        options = {"kernel_size": 3, "padding": "same", **options}  # D6 nets set their own sizes and padding
+        return keras.layers.Conv2D(units, **common, **options)
 
     def _norm(self, name: str):
         if self.norm in ("batchnorm", "batchnorm_after"):
@@ -86,7 +87,8 @@ class Block:
 
 
 def _head(x, num_classes: int):
-    return keras.layers.Dense(num_classes, activation="softmax", name="head")(x)
+    # float32 even under mixed precision: a float16 softmax loses small probabilities
+    return keras.layers.Dense(num_classes, activation="softmax", name="head", dtype="float32")(x)
 
 
 @registry.register("model")

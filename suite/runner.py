@@ -10,6 +10,7 @@ written atomically as soon as its trial ends.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import multiprocessing
 import os
@@ -22,6 +23,8 @@ from tqdm import tqdm
 
 from suite import executors, registry  # noqa: F401 (executors registers itself)
 from suite.data import Dataset
+from suite.device import device_settings
+from suite.executors import ExecutorOptions
 from suite.plan import Trial, plan_trials
 from suite.provenance import collect_provenance
 from suite.spec import Profile, Study
@@ -42,6 +45,9 @@ class RunReport:
 
 
 def build_record(trial: Trial, outcome: dict, provenance: dict) -> dict:
+    # the device settings come from the process that trained (a Ray node may differ from this one)
+    outcome = dict(outcome)
+    provenance = {**provenance, **outcome.pop("device_settings", {})}
     return {
         "key": trial.key, "study": trial.study, "arm": trial.arm, "tuning": trial.tuning,
         "seed": trial.seed, "config": trial.config, "probes": list(trial.probes),
@@ -49,23 +55,28 @@ def build_record(trial: Trial, outcome: dict, provenance: dict) -> dict:
     }
 
 
-def run_one(trial: Trial, data: Dataset, artifacts_dir: str | None = None, progress=None) -> dict:
+def run_one(trial: Trial, data: Dataset, artifacts_dir: str | None = None, progress=None,
+            time_limit: float | None = None) -> dict:
     """The trial's outcome; an exception becomes status `error` with its message.
-    `progress` (anything with `put`) receives (trial key, epoch, epochs) after each epoch."""
+    `progress` (anything with `put`) receives (trial key, epoch, epochs) after each epoch;
+    past `time_limit` seconds training stops and the trial ends as `timeout`."""
     started = time.perf_counter()
     on_epoch = None if progress is None else (lambda epoch, epochs: progress.put((trial.key, epoch, epochs)))
+    settings = {"device_settings": device_settings()}  # before the first model: it sets the dtype policy
     try:
-        return run_trial(trial.config, trial.seed, trial.probes, data, artifacts_dir, on_epoch=on_epoch)
+        outcome = run_trial(trial.config, trial.seed, trial.probes, data, artifacts_dir, on_epoch=on_epoch,
+                            time_limit=time_limit)
     except Exception as err:  # noqa: BLE001 - any failure is recorded, the study goes on
         last = traceback.format_exception_only(type(err), err)[-1].strip()
-        return {"status": ERROR, "message": last, "history": [], "final": {}, "layers": [],
-                "timing": {"wall_seconds": time.perf_counter() - started},
-                "traceback": traceback.format_exc(limit=8)}
+        outcome = {"status": ERROR, "message": last, "history": [], "final": {}, "layers": [],
+                   "timing": {"wall_seconds": time.perf_counter() - started},
+                   "traceback": traceback.format_exc(limit=8)}
+    return {**outcome, **settings}
 
 
 def run_study(study: Study, profile: Profile, data: Dataset, store: TrialStore, *,
               seeds: int | None = None, force: bool = False, show_progress: bool = True,
-              executor: str = "inline", workers: int | None = 1, data_dir: str | None = None) -> RunReport:
+              executor: str = "inline", options: ExecutorOptions | None = None) -> RunReport:
     started = time.perf_counter()
     trials = plan_trials(study, profile, data.fingerprint, seeds, backend=current_backend())
     loaded = store.load_records()
@@ -75,7 +86,7 @@ def run_study(study: Study, profile: Profile, data: Dataset, store: TrialStore, 
                              if loaded.records.get(t.key, {}).get("status") in FINISHED}
     pending = [t for t in trials if t.key not in done]
     report = RunReport(trials=trials, records=dict(done), skipped=len(done), unreadable=loaded.unreadable)
-    executor, workers = choose_executor(executor, workers)
+    executor, options = choose_executor(executor, options or ExecutorOptions())
     if pending:
         provenance = {**collect_provenance(), "data_source": data.source}
         bar = tqdm(total=len(trials), initial=len(done), desc=f"{study.name}/{profile.name}", unit="trial",
@@ -97,9 +108,9 @@ def run_study(study: Study, profile: Profile, data: Dataset, store: TrialStore, 
             bar.update(1)
 
         with bar, epoch_channel(executor, show_epoch) as (channel, poll):
-            run = functools.partial(run_one, artifacts_dir=str(store.dir / "artifacts"), progress=channel)
-            registry.get("executor", executor)(pending, data, run, on_start, on_done,
-                                               workers=workers, data_dir=data_dir, poll=poll)
+            run = functools.partial(run_one, artifacts_dir=str(store.dir / "artifacts"), progress=channel,
+                                    time_limit=options.trial_timeout)
+            registry.get("executor", executor)(pending, data, run, on_start, on_done, options, poll=poll)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -117,6 +128,9 @@ def epoch_channel(executor: str, show):
     Worker processes put into a managed queue that `poll` drains between results."""
     if executor == "inline":
         yield _Direct(show), lambda: None
+        return
+    if executor == "ray":  # tasks on other nodes cannot reach this process's queue: trial-level progress only
+        yield None, lambda: None
         return
     with multiprocessing.Manager() as manager:
         queue = manager.Queue()
@@ -136,11 +150,13 @@ def _tuning_label(trial: Trial) -> str:
     return " ".join(f"{key}={value}" for key, value in trial.tuning.items())
 
 
-def choose_executor(executor: str, workers: int | None) -> tuple[str, int]:
+def choose_executor(executor: str, options: ExecutorOptions) -> tuple[str, ExecutorOptions]:
     """`auto`: one worker process per core (at most 4), since one small net uses the cores
-    badly (measured: 2 workers ran init's trials 1.6x faster than inline on 2 cores)."""
+    badly (measured: 2 workers ran init's trials 1.6x faster than inline on 2 cores), or
+    with --trials-per-gpu, the processes executor's GPU slots."""
+    workers = options.workers
     if workers is None:
         workers = min(4, os.cpu_count() or 1) if executor != "inline" else 1
     if executor == "auto":
-        executor = "processes" if workers > 1 else "inline"
-    return executor, workers
+        executor = "processes" if workers > 1 or options.trials_per_gpu else "inline"
+    return executor, dataclasses.replace(options, workers=workers)

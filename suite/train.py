@@ -15,6 +15,7 @@ import numpy as np
 from suite import probes, registry  # noqa: F401 (importing probes registers them)
 from suite.backend import import_keras
 from suite.data import Dataset
+from suite.device import jit_compile
 from suite.models import build_model
 
 keras = import_keras()
@@ -64,6 +65,20 @@ class DivergenceGuard(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class Deadline(keras.callbacks.Callback):
+    """Stops training once `seconds` have passed since the trial began (status `timeout`,
+    history kept); executors that can kill a worker also end a trial hung outside `fit`."""
+
+    def __init__(self, seconds: float):
+        super().__init__()
+        self.seconds, self.started, self.hit = seconds, time.perf_counter(), False
+
+    def on_train_batch_end(self, batch, logs=None):
+        if time.perf_counter() - self.started > self.seconds:
+            self.hit = True
+            self.model.stop_training = True
+
+
 # Trials that differ only in these settings share one compiled model: tracing the
 # train/test functions took half of a small trial's time (measured: ~1.1 of 2.3 s).
 VALUE_ONLY_KEYS = ("kernel_initializer", "learning_rate", "epochs", "train_examples")
@@ -97,7 +112,8 @@ def build_compiled_model(config: dict, data: Dataset) -> keras.Model:
         loss, accuracy = "categorical_crossentropy", keras.metrics.CategoricalAccuracy(name="accuracy")
     else:
         loss, accuracy = "sparse_categorical_crossentropy", "accuracy"
-    fresh.compile(optimizer=build_optimizer(config), loss=loss, metrics=[accuracy], steps_per_execution=STEPS_PER_EXECUTION)
+    fresh.compile(optimizer=build_optimizer(config), loss=loss, metrics=[accuracy], steps_per_execution=STEPS_PER_EXECUTION,
+                  jit_compile=jit_compile())
     if len(_COMPILED) >= MAX_COMPILED:
         _COMPILED.pop(next(iter(_COMPILED)))
     _COMPILED[signature] = fresh
@@ -193,7 +209,7 @@ def training_input(config: dict, x: np.ndarray, y: np.ndarray, num_classes: int,
 
 
 def run_trial(config: dict, seed: int, probe_names: tuple, data: Dataset, artifacts_dir: str | None = None,
-              on_epoch=None) -> dict:
+              on_epoch=None, time_limit: float | None = None) -> dict:
     """Train one configuration; returns {status, message, history, final, layers, timing}.
 
     A config with a `procedure` (freeze, finetune, distill, regression ...) is run by that
@@ -220,18 +236,20 @@ def run_trial(config: dict, seed: int, probe_names: tuple, data: Dataset, artifa
         if hasattr(callback, "use_training_sample"):  # probes that compare with the training data (D1, D4)
             callback.use_training_sample(x, y)
     guard, timer = DivergenceGuard(), StepTimer()
+    deadline = [Deadline(time_limit)] if time_limit else []
     if on_epoch is not None:
         probe_callbacks.append(EpochReporter(on_epoch, config["epochs"]))
 
     fit_started = time.perf_counter()
     fit = model.fit(**training_input(config, x, y, data.num_classes, seed), epochs=config["epochs"],
                     validation_data=eval_data(data, "val", soft_labels), validation_batch_size=EVAL_BATCH,
-                    callbacks=[guard, timer, *probe_callbacks], verbose=0)
+                    callbacks=[guard, timer, *deadline, *probe_callbacks], verbose=0)
     train_seconds = time.perf_counter() - fit_started
 
     history = _history_rows(fit.history, probe_callbacks)
     final = {key: _finite_or_nan(history[-1].get(key, float("nan"))) for key in history[-1] if key != "epoch"}
-    status = DIVERGED if guard.diverged_at is not None else OK
+    timed_out = bool(deadline) and deadline[0].hit
+    status = DIVERGED if guard.diverged_at is not None else TIMEOUT if timed_out else OK
     # The test set is touched once, for the final number. A diverged net is tested too:
     # what it predicts (typically one class: chance level) is the honest outcome of that arm.
     test_loss, test_accuracy = _evaluate(model, data, "test", soft_labels)
@@ -241,12 +259,14 @@ def run_trial(config: dict, seed: int, probe_names: tuple, data: Dataset, artifa
     steps_per_epoch = math.ceil(n / config["batch_size"])
     return {
         "status": status,
-        "message": f"non-finite loss in epoch {guard.diverged_at}" if status == DIVERGED else "",
+        "message": (f"non-finite loss in epoch {guard.diverged_at}" if status == DIVERGED else
+                    f"stopped after {time_limit:g} s (--trial-timeout), in epoch {len(history) - 1}" if status == TIMEOUT
+                    else ""),
         "history": history,
         "final": final,
         "layers": [row for callback in probe_callbacks for row in getattr(callback, "layer_rows", [])],
         "timing": {"train_seconds": train_seconds, "wall_seconds": time.perf_counter() - started,
-                   "step_seconds": timer.seconds_per_step(steps_per_epoch),
+                   "step_seconds": timer.seconds_per_step(steps_per_epoch), "steps_per_epoch": steps_per_epoch,
                    "parameters": int(model.count_params())},
     }
 

@@ -21,6 +21,7 @@ from suite import registry
 from suite.artifacts import ArtifactStore
 from suite.backend import import_keras
 from suite.data import Dataset
+from suite.device import jit_compile
 from suite.train import HISTORY_COLUMNS
 
 keras = import_keras()
@@ -145,7 +146,8 @@ def build_classifier(backbone: keras.Model, classes: int, *, pretrained: bool = 
         x = GradientScale(backbone_lr_scale, name="backbone_lr_scale")(x)
     if dropout:
         x = keras.layers.Dropout(dropout, name="dropout")(x)
-    return keras.Model(inputs, keras.layers.Dense(classes, name="head")(x))
+    # float32 logits even under mixed precision
+    return keras.Model(inputs, keras.layers.Dense(classes, name="head", dtype="float32")(x))
 
 
 # ---- training and testing ------------------------------------------------------------
@@ -155,7 +157,7 @@ def compile_model(model: keras.Model, config: dict, learning_rate: float | None 
     optimizer = keras.optimizers.SGD(lr, momentum=0.9) if config["optimizer"] == "sgd" else \
         keras.optimizers.get({"class_name": config["optimizer"], "config": {"learning_rate": lr}})
     model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"], steps_per_execution=16)
+                  metrics=["accuracy"], steps_per_execution=16, jit_compile=jit_compile())
 
 
 def fit(model: keras.Model, x, y, tdata: TransferData, config: dict, epochs: int) -> list[dict]:

@@ -1,6 +1,5 @@
 """The runner: every trial ends with a status, nothing finished is lost or redone."""
 
-import pytest
 
 from suite import registry, spec
 from suite.runner import run_study
@@ -60,19 +59,6 @@ def test_corrupt_record_is_rerun(tmp_path, studies_dir, synthetic_data):
     again = run_study(study, study.profiles["smoke"], synthetic_data, store, show_progress=False)
     assert again.ran == 1 and len(again.unreadable) == 1
     assert store.load_records().unreadable == []
-
-
-@pytest.mark.parametrize("executor, workers", [("processes", 2)])
-def test_processes_executor_gives_the_same_keys(tmp_path, studies_dir, synthetic_data, executor, workers):
-    study = _study(studies_dir)
-    inline = run_study(study, study.profiles["smoke"], synthetic_data, TrialStore(tmp_path / "a", "tiny"),
-                       show_progress=False)
-    parallel = run_study(study, study.profiles["smoke"], synthetic_data, TrialStore(tmp_path / "b", "tiny"),
-                         show_progress=False, executor=executor, workers=workers)
-    assert set(parallel.records) == set(inline.records)
-    assert all(r["status"] == "ok" for r in parallel.records.values())
-    for key, record in inline.records.items():  # same seed, same data: same numbers
-        assert parallel.records[key]["final"]["test_accuracy"] == pytest.approx(record["final"]["test_accuracy"], abs=0.02)
 
 
 def test_each_epoch_is_reported_to_the_progress_channel(studies_dir, synthetic_data):

@@ -19,17 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._timing import machine, run_cli  # noqa: E402
-
-
-def gpu_count() -> int:
-    """GPUs visible to a fresh process, asked of nvidia-smi so this script imports no framework."""
-    import shutil
-    import subprocess
-
-    if not shutil.which("nvidia-smi"):
-        return 0
-    listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdout
-    return sum(line.startswith("GPU ") for line in listing.splitlines())
+from suite.device import count_gpus  # noqa: E402
 
 
 def variants(trials_per_gpu: int) -> dict[str, list[str]]:
@@ -38,7 +28,7 @@ def variants(trials_per_gpu: int) -> dict[str, list[str]]:
              "processes x2": ["--executor", "processes", "--workers", "2"]}
     if importlib.util.find_spec("ray") is not None:
         found["ray"] = ["--executor", "ray"]
-    if gpu_count():
+    if count_gpus():
         found["gpu: 1 trial per GPU"] = ["--executor", "processes", "--trials-per-gpu", "1"]
         found[f"gpu: {trials_per_gpu} trials per GPU"] = ["--executor", "processes", "--trials-per-gpu", str(trials_per_gpu)]
     return found

@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def run_cli(args: list[str], results: str | None = None) -> dict:
     """Run `python run_all.py ARGS --quiet` in fresh results/report folders (unless given);
-    returns wall seconds, exit code and the trial count of the study's summary."""
+    returns wall seconds, exit code, the trial count of the studies' summaries, their
+    verdicts ({claim id: verdict}) and the stored trial keys."""
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
         results = results or f"{scratch}/results"
         command = [sys.executable, str(ROOT / "run_all.py"), *args, "--quiet",
@@ -23,12 +24,15 @@ def run_cli(args: list[str], results: str | None = None) -> dict:
         started = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True)
         seconds = time.perf_counter() - started
-        trials = 0
-        for summary in Path(scratch, "reports").glob("*/summary.json"):
-            trials += sum(json.loads(summary.read_text())["trials"].values())
+        trials, verdicts = 0, {}
+        for path in Path(scratch, "reports").glob("*/summary.json"):
+            summary = json.loads(path.read_text())
+            trials += sum(summary["trials"].values())
+            verdicts.update({f"{summary['study']} {c['id']}": c["verdict"] for c in summary["claims"]})
+        keys = {path.stem for path in Path(results).glob("*/*.json")}
     if done.returncode not in (0, 1):
         sys.stderr.write(done.stderr[-2000:])
-    return {"seconds": seconds, "returncode": done.returncode, "trials": trials}
+    return {"seconds": seconds, "returncode": done.returncode, "trials": trials, "verdicts": verdicts, "keys": keys}
 
 
 def machine() -> str:

@@ -43,7 +43,8 @@ def main() -> None:
     args = parser.parse_args()
     runs = variants(args.trials_per_gpu)
     seconds: dict[str, list[float]] = {name: [] for name in runs}
-    trials = {}
+    trials, same = {}, {}
+    reference = None
     for _ in range(args.repeats):  # alternated, so drift hits every variant alike
         for name, flags in runs.items():
             run = run_cli(["--study", args.study, "--profile", args.profile, *flags])
@@ -52,8 +53,11 @@ def main() -> None:
                 continue
             seconds[name].append(run["seconds"])
             trials[name] = run["trials"]
+            reference = reference if name != "inline" else run  # every executor must agree with inline
+            same[name] = "yes" if (run["keys"], run["verdicts"]) == (reference["keys"], reference["verdicts"]) else "NO"
     print(f"Machine: {machine()}; `--study {args.study} --profile {args.profile}`, median of {args.repeats}\n")
-    print("| executor | trials | wall (median) | trials per hour | vs inline |\n|---|---:|---:|---:|---:|")
+    print("| executor | trials | wall (median) | trials per hour | vs inline | same keys and verdicts as inline |\n"
+          "|---|---:|---:|---:|---:|---|")
     base = None
     for name, values in seconds.items():
         if not values:
@@ -61,7 +65,7 @@ def main() -> None:
         median = statistics.median(values)
         rate = trials[name] / median * 3600
         base = base or rate
-        print(f"| {name} | {trials[name]} | {median:.1f} s | {rate:.0f} | {rate / base:.2f}x |")
+        print(f"| {name} | {trials[name]} | {median:.1f} s | {rate:.0f} | {rate / base:.2f}x | {same[name]} |")
 
 
 if __name__ == "__main__":

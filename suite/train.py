@@ -256,6 +256,8 @@ def run_trial(config: dict, seed: int, probe_names: tuple, data: Dataset, artifa
     final.update(test_loss=_finite_or_nan(test_loss), test_accuracy=_finite_or_nan(test_accuracy))
     if "train_eval_accuracy" in final:  # the generalisation gap against the test set (D1, D4)
         final["test_gap"] = final["train_eval_accuracy"] - final["test_accuracy"]
+    # how far the dev (validation) number is from the test number: small when both share a distribution (D2)
+    final["dev_test_gap"] = abs(final.get("val_accuracy", float("nan")) - final["test_accuracy"])
     steps_per_epoch = math.ceil(n / config["batch_size"])
     return {
         "status": status,

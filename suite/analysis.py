@@ -156,8 +156,11 @@ def arm_summary(trials: pd.DataFrame, metrics=("test_accuracy", "val_accuracy", 
 
 # ---- claims --------------------------------------------------------------------------
 
-def select_arms(trials: pd.DataFrame, selector: dict) -> pd.Series:
-    """Rows whose factor columns match a claim's selector (a level or a list of levels)."""
+def select_arms(trials: pd.DataFrame, selector: dict | list) -> pd.Series:
+    """Rows whose factor columns match a claim's selector (a level or a list of levels);
+    for a list of selectors, the rows any of them matches."""
+    if isinstance(selector, list):
+        return pd.concat([select_arms(trials, part) for part in selector], axis=1).any(axis=1)
     mask = pd.Series(True, index=trials.index)
     for key, wanted in selector.items():
         mask &= trials[key].isin(wanted if isinstance(wanted, list) else [wanted])
@@ -179,8 +182,14 @@ def epochs_to_target(epochs: pd.DataFrame, target: dict) -> pd.Series:
     return first.reindex(trained["key"].unique()).fillna(budget + 1).astype(float)
 
 
-def claim_values(claim: Claim, selector: dict, trials: pd.DataFrame, epochs: pd.DataFrame) -> pd.Series:
-    """Per seed: the claim's metric, averaged over the selected arms the selector matches."""
+def claim_values(claim: Claim, selector: dict | list, trials: pd.DataFrame, epochs: pd.DataFrame) -> pd.Series:
+    """Per seed: the claim's metric, averaged over the selected arms the selector matches.
+    A list of selectors: each one's per-seed value, averaged with equal weight, so
+    [{a: x, n: small}, {a: none, n: large}] vs [{a: none, n: small}, {a: x, n: large}]
+    is half the difference of differences (D1: augmentation matters more with less data)."""
+    if isinstance(selector, list):
+        parts = pd.concat([claim_values(claim, part, trials, epochs) for part in selector], axis=1)
+        return parts.mean(axis=1, skipna=False)
     chosen = trials[trials["selected"] & select_arms(trials, selector)]
     if claim.metric == "epochs_to_target":
         reached = epochs_to_target(epochs, claim.target).rename("epochs_to_target")

@@ -58,8 +58,9 @@ class Claim:
     id: str
     text: str
     metric: str
-    better: dict  # factor -> level (or list of levels): the arm(s) the claim favours
-    worse: dict | None  # the arm(s) compared against, or None when compared with `than`
+    better: dict | list  # factor -> level (or list of levels): the arm(s) the claim favours; a list of such
+    # mappings averages each one's value with equal weight (a difference of differences, D1)
+    worse: dict | list | None  # the arm(s) compared against, or None when compared with `than`
     direction: str = "higher"  # the `better` arm should score higher (or lower) on `metric`
     epoch: int | None = None  # None: the final epoch
     than: float | None = None  # a fixed value to beat instead of `worse` arms
@@ -113,8 +114,11 @@ def arm_label(arm: dict, factors=None) -> str:
     return " / ".join(str(arm[key]) for key in order) or "baseline"
 
 
-def matches(arm: dict, selector: dict) -> bool:
-    """Does `arm` fall under a claim's selector (a level or a list of levels per factor)?"""
+def matches(arm: dict, selector: dict | list) -> bool:
+    """Does `arm` fall under a claim's selector (a level or a list of levels per factor)?
+    A list of selectors matches what any of them matches."""
+    if isinstance(selector, list):
+        return any(matches(arm, part) for part in selector)
     for key, wanted in selector.items():
         levels = wanted if isinstance(wanted, list) else [wanted]
         if arm.get(key) not in levels:
@@ -489,7 +493,11 @@ class _Validator:
         return {"metric": target["metric"], "value": float(value)}
 
     def selector(self, selector, study: Study, arms_by_profile: dict, where: str):
-        self.expect(selector, dict, where, "a mapping of factor -> level")
+        if isinstance(selector, list) and selector:  # several selections, averaged (D1)
+            for i, part in enumerate(selector):
+                self.selector(part, study, arms_by_profile, f"{where}[{i}]")
+            return
+        self.expect(selector, dict, where, "a mapping of factor -> level, or a list of such mappings")
         for key, wanted in selector.items():
             if key not in study.factors:
                 self.fail(f"{where}.{key}", f"not a factor of this study; factors: {', '.join(study.factors) or '(none)'}")

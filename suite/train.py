@@ -205,7 +205,7 @@ def training_input(config: dict, x: np.ndarray, y: np.ndarray, num_classes: int,
                 .batch(config["batch_size"])
                 .map(augment, num_parallel_calls=tf.data.AUTOTUNE)
                 .prefetch(tf.data.AUTOTUNE))
-    return {"x": pipeline}
+    return {"x": pipeline, "shuffle": False}  # shuffled above; Keras warns when asked to shuffle a dataset
 
 
 def run_trial(config: dict, seed: int, probe_names: tuple, data: Dataset, artifacts_dir: str | None = None,

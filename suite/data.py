@@ -229,6 +229,8 @@ _CACHE: dict[tuple[str, str | None], Dataset] = {}
 
 def load_dataset(name: str, data_dir: str | None = None) -> Dataset:
     """The named dataset, read once per process."""
+    from suite import components  # noqa: F401 (study modules register datasets too, e.g. diabetes; worker processes)
+
     key = (name, data_dir)
     if key not in _CACHE:
         _CACHE[key] = registry.get("dataset", name)(data_dir=data_dir)

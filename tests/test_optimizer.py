@@ -60,7 +60,7 @@ def test_every_trial_records_its_steps_per_epoch(synthetic_data):
 def test_sensitivity_numbers_equal_a_hand_computation(frames):
     table, summary = optimizer_sections.sensitivity_table(frames[0])
     rows = table.set_index("optimizer")
-    assert rows.loc["sgd", "tuned learning rate"] == 0.1 and rows.loc["adam", "tuned learning rate"] == 0.01
+    assert rows.loc["sgd", "tuned learning rate"] == "0.1" and rows.loc["adam", "tuned learning rate"] == "0.01"
     assert rows.loc["sgd", "range over the grid"] == pytest.approx(0.40)
     assert rows.loc["adam", "worst val acc on the grid"] == 0.0  # diverged at 0.1: counts 0, as in the tuning
     assert rows.loc["sgd", "cost of one grid step off"] == pytest.approx(0.80 - 0.70)  # one neighbour only

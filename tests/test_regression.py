@@ -2,8 +2,12 @@
 scikit-learn's, each seed gets its own split, jointly trained logistic starts stay independent,
 and the convexity check tells a convex cost from a non-convex one."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
+from conftest import REPO
 from sklearn import metrics as skm
 
 from suite import regression
@@ -24,6 +28,14 @@ def test_diabetes_is_a_float_regression_target_in_a_60_20_20_split(diabetes):
     assert (len(diabetes.y_train), len(diabetes.y_val), len(diabetes.y_test)) == (266, 88, 88)
     assert diabetes.num_classes == 0 and diabetes.y_train.dtype == np.float32 and diabetes.input_shape == (10,)
     assert np.allclose(diabetes.x_train.mean(axis=0), 0, atol=1e-5) and np.allclose(diabetes.x_train.std(axis=0), 1, atol=1e-4)
+
+
+def test_a_fresh_process_finds_the_dataset_by_name():
+    # worker processes load the study's dataset by name before any study module is imported
+    code = "from suite.data import load_dataset; print(load_dataset('diabetes').input_shape)"
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "(10,)" in done.stdout
 
 
 @pytest.mark.parametrize("fraction", [0.0, 0.1, 0.3])

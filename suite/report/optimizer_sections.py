@@ -42,7 +42,7 @@ def sensitivity_table(trials: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
         group = group.sort_values(LR).reset_index(drop=True)
         best = int(group["score"].idxmax())
         neighbours = group.loc[[i for i in (best - 1, best + 1) if 0 <= i < len(group)], "score"]
-        rows.append({"optimizer": optimizer, "tuned learning rate": group.loc[best, LR],
+        rows.append({"optimizer": optimizer, "tuned learning rate": f"{group.loc[best, LR]:g}",
                      "val acc at tuned rate": group.loc[best, "score"],
                      "seed std at tuned rate": group.loc[best, "seed_std"],
                      "worst val acc on the grid": group["score"].min(),
@@ -141,7 +141,7 @@ def steps_to_target(trials: pd.DataFrame, epochs: pd.DataFrame, study: Study) ->
             steps = group["epochs"] * group["steps_per_epoch"] if "steps_per_epoch" in group else group["epochs"] * np.nan
             accuracy, low, high, _ = analysis.mean_ci(group["test_accuracy"])
             rows.append({"target": f"{target['metric']} {target['value']:g}", "optimizer": optimizer,
-                         "tuned learning rate": group[LR].iloc[0], "seeds": len(group), "not reached": int((~hit).sum()),
+                         "tuned learning rate": f"{group[LR].iloc[0]:g}", "seeds": len(group), "not reached": int((~hit).sum()),
                          "mean epochs (reached only)": group.loc[hit, "epochs"].mean() if hit.any() else None,
                          "mean steps (reached only)": steps[hit].mean() if hit.any() else None,
                          "train loss after epoch 1": first.reindex(group["key"]).mean(),

@@ -29,12 +29,19 @@ def test_run_then_rerun_trains_nothing(tmp_path, studies_dir, synthetic_data):
 
 
 def test_a_raising_trial_is_recorded_as_error_and_the_study_goes_on(tmp_path, studies_dir, synthetic_data):
-    study = _study(studies_dir, model={"family": "broken_for_tests", "depth": 1, "width": 4}, claims=())
+    study = _study(studies_dir, model={"family": "broken_for_tests", "depth": 1, "width": 4})
     store = TrialStore(tmp_path, study.name)
     report = run_study(study, study.profiles["smoke"], synthetic_data, store, show_progress=False)
     statuses = [r["status"] for r in report.records.values()]
     assert statuses == ["error"] * 4
     assert all("cannot be built" in r["message"] for r in report.records.values())
+    # a study whose every trial failed still gets a report that says so
+    from suite import report as reports
+
+    summary = reports.build_study_report(study, study.profiles["smoke"], list(report.records.values()), tmp_path / "out",
+                                         1.0, {"name": "synthetic"})
+    assert summary["trials"] == {"error": 4}
+    assert "cannot be built" in (tmp_path / "out" / study.name / "index.html").read_text()
     # errors are retried on a rerun (their cause may have been fixed), successes never
     assert run_study(study, study.profiles["smoke"], synthetic_data, store, show_progress=False).ran == 4
 

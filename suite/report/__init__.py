@@ -161,7 +161,7 @@ def build_study_report(study: Study, profile: Profile, records: list[dict], out_
         tuning_table=table_html(analysis.tuning_overview(tuning, study)),
         tuning_csv=csv_link(tuning, f"{study.name}-tuning.csv") if not tuning.empty else "",
         verdicts_csv=csv_link(pd.DataFrame([{**c, "ci_low": c["ci"][0], "ci_high": c["ci"][1]}
-                                            for c in summary["claims"]]).drop(columns="ci"),
+                                            for c in summary["claims"]]).drop(columns="ci", errors="ignore"),
                               f"{study.name}-verdicts.csv"),
         failed_table=table_html(failed),
         failed_csv=csv_link(failed, f"{study.name}-failed-trials.csv") if not failed.empty else "",

@@ -62,6 +62,8 @@ def _panels(measure: str, col: str | None, count: int) -> dict:
 
 def learning_curves(epochs: pd.DataFrame, factors: list[str], metrics=("train_loss", "val_accuracy")) -> str | None:
     """Training loss and validation accuracy per epoch, one line per arm, 95% CI bands."""
+    if "epoch" not in epochs:  # no trial has a history (every one failed)
+        return None
     data = epochs[(epochs["epoch"] >= 1)]
     metrics = [m for m in metrics if m in data and data[m].notna().any()]
     if data.empty or not metrics:

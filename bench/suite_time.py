@@ -30,19 +30,21 @@ def main() -> None:
     args = parser.parse_args()
     names = args.study or [path.stem for path in spec.list_study_paths()]
     lines = [f"Machine: {machine()}; profile `{args.profile}`, default executor, empty results.", "",
-             "| study | trials | wall | exit |", "|---|---:|---:|---:|"]
+             "| study | trials | wall | exit | verdicts |", "|---|---:|---:|---:|---|"]
     total = core = 0.0
     for name in names:
         run = run_cli(["--study", name, "--profile", args.profile])
         total += run["seconds"]
         core += run["seconds"] if name in CORE else 0.0
         wall = f"{run['seconds'] / 60:.1f} min ({run['seconds']:.0f} s)"
-        lines.append(f"| {name} | {run['trials']} | {wall} | {run['returncode']} |")
+        verdicts = ", ".join(f"{claim.split(' ', 1)[1]} {verdict}" for claim, verdict in run["verdicts"].items())
+        lines.append(f"| {name} | {run['trials']} | {wall} | {run['returncode']} | {verdicts} |")
         print(lines[-1], flush=True)
-    lines.append(f"| **all** | | {total / 60:.1f} min | |")
+    lines.append(f"| **all** | | {total / 60:.1f} min | | |")
     if set(CORE) <= set(names):
         verdict = "within" if core <= CORE_GOAL_SECONDS else "over"
-        lines.append(f"| **five core studies** | | {core / 60:.1f} min ({verdict} the {CORE_GOAL_SECONDS // 60}-minute goal) | |")
+        goal = f"{verdict} the {CORE_GOAL_SECONDS // 60}-minute goal"
+        lines.append(f"| **five core studies** | | {core / 60:.1f} min ({goal}) | | |")
     text = "\n".join(lines)
     print("\n" + text)
     if args.markdown:

@@ -132,7 +132,8 @@ def epoch_channel(executor: str, show):
     if executor == "ray":  # tasks on other nodes cannot reach this process's queue: trial-level progress only
         yield None, lambda: None
         return
-    with multiprocessing.Manager() as manager:
+    # spawned, not forked: forking a process that runs JAX (multithreaded) can deadlock
+    with multiprocessing.get_context("spawn").Manager() as manager:
         queue = manager.Queue()
 
         def poll() -> None:

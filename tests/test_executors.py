@@ -51,16 +51,18 @@ def test_a_trial_past_its_timeout_ends_as_timeout_and_runs_again(tmp_path, studi
 
 
 def _spawned_workers(parent: int) -> list[int]:
-    """Pool workers of `parent`: spawned children run multiprocessing.spawn's main."""
+    """Pool workers of `parent`, largest first: spawned children that run multiprocessing.spawn's
+    main, ordered by resident memory (a worker holds TensorFlow and the data; the progress
+    queue's manager process, spawned too, holds neither)."""
     found = []
     for proc in Path("/proc").iterdir():
         try:
             if proc.name.isdigit() and int((proc / "stat").read_text().split()[3]) == parent \
                     and b"spawn_main" in (proc / "cmdline").read_bytes():
-                found.append(int(proc.name))
+                found.append((int((proc / "statm").read_text().split()[1]), int(proc.name)))
         except (OSError, IndexError, ValueError):
             continue
-    return found
+    return [pid for _, pid in sorted(found, reverse=True)]
 
 
 @pytest.mark.skipif(not Path("/proc").exists(), reason="finds worker processes through /proc")

@@ -30,26 +30,26 @@ class DeviceOptions:
 _SETTINGS: dict | None = None
 
 
-def count_gpus() -> int:
-    """GPUs visible to a fresh process, asked of nvidia-smi so that no framework is imported."""
-    if not shutil.which("nvidia-smi") or os.environ.get("CUDA_VISIBLE_DEVICES") == "":
-        return 0
+def _nvidia_smi(*args: str) -> str:
+    """What nvidia-smi prints for `args` ("" without it), so that no framework is imported."""
+    if not shutil.which("nvidia-smi"):
+        return ""
     try:
-        listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20).stdout
+        return subprocess.run(["nvidia-smi", *args], capture_output=True, text=True, timeout=20).stdout
     except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def count_gpus() -> int:
+    """GPUs visible to a fresh process."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES") == "":
         return 0
-    return sum(line.startswith("GPU ") for line in listing.splitlines())
+    return sum(line.startswith("GPU ") for line in _nvidia_smi("-L").splitlines())
 
 
 def gpu_memory_mb() -> int | None:
-    """Total memory of the first GPU in MiB (nvidia-smi), or None without one."""
-    if not shutil.which("nvidia-smi"):
-        return None
-    try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
-                             capture_output=True, text=True, timeout=20).stdout.split()
-    except (OSError, subprocess.SubprocessError):
-        return None
+    """Total memory of the first GPU in MiB, or None without one."""
+    out = _nvidia_smi("--query-gpu=memory.total", "--format=csv,noheader,nounits").split()
     return int(float(out[0])) if out else None
 
 

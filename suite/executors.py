@@ -15,6 +15,7 @@ Every executor writes to the same store, so a study can be resumed by any of the
 from __future__ import annotations
 
 import concurrent.futures as futures
+import dataclasses
 import multiprocessing
 import os
 import threading
@@ -120,7 +121,7 @@ def run_processes(trials: list[Trial], data: Dataset, run_one: Callable, on_star
     gpus = count_gpus() if options.trials_per_gpu else 0
     if gpus:
         slots, cap = plan_gpu_slots(gpus, options.trials_per_gpu, gpu_memory_mb())
-        workers, device = len(slots), DeviceOptions(device.precision, device.xla, cap)
+        workers, device = len(slots), dataclasses.replace(device, memory_limit_mb=cap)
     threads = max(1, (os.cpu_count() or 1) // workers)
     queue = list(trials)
     context = multiprocessing.get_context("spawn")  # fork is unsafe once TensorFlow has threads

@@ -68,8 +68,7 @@ def run_one(trial: Trial, data: Dataset, artifacts_dir: str | None = None, progr
                             time_limit=time_limit)
     except Exception as err:  # noqa: BLE001 - any failure is recorded, the study goes on
         last = traceback.format_exception_only(type(err), err)[-1].strip()
-        outcome = {"status": ERROR, "message": last, "history": [], "final": {}, "layers": [],
-                   "timing": {"wall_seconds": time.perf_counter() - started},
+        outcome = {**executors.failed(ERROR, last), "timing": {"wall_seconds": time.perf_counter() - started},
                    "traceback": traceback.format_exc(limit=8)}
     return {**outcome, **settings}
 

@@ -205,6 +205,7 @@ def _value_checks() -> dict[str, tuple[str, Callable]]:
         "labels_per_class": ("training", _positive_int),
         "source_epochs": ("training", _positive_int),
         "head_epochs": ("training", _positive_int),
+        "steps_per_epoch": ("training", _positive_int),  # the fewest SGD steps in an epoch (few-shot sets repeat)
         "iterations": ("training", _positive_int),
         "lr_ratio": ("training", _fraction),
         "teacher_arch": ("model", _name_in("architecture", lambda n: n in transfer.ARCHITECTURES,

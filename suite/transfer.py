@@ -29,9 +29,11 @@ keras = import_keras()
 SOURCE_CLASSES = (0, 1, 2, 3, 4)
 TARGET_CLASSES = (5, 6, 7, 8, 9)
 CONFIDENCE = 0.7  # self-training keeps pseudo-labels the teacher is at least this sure of
-# A few-shot set is repeated to at least this many images per epoch: with 10 labels per
-# class an epoch would otherwise be a single SGD step, and every arm would stay untrained.
-MIN_EXAMPLES_PER_EPOCH = 1024
+# An epoch has at least `steps_per_epoch` SGD steps (small sets are repeated): with 10
+# labels per class a pass over the data is one step, and a budget in passes would leave
+# every arm untrained. Default when a study does not set it:
+STEPS_PER_EPOCH = 16
+NOISE_DROPOUT = 0.3  # the noisy student's dropout before the head (with RandAugment on its inputs)
 
 
 @dataclass(frozen=True)
@@ -152,21 +154,30 @@ def build_classifier(backbone: keras.Model, classes: int, *, pretrained: bool = 
 
 # ---- training and testing ------------------------------------------------------------
 
-def compile_model(model: keras.Model, config: dict, learning_rate: float | None = None) -> None:
-    lr = learning_rate if learning_rate is not None else config["learning_rate"]
+def compile_model(model: keras.Model, config: dict, decay_steps: int | None = None) -> None:
+    """SGD (momentum 0.9) or a named optimizer; with `decay_steps`, the learning rate follows a
+    cosine from its value to 0 over that many steps, so a run ends on settled weights rather
+    than on one noisy SGD iterate (a few-shot arm's last epochs otherwise swing by points)."""
+    lr = config["learning_rate"]
+    if decay_steps:
+        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps)
     optimizer = keras.optimizers.SGD(lr, momentum=0.9) if config["optimizer"] == "sgd" else \
         keras.optimizers.get({"class_name": config["optimizer"], "config": {"learning_rate": lr}})
     model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"], steps_per_execution=16, jit_compile=jit_compile())
 
 
-def fit(model: keras.Model, x, y, tdata: TransferData, config: dict, epochs: int) -> list[dict]:
-    """Train; returns one history row per epoch (validation on the target's validation images)."""
-    if len(x) < MIN_EXAMPLES_PER_EPOCH:
-        repeat = np.resize(np.arange(len(x)), MIN_EXAMPLES_PER_EPOCH)
+def train(model: keras.Model, x, y, tdata: TransferData, config: dict, epochs: int, sample_weight=None) -> list[dict]:
+    """Compile (a fresh optimizer, the learning rate decaying over this run) and fit; returns one
+    history row per epoch (validation on the target's validation images)."""
+    least = config.get("steps_per_epoch", STEPS_PER_EPOCH) * config["batch_size"]
+    if len(x) < least:
+        repeat = np.resize(np.arange(len(x)), least)  # fit shuffles
         x, y = x[repeat], y[repeat]
-    fit_history = model.fit(x, y, batch_size=config["batch_size"], epochs=epochs, verbose=0,
-                            validation_data=(tdata.val_x, tdata.val_y), validation_batch_size=1024)
+        sample_weight = None if sample_weight is None else sample_weight[repeat]
+    compile_model(model, config, decay_steps=epochs * -(-len(x) // config["batch_size"]))
+    fit_history = model.fit(x, y, sample_weight=sample_weight, batch_size=config["batch_size"], epochs=epochs,
+                            verbose=0, validation_data=(tdata.val_x, tdata.val_y), validation_batch_size=1024)
     names = HISTORY_COLUMNS
     return [{"epoch": e + 1, **{names[k]: float(v[e]) for k, v in fit_history.history.items() if k in names}}
             for e in range(len(fit_history.history.get("loss", [])))]
@@ -188,14 +199,15 @@ def source_backbone(config: dict, seed: int, data: Dataset, artifacts: ArtifactS
         return build_backbone(arch, data.input_shape, weights="imagenet")
     identity = {"what": "source", "arch": arch, "seed": seed, "data": data.fingerprint,
                 "epochs": config["source_epochs"], "optimizer": config["optimizer"],
-                "learning_rate": config["learning_rate"], "batch_size": config["batch_size"]}
+                "learning_rate": config["learning_rate"], "batch_size": config["batch_size"], "schedule": "cosine"}
 
     def pretrain() -> keras.Model:
         keras.utils.set_random_seed(10_000 + seed)
         tdata = split_transfer(data, 1, 1, seed)
         backbone = build_backbone(arch, data.input_shape)
         model = build_classifier(backbone, len(SOURCE_CLASSES))
-        compile_model(model, config)
+        steps = config["source_epochs"] * -(-len(tdata.source_x) // config["batch_size"])
+        compile_model(model, config, decay_steps=steps)
         model.fit(tdata.source_x, tdata.source_y, batch_size=config["batch_size"], epochs=config["source_epochs"],
                   verbose=0)
         return backbone
@@ -203,19 +215,21 @@ def source_backbone(config: dict, seed: int, data: Dataset, artifacts: ArtifactS
     return artifacts.load_or_build(identity, pretrain, lambda: build_backbone(arch, data.input_shape))
 
 
-def finetuned(config: dict, seed: int, data: Dataset, tdata: TransferData, artifacts: ArtifactStore,
-              arch: str) -> tuple[keras.Model, list[dict]]:
-    """(T3) Head first on the frozen backbone, then everything with a smaller backbone learning rate."""
+def finetuned(config: dict, seed: int, data: Dataset, tdata: TransferData, artifacts: ArtifactStore, arch: str,
+              x: np.ndarray | None = None, y: np.ndarray | None = None,
+              noise: bool = False) -> tuple[keras.Model, list[dict]]:
+    """(T3) Head first on the frozen backbone, then everything with a smaller backbone learning rate.
+    Trains on the labelled images unless given `x, y`; `noise` adds RandAugment and dropout (T5)."""
+    x, y = (tdata.labelled_x, tdata.labelled_y) if x is None else (x, y)
     backbone = source_backbone(config, seed, data, artifacts, arch)
     # 1. new head on the frozen backbone
     backbone.trainable = False
-    model = build_classifier(backbone, tdata.classes, pretrained=True, backbone_lr_scale=config["lr_ratio"])
-    compile_model(model, config)
-    history = fit(model, tdata.labelled_x, tdata.labelled_y, tdata, config, config["head_epochs"])
-    # 2. unfreeze and recompile (trainable changes take effect at compile)
+    model = build_classifier(backbone, tdata.classes, pretrained=True, backbone_lr_scale=config["lr_ratio"],
+                             dropout=NOISE_DROPOUT if noise else 0.0, augment=noise)
+    history = train(model, x, y, tdata, config, config["head_epochs"])
+    # 2. unfreeze; `train` recompiles, which is when a trainable change takes effect
     backbone.trainable = True
-    compile_model(model, config)
-    history += fit(model, tdata.labelled_x, tdata.labelled_y, tdata, config, config["epochs"])
+    history += train(model, x, y, tdata, config, config["epochs"])
     return model, history
 
 
@@ -254,8 +268,7 @@ def scratch(config, seed, data, artifacts, arch=None):
     """The teacher architecture trained on the target labels only (the baseline of T1)."""
     started, tdata = time.perf_counter(), _setup(config, seed, data)
     model = build_classifier(build_backbone(arch or config["teacher_arch"], data.input_shape), tdata.classes)
-    compile_model(model, config)
-    history = fit(model, tdata.labelled_x, tdata.labelled_y, tdata, config, config["head_epochs"] + config["epochs"])
+    history = train(model, tdata.labelled_x, tdata.labelled_y, tdata, config, config["head_epochs"] + config["epochs"])
     return _outcome(started, history, {"test_accuracy": test_accuracy(model, tdata)})
 
 
@@ -272,8 +285,7 @@ def freeze(config, seed, data, artifacts):
     backbone = source_backbone(config, seed, data, artifacts, config["teacher_arch"])
     backbone.trainable = False
     model = build_classifier(backbone, tdata.classes, pretrained=True)
-    compile_model(model, config)
-    history = fit(model, tdata.labelled_x, tdata.labelled_y, tdata, config, config["head_epochs"] + config["epochs"])
+    history = train(model, tdata.labelled_x, tdata.labelled_y, tdata, config, config["head_epochs"] + config["epochs"])
     return _outcome(started, history, {"test_accuracy": test_accuracy(model, tdata)})
 
 
@@ -287,7 +299,8 @@ def finetune(config, seed, data, artifacts):
 
 class Distiller(keras.Model):
     """(T4, Hinton et al. 2015) loss = alpha * CE(labels, student)
-    + (1 - alpha) * T^2 * KL(softmax(teacher / T) || softmax(student / T)); the teacher is frozen."""
+    + (1 - alpha) * T^2 * KL(softmax(teacher / T) || softmax(student / T)); the teacher is frozen.
+    Images with sample weight 0 (the unlabelled pool) enter the KL term only."""
 
     def __init__(self, teacher: keras.Model, student: keras.Model, temperature: float, alpha: float):
         super().__init__()
@@ -300,6 +313,8 @@ class Distiller(keras.Model):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         hard = keras.losses.sparse_categorical_crossentropy(y, y_pred, from_logits=True)
+        if sample_weight is not None:
+            hard = hard * keras.ops.reshape(keras.ops.cast(sample_weight, hard.dtype), keras.ops.shape(hard))
         t = self.temperature
         teacher_soft = keras.ops.softmax(self.teacher(x, training=False) / t)
         student_log_soft = keras.ops.log_softmax(y_pred / t)
@@ -308,14 +323,20 @@ class Distiller(keras.Model):
 
 
 def distill(config, seed, data, artifacts, temperature: float = 4.0, alpha: float = 0.1):
-    """(T4) The small student learns from the fine-tuned large teacher's soft labels."""
+    """(T4) The small student learns from the fine-tuned large teacher's soft labels on the
+    transfer set: the labelled images (cross-entropy and KL) and the unlabelled pool (KL only:
+    the teacher knows more than the few labels, and its outputs on unlabelled images are
+    what distillation can pass on; Hinton et al. likewise use an unlabelled transfer set)."""
     started, tdata = time.perf_counter(), _setup(config, seed, data)
     teacher = cached_teacher(config, seed, data, tdata, artifacts)
     keras.utils.set_random_seed(seed)
     student = build_classifier(build_backbone(config["student_arch"], data.input_shape), tdata.classes)
     distiller = Distiller(teacher, student, temperature, alpha)
-    compile_model(distiller, config)
-    history = fit(distiller, tdata.labelled_x, tdata.labelled_y, tdata, config, config["head_epochs"] + config["epochs"])
+    # the pool's label slots hold 0 with weight 0: no label of the pool exists to read
+    x = np.concatenate([tdata.labelled_x, tdata.pool_x])
+    y = np.concatenate([tdata.labelled_y, np.zeros(len(tdata.pool_x), tdata.labelled_y.dtype)])
+    weight = np.concatenate([np.ones(len(tdata.labelled_x)), np.zeros(len(tdata.pool_x))]).astype("float32")
+    history = train(distiller, x, y, tdata, config, config["head_epochs"] + config["epochs"], sample_weight=weight)
     return _outcome(started, history, {"test_accuracy": test_accuracy(student, tdata),
                                        "teacher_test_accuracy": test_accuracy(teacher, tdata)})
 
@@ -334,8 +355,11 @@ def pseudo_label(teacher: keras.Model, pool_x: np.ndarray) -> tuple[np.ndarray, 
 
 
 def self_train(config, seed, data, artifacts, noise: bool = True):
-    """(T5, noisy student, Xie et al. 2020) teacher pseudo-labels the pool; an equal-size student
-    learns labelled + pseudo-labelled images under noise; the student becomes the next teacher."""
+    """(T5, noisy student, Xie et al. 2020) the teacher pseudo-labels the pool; a student of the
+    same architecture learns labelled + pseudo-labelled images under noise; the student becomes
+    the next teacher. Each student starts, like the teacher, from the source backbone and is
+    fine-tuned the same way, so it differs from its teacher only by the pseudo-labelled
+    images and the noise (a student from scratch would also lose the source pre-training)."""
     started, tdata = time.perf_counter(), _setup(config, seed, data)
     teacher = cached_teacher(config, seed, data, tdata, artifacts)
     final = {"teacher_test_accuracy": test_accuracy(teacher, tdata)}
@@ -345,10 +369,7 @@ def self_train(config, seed, data, artifacts, noise: bool = True):
         x = np.concatenate([tdata.labelled_x, pseudo_x])
         y = np.concatenate([tdata.labelled_y, pseudo_y])
         keras.utils.set_random_seed(seed * 100 + iteration)
-        student = build_classifier(build_backbone(config["teacher_arch"], data.input_shape), tdata.classes,
-                                   dropout=0.3 if noise else 0.0, augment=noise)
-        compile_model(student, config)
-        rows = fit(student, x, y, tdata, config, config["epochs"])
+        student, rows = finetuned(config, seed, data, tdata, artifacts, config["teacher_arch"], x, y, noise=noise)
         history += [{**row, "epoch": len(history) + i + 1, "iteration": iteration} for i, row in enumerate(rows)]
         final[f"test_accuracy_iteration_{iteration}"] = test_accuracy(student, tdata)
         final[f"pseudo_labels_iteration_{iteration}"] = int(len(pseudo_y))

@@ -48,6 +48,31 @@ def test_distillation_leaves_the_teacher_unchanged(synthetic_data):
     assert all(np.array_equal(a, b) for a, b in zip(before, teacher.get_weights()))
 
 
+def test_distillation_reads_no_label_where_the_weight_is_zero(synthetic_data):
+    """Pool images enter distillation with weight 0: whatever sits in their label slot, the loss is the same."""
+    x = synthetic_data.x_train[:8]
+    teacher = transfer.build_classifier(transfer.build_backbone("cnn_small", synthetic_data.input_shape), 5)
+    student = transfer.build_classifier(transfer.build_backbone("cnn_small", synthetic_data.input_shape), 5)
+    distiller = transfer.Distiller(teacher, student, temperature=4.0, alpha=0.5)
+    weight = np.array([1, 1, 1, 1, 0, 0, 0, 0], "float32")
+    labels = np.array([0, 1, 2, 3, 0, 0, 0, 0])
+    other = np.array([0, 1, 2, 3, 4, 3, 2, 1])
+    logits = student(x)
+    loss = [float(distiller.compute_loss(x, y, logits, weight)) for y in (labels, other)]
+    assert loss[0] == pytest.approx(loss[1])
+    changed = float(distiller.compute_loss(x, np.array([4, 1, 2, 3, 0, 0, 0, 0]), logits, weight))
+    assert changed != pytest.approx(loss[0])  # a labelled image's label does count
+
+
+def test_a_few_shot_epoch_has_steps_per_epoch_sgd_steps(synthetic_data):
+    tdata = transfer.split_transfer(synthetic_data, 2, 40, seed=0)  # 10 labelled images
+    model = transfer.build_classifier(transfer.build_backbone("cnn_small", synthetic_data.input_shape), 5)
+    config = {**CONFIG, "steps_per_epoch": 7}
+    transfer.train(model, tdata.labelled_x, tdata.labelled_y, tdata, config, epochs=2)
+    assert int(model.optimizer.iterations) == 14
+    assert float(model.optimizer.learning_rate) < 1e-6  # the cosine ends at 0
+
+
 def test_finetune_backbone_learning_rate_is_the_smaller_one(synthetic_data):
     x, y = synthetic_data.x_train[:16], synthetic_data.y_train[:16] % 5
 

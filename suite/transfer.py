@@ -33,6 +33,7 @@ CONFIDENCE = 0.7  # self-training keeps pseudo-labels the teacher is at least th
 # labels per class a pass over the data is one step, and a budget in passes would leave
 # every arm untrained. Default when a study does not set it:
 STEPS_PER_EPOCH = 16
+CURVE_EXAMPLES = 1000  # target validation images per epoch's learning-curve point
 NOISE_DROPOUT = 0.3  # the noisy student's dropout before the head (with RandAugment on its inputs)
 
 
@@ -64,7 +65,9 @@ def split_transfer(data: Dataset, labels_per_class: int, pool_size: int, seed: i
         pool.append(index[labels_per_class:])
     labelled = np.concatenate(labelled)
     pool = rng.permutation(np.concatenate(pool))[:pool_size]
-    val, test = data.y_val >= TARGET_CLASSES[0], data.y_test >= TARGET_CLASSES[0]
+    # validation draws the learning curves only (verdicts use the test images): 1000 suffice
+    val = np.flatnonzero(data.y_val >= TARGET_CLASSES[0])[:CURVE_EXAMPLES]
+    test = data.y_test >= TARGET_CLASSES[0]
     shift = TARGET_CLASSES[0]
     return TransferData(
         source_x=data.x_train[source], source_y=data.y_train[source],
@@ -347,11 +350,22 @@ for _t in (1, 2, 4, 8):
         lambda config, seed, data, artifacts, _t=_t: distill(config, seed, data, artifacts, temperature=float(_t)))
 
 
-def pseudo_label(teacher: keras.Model, pool_x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Hard pseudo-labels for the pool images the teacher is confident about (no true label is read)."""
+def pseudo_label(teacher: keras.Model, pool_x: np.ndarray, classes: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Hard pseudo-labels from the teacher (no true label is read), class-balanced as in Noisy
+    Student (Xie et al. 2020, sec. 3): each class gets `len(pool) // classes` images, its most
+    confident ones at least CONFIDENCE sure, repeated when it has fewer. Unbalanced, a
+    second-generation student inherits its teacher's favourite classes (measured: one class
+    fell to 20 of 929 images and the student to 0.63 from 0.85). Returns (x, y, distinct images)."""
     probs = keras.ops.convert_to_numpy(keras.ops.softmax(predict_logits(teacher, pool_x)))
-    keep = probs.max(axis=1) >= CONFIDENCE
-    return pool_x[keep], probs.argmax(axis=1)[keep].astype("int32")
+    label, confidence = probs.argmax(axis=1), probs.max(axis=1)
+    quota = len(pool_x) // classes
+    picked = []
+    for cls in range(classes):
+        sure = np.flatnonzero((label == cls) & (confidence >= CONFIDENCE))
+        if len(sure):
+            picked.append(np.resize(sure[np.argsort(-confidence[sure], kind="stable")][:quota], quota))
+    picked = np.concatenate(picked) if picked else np.zeros(0, dtype=int)
+    return pool_x[picked], label[picked].astype("int32"), len(np.unique(picked))
 
 
 def self_train(config, seed, data, artifacts, noise: bool = True):
@@ -365,14 +379,14 @@ def self_train(config, seed, data, artifacts, noise: bool = True):
     final = {"teacher_test_accuracy": test_accuracy(teacher, tdata)}
     history: list[dict] = []
     for iteration in range(1, config["iterations"] + 1):
-        pseudo_x, pseudo_y = pseudo_label(teacher, tdata.pool_x)
+        pseudo_x, pseudo_y, distinct = pseudo_label(teacher, tdata.pool_x, tdata.classes)
         x = np.concatenate([tdata.labelled_x, pseudo_x])
         y = np.concatenate([tdata.labelled_y, pseudo_y])
         keras.utils.set_random_seed(seed * 100 + iteration)
         student, rows = finetuned(config, seed, data, tdata, artifacts, config["teacher_arch"], x, y, noise=noise)
         history += [{**row, "epoch": len(history) + i + 1, "iteration": iteration} for i, row in enumerate(rows)]
         final[f"test_accuracy_iteration_{iteration}"] = test_accuracy(student, tdata)
-        final[f"pseudo_labels_iteration_{iteration}"] = int(len(pseudo_y))
+        final[f"pseudo_labels_iteration_{iteration}"] = distinct
         teacher = student
     final["test_accuracy"] = final[f"test_accuracy_iteration_{config['iterations']}"]
     return _outcome(started, history, final)

@@ -116,6 +116,23 @@ def test_self_training_never_reads_the_pool_labels(tmp_path, synthetic_data, mon
     assert results[0]["pseudo_labels_iteration_1"] <= len(tdata.pool_x)
 
 
+def test_pseudo_labels_are_confident_and_class_balanced():
+    """Per class: the quota's most confident images, repeated when too few; unsure ones never."""
+    pool = np.arange(20, dtype="float32").reshape(20, 1)  # image i is just the number i
+    # images 0-11 -> class 0 with rising confidence, 12-13 -> class 1, 14-19 -> class 2 but unsure
+    logits = np.zeros((20, 4), "float32")
+    logits[:12, 0] = np.linspace(2, 8, 12)
+    logits[12:14, 1] = 6.0
+    logits[14:, 2] = 0.5
+    teacher = lambda x, training=False: logits[x[:, 0].astype(int)]  # noqa: E731
+    x, y, distinct = transfer.pseudo_label(teacher, pool, classes=4)
+    quota = 20 // 4
+    assert np.bincount(y, minlength=4).tolist() == [quota, quota, 0, 0]
+    assert sorted(x[y == 0, 0].astype(int)) == [7, 8, 9, 10, 11]  # class 0's five most confident
+    assert set(x[y == 1, 0].astype(int)) == {12, 13}  # class 1's two, repeated up to the quota
+    assert distinct == 7
+
+
 @pytest.mark.parametrize("arch", ["mobilenet_v3_small"])
 def test_online_backbone_path_builds_and_trains_without_weights(arch, synthetic_data):
     """The keras.applications path of GPU runners, here with weights=None on tiny inputs."""

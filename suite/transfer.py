@@ -196,15 +196,17 @@ def test_accuracy(model: keras.Model, tdata: TransferData) -> float:
     return float(np.mean(np.argmax(predict_logits(model, tdata.test_x), axis=1) == tdata.test_y))
 
 
-def source_backbone(config: dict, seed: int, data: Dataset, artifacts: ArtifactStore, arch: str) -> keras.Model:
-    """The backbone pre-trained on the source classes: built once per (arch, seed), then loaded."""
+def source_backbone(config: dict, seed: int, data: Dataset, artifacts: ArtifactStore,
+                    arch: str) -> tuple[keras.Model, dict]:
+    """The backbone pre-trained on the source classes: built once per (arch, seed), then loaded.
+    Returns (backbone, notes); notes hold the source model's validation accuracy on its own classes."""
     if config.get("source_weights") == "imagenet":  # online runners: downloaded ImageNet weights
-        return build_backbone(arch, data.input_shape, weights="imagenet")
+        return build_backbone(arch, data.input_shape, weights="imagenet"), {}
     identity = {"what": "source", "arch": arch, "seed": seed, "data": data.fingerprint,
                 "epochs": config["source_epochs"], "optimizer": config["optimizer"],
                 "learning_rate": config["learning_rate"], "batch_size": config["batch_size"], "schedule": "cosine"}
 
-    def pretrain() -> keras.Model:
+    def pretrain() -> tuple[keras.Model, dict]:
         keras.utils.set_random_seed(10_000 + seed)
         tdata = split_transfer(data, 1, 1, seed)
         backbone = build_backbone(arch, data.input_shape)
@@ -213,7 +215,9 @@ def source_backbone(config: dict, seed: int, data: Dataset, artifacts: ArtifactS
         compile_model(model, config, decay_steps=steps)
         model.fit(tdata.source_x, tdata.source_y, batch_size=config["batch_size"], epochs=config["source_epochs"],
                   verbose=0)
-        return backbone
+        source_val = np.isin(data.y_val, SOURCE_CLASSES)
+        predicted = np.argmax(predict_logits(model, data.x_val[source_val]), axis=1)
+        return backbone, {"source_val_accuracy": float(np.mean(predicted == data.y_val[source_val]))}
 
     return artifacts.load_or_build(identity, pretrain, lambda: build_backbone(arch, data.input_shape))
 
@@ -224,7 +228,7 @@ def finetuned(config: dict, seed: int, data: Dataset, tdata: TransferData, artif
     """(T3) Head first on the frozen backbone, then everything with a smaller backbone learning rate.
     Trains on the labelled images unless given `x, y`; `noise` adds RandAugment and dropout (T5)."""
     x, y = (tdata.labelled_x, tdata.labelled_y) if x is None else (x, y)
-    backbone = source_backbone(config, seed, data, artifacts, arch)
+    backbone, _ = source_backbone(config, seed, data, artifacts, arch)
     # 1. new head on the frozen backbone
     backbone.trainable = False
     model = build_classifier(backbone, tdata.classes, pretrained=True, backbone_lr_scale=config["lr_ratio"],
@@ -236,20 +240,25 @@ def finetuned(config: dict, seed: int, data: Dataset, tdata: TransferData, artif
     return model, history
 
 
-def cached_teacher(config: dict, seed: int, data: Dataset, tdata: TransferData, artifacts: ArtifactStore) -> keras.Model:
-    """The fine-tuned large teacher for distillation and self-training, trained once per setting."""
+def cached_teacher(config: dict, seed: int, data: Dataset, tdata: TransferData,
+                   artifacts: ArtifactStore) -> tuple[keras.Model, list[dict]]:
+    """The `finetune` arm's model, trained once per setting and seed: it is also the large
+    teacher of distillation and self-training. Returns (model, its training history)."""
     arch = config["teacher_arch"]
     identity = {"what": "teacher", "config": {k: v for k, v in config.items() if k != "procedure"}, "seed": seed,
                 "data": data.fingerprint}
 
-    def train_teacher() -> keras.Model:
+    def train_teacher() -> tuple[keras.Model, dict]:
         keras.utils.set_random_seed(seed)
-        return finetuned(config, seed, data, tdata, artifacts, arch)[0]
+        model, history = finetuned(config, seed, data, tdata, artifacts, arch)
+        return model, {"history": history}
 
     shape = data.input_shape
-    return artifacts.load_or_build(identity, train_teacher,
-                                   lambda: build_classifier(build_backbone(arch, shape), tdata.classes, pretrained=True,
-                                                            backbone_lr_scale=config["lr_ratio"]))
+    model, notes = artifacts.load_or_build(
+        identity, train_teacher,
+        lambda: build_classifier(build_backbone(arch, shape), tdata.classes, pretrained=True,
+                                 backbone_lr_scale=config["lr_ratio"]))
+    return model, notes.get("history", [])
 
 
 # ---- procedures ----------------------------------------------------------------------
@@ -285,19 +294,20 @@ def student_scratch(config, seed, data, artifacts):
 def freeze(config, seed, data, artifacts):
     """(T2) Source backbone frozen, BN in inference mode; only a new head is trained."""
     started, tdata = time.perf_counter(), _setup(config, seed, data)
-    backbone = source_backbone(config, seed, data, artifacts, config["teacher_arch"])
+    backbone, source = source_backbone(config, seed, data, artifacts, config["teacher_arch"])
     backbone.trainable = False
     model = build_classifier(backbone, tdata.classes, pretrained=True)
     history = train(model, tdata.labelled_x, tdata.labelled_y, tdata, config, config["head_epochs"] + config["epochs"])
-    return _outcome(started, history, {"test_accuracy": test_accuracy(model, tdata)})
+    return _outcome(started, history, {"test_accuracy": test_accuracy(model, tdata), **source})
 
 
 @registry.register("procedure")
 def finetune(config, seed, data, artifacts):
     """(T3) Fine-tune the source backbone at `lr_ratio` x the head's learning rate."""
     started, tdata = time.perf_counter(), _setup(config, seed, data)
-    model, history = finetuned(config, seed, data, tdata, artifacts, config["teacher_arch"])
-    return _outcome(started, history, {"test_accuracy": test_accuracy(model, tdata)})
+    model, history = cached_teacher(config, seed, data, tdata, artifacts)
+    _, source = source_backbone(config, seed, data, artifacts, config["teacher_arch"])
+    return _outcome(started, history, {"test_accuracy": test_accuracy(model, tdata), **source})
 
 
 class Distiller(keras.Model):
@@ -331,7 +341,7 @@ def distill(config, seed, data, artifacts, temperature: float = 4.0, alpha: floa
     the teacher knows more than the few labels, and its outputs on unlabelled images are
     what distillation can pass on; Hinton et al. likewise use an unlabelled transfer set)."""
     started, tdata = time.perf_counter(), _setup(config, seed, data)
-    teacher = cached_teacher(config, seed, data, tdata, artifacts)
+    teacher, _ = cached_teacher(config, seed, data, tdata, artifacts)
     keras.utils.set_random_seed(seed)
     student = build_classifier(build_backbone(config["student_arch"], data.input_shape), tdata.classes)
     distiller = Distiller(teacher, student, temperature, alpha)
@@ -375,7 +385,7 @@ def self_train(config, seed, data, artifacts, noise: bool = True):
     fine-tuned the same way, so it differs from its teacher only by the pseudo-labelled
     images and the noise (a student from scratch would also lose the source pre-training)."""
     started, tdata = time.perf_counter(), _setup(config, seed, data)
-    teacher = cached_teacher(config, seed, data, tdata, artifacts)
+    teacher, _ = cached_teacher(config, seed, data, tdata, artifacts)
     final = {"teacher_test_accuracy": test_accuracy(teacher, tdata)}
     history: list[dict] = []
     for iteration in range(1, config["iterations"] + 1):

@@ -96,10 +96,11 @@ def test_finetune_backbone_learning_rate_is_the_smaller_one(synthetic_data):
 
 def test_source_artifact_is_built_once_then_loaded(tmp_path, synthetic_data):
     store = ArtifactStore(tmp_path)
-    first = transfer.source_backbone(CONFIG, 0, synthetic_data, store, "cnn_small")
-    again = transfer.source_backbone(CONFIG, 0, synthetic_data, ArtifactStore(tmp_path), "cnn_small")
+    first, notes = transfer.source_backbone(CONFIG, 0, synthetic_data, store, "cnn_small")
+    again, notes_again = transfer.source_backbone(CONFIG, 0, synthetic_data, ArtifactStore(tmp_path), "cnn_small")
     assert len(store.built) == 1 and len(list(tmp_path.glob("*.weights.h5"))) == 1
     assert all(np.array_equal(a, b) for a, b in zip(first.get_weights(), again.get_weights()))
+    assert notes == notes_again and 0.0 <= notes["source_val_accuracy"] <= 1.0  # the notes come back with it
     transfer.source_backbone(CONFIG, 1, synthetic_data, store, "cnn_small")  # another seed: another artifact
     assert len(store.built) == 2
 
@@ -156,3 +157,13 @@ def test_every_procedure_runs_on_tiny_data(tmp_path, synthetic_data):
         outcome = procedure(CONFIG, 0, synthetic_data, store)
         assert outcome["status"] == "ok" and 0.0 <= outcome["final"]["test_accuracy"] <= 1.0, name
     assert len([b for b in store.built]) == 2  # one source backbone, one fine-tuned teacher: shared by all
+
+
+def test_the_finetune_arm_is_the_teacher_and_reports_its_history_when_loaded(tmp_path, synthetic_data):
+    """`finetune` and the teacher are one model, trained once; a trial that loads it still has its curves."""
+    built = transfer.finetune(CONFIG, 0, synthetic_data, ArtifactStore(tmp_path))
+    loaded = transfer.finetune(CONFIG, 0, synthetic_data, ArtifactStore(tmp_path))
+    distilled = transfer.distill(CONFIG, 0, synthetic_data, ArtifactStore(tmp_path))
+    assert loaded["history"] == built["history"] and len(built["history"]) == CONFIG["head_epochs"] + CONFIG["epochs"]
+    assert loaded["final"]["test_accuracy"] == built["final"]["test_accuracy"]
+    assert distilled["final"]["teacher_test_accuracy"] == built["final"]["test_accuracy"]

@@ -20,7 +20,7 @@ from suite import registry
 STUDIES_DIR = Path(__file__).resolve().parent.parent / "studies"
 PROFILE_NAMES = ("smoke", "quick", "full")
 PROFILE_KEYS = ("train_examples", "epochs", "seeds")
-OPTIONAL_PROFILE_KEYS = ("dataset", "factors")  # e.g. `full` on CIFAR-10 and deeper nets
+OPTIONAL_PROFILE_KEYS = ("dataset", "factors", "exclude")  # e.g. `full` on CIFAR-10 and deeper nets
 TOP_KEYS = {"name", "title", "question", "dataset", "model", "factors", "training", "probes",
             "profiles", "claims", "not_judged", "version", "notes"}
 REQUIRED_TOP = ("name", "title", "question", "dataset", "model", "training", "profiles")
@@ -51,6 +51,9 @@ class Profile:
     seeds: int
     dataset: str | None = None  # overrides the study's dataset for this profile
     factors: dict | None = None  # replaces the levels of some factors for this profile
+    # arms not run in this profile: selectors like a claim's (GitHub Actions' `matrix.exclude`),
+    # e.g. cells that no claim judges, left to a richer profile
+    exclude: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -103,9 +106,11 @@ class Study:
         return {key: value for key, value in self.training.items() if isinstance(value, list)}
 
     def list_arms(self, profile: Profile | None = None) -> list[dict]:
-        """Every combination of factor levels (as overridden by `profile`), in file order."""
+        """Every combination of factor levels (as overridden by `profile`, less what it
+        excludes), in file order."""
         factors = {**self.factors, **((profile.factors or {}) if profile else {})}
-        return [dict(zip(factors, levels)) for levels in itertools.product(*factors.values())]
+        arms = [dict(zip(factors, levels)) for levels in itertools.product(*factors.values())]
+        return [arm for arm in arms if not (profile and any(matches(arm, cell) for cell in profile.exclude))]
 
 
 def arm_label(arm: dict, factors=None) -> str:
@@ -412,8 +417,26 @@ class _Validator:
                 for key in self.factors(budget["factors"], f"{where}.factors"):
                     if key not in factors:
                         self.fail(f"{where}.factors.{key}", "a profile may only change the levels of the study's factors")
+            if "exclude" in budget:
+                budget = {**budget, "exclude": self.exclude(budget["exclude"], factors, f"{where}.exclude")}
             result[name] = Profile(name=name, **budget)
         return result
+
+    def exclude(self, cells, factors: dict, where: str) -> tuple:
+        self.expect(cells, list, where, "a list of mappings factor -> level (or list of levels)")
+        for i, cell in enumerate(cells):
+            self.expect(cell, dict, f"{where}[{i}]", "a mapping factor -> level (or list of levels)")
+            self.levels(cell, factors, f"{where}[{i}]")
+        return tuple(cells)
+
+    def levels(self, selection: dict, factors: dict, where: str):
+        """Every key of `selection` is a factor and every level it names is one of that factor's."""
+        for key, wanted in selection.items():
+            if key not in factors:
+                self.fail(f"{where}.{key}", f"not a factor of this study; factors: {', '.join(factors) or '(none)'}")
+            for level in wanted if isinstance(wanted, list) else [wanted]:
+                if level not in factors[key]:
+                    self.fail(f"{where}.{key}", f"no arm has {key}={level!r}; levels: {', '.join(map(str, factors[key]))}")
 
     def claims(self, claims, study: Study) -> tuple:
         from suite.probes import PROBE_METRICS
@@ -499,12 +522,7 @@ class _Validator:
                 self.selector(part, study, arms_by_profile, f"{where}[{i}]")
             return
         self.expect(selector, dict, where, "a mapping of factor -> level, or a list of such mappings")
-        for key, wanted in selector.items():
-            if key not in study.factors:
-                self.fail(f"{where}.{key}", f"not a factor of this study; factors: {', '.join(study.factors) or '(none)'}")
-            for level in wanted if isinstance(wanted, list) else [wanted]:
-                if level not in study.factors[key]:
-                    self.fail(f"{where}.{key}", f"no arm has {key}={level!r}; levels: {', '.join(map(str, study.factors[key]))}")
+        self.levels(selector, study.factors, where)
         for profile, arms in arms_by_profile.items():
             if not any(matches(arm, selector) for arm in arms):
                 self.fail(where, f"selects no arm of profile {profile!r}")

@@ -114,11 +114,26 @@ def test_profile_may_change_dataset_and_factor_levels(studies_dir, tiny_study_di
     assert len(study.list_arms(study.profiles["full"])) == 3 and len(study.list_arms()) == 2
 
 
+def test_profile_may_exclude_cells(tmp_path, tiny_study_dict):
+    tiny_study_dict["factors"]["activation"] = ["relu", "tanh"]
+    tiny_study_dict["profiles"]["quick"]["exclude"] = [{"kernel_initializer": "normal_0.01", "activation": "tanh"}]
+    directory = tmp_path / "s3"
+    directory.mkdir()
+    study = spec.load_study(write_study(directory, tiny_study_dict))
+    quick = study.list_arms(study.profiles["quick"])
+    assert len(quick) == 3 and {"kernel_initializer": "normal_0.01", "activation": "tanh"} not in quick
+    assert len(study.list_arms(study.profiles["full"])) == 4
+
+
 @pytest.mark.parametrize("change, expected", [
     (lambda s: s["profiles"]["full"].update(factors={"kernel_initializer": ["zeros"]}),
      "claims[0].better: selects no arm of profile 'full'"),
     (lambda s: s["profiles"]["full"].update(factors={"depth": [2]}), "profiles.full.factors.depth: a profile may only"),
     (lambda s: s["profiles"]["full"].update(dataset="imagenet"), "profiles.full.dataset: unknown dataset"),
+    (lambda s: s["profiles"]["quick"].update(exclude=[{"width": 3}]), "profiles.quick.exclude[0].width: not a factor"),
+    (lambda s: s["profiles"]["quick"].update(exclude=[{"activation": "elu"}]), "no arm has activation='elu'"),
+    (lambda s: s["profiles"]["quick"].update(exclude=[{"kernel_initializer": "he_normal"}]),
+     "claims[0].better: selects no arm of profile 'quick'"),
     (lambda s: s["claims"][0].update(than=0.5), "needs exactly one of `worse`"),
     (lambda s: s["claims"][0].update(metric="epochs_to_target"), "claims[0].target: must be a mapping"),
     (lambda s: s["claims"][0].update(metric="epochs_to_target", target={"metric": "test_accuracy", "value": 0.5}),

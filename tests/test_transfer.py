@@ -4,6 +4,7 @@ untouched, the backbone really learns slower, hidden labels stay hidden, artifac
 import dataclasses
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from suite import transfer
@@ -167,3 +168,21 @@ def test_the_finetune_arm_is_the_teacher_and_reports_its_history_when_loaded(tmp
     assert loaded["history"] == built["history"] and len(built["history"]) == CONFIG["head_epochs"] + CONFIG["epochs"]
     assert loaded["final"]["test_accuracy"] == built["final"]["test_accuracy"]
     assert distilled["final"]["teacher_test_accuracy"] == built["final"]["test_accuracy"]
+
+
+def test_accuracy_against_labels_section_averages_per_arm_and_level():
+    from conftest import REPO
+
+    from suite import spec
+    from suite.report import transfer_sections
+
+    study = spec.load_study(REPO / "studies" / "transfer.yaml")
+    accuracy = {("scratch", 10): [0.80, 0.84], ("finetune", 10): [0.86, 0.88], ("scratch", 100): [0.90, 0.92]}
+    trials = pd.DataFrame([{"procedure": p, "labels_per_class": n, "seed": s, "test_accuracy": a, "selected": True}
+                           for (p, n), values in accuracy.items() for s, a in enumerate(values)])
+    table = transfer_sections.accuracy_by_labels(trials).set_index(["procedure", "labels_per_class"])
+    assert table.loc[("finetune", 10), "test accuracy"] == pytest.approx(0.87)
+    assert table.loc[("scratch", 100), "seeds"] == 2
+    [entry] = transfer_sections.accuracy_against_labels(trials, pd.DataFrame(), study)
+    assert entry["uri"].startswith("data:image/png") and "finetune" in str(entry["table"])
+    assert transfer_sections.accuracy_against_labels(trials.drop(columns="labels_per_class"), pd.DataFrame(), study) == []

@@ -12,24 +12,7 @@ from __future__ import annotations
 import pandas as pd
 
 from suite import registry
-from suite.report import figures
 from suite.spec import Study
-
-
-@registry.register("report_section")
-def self_training_iterations(trials: pd.DataFrame, epochs: pd.DataFrame, study: Study) -> list[dict]:
-    uri = figures.iteration_curves(trials)
-    return [{"title": "Self-training iterations", "uri": uri,
-             "caption": "Test accuracy of the fine-tuned teacher (iteration 0) and of each student generation; "
-                        "each student becomes the next teacher."}] if uri else []
-
-
-@registry.register("report_section")
-def distillation_temperatures(trials: pd.DataFrame, epochs: pd.DataFrame, study: Study) -> list[dict]:
-    uri = figures.temperature_sweep(trials)
-    return [{"title": "Distillation temperature sweep", "uri": uri,
-             "caption": "Test accuracy of the small student against the distillation temperature T (log scale), "
-                        "per labels-per-class level."}] if uri else []
 
 
 def study_sections(trials: pd.DataFrame, epochs: pd.DataFrame, study: Study) -> list[dict]:
@@ -40,6 +23,7 @@ def study_sections(trials: pd.DataFrame, epochs: pd.DataFrame, study: Study) -> 
         optimizer_sections,
         regression_sections,
         split_sections,
+        transfer_sections,
     )
 
     return [entry for section in registry.entries("report_section").values() for entry in section(trials, epochs, study)]

@@ -4,7 +4,9 @@ Protocol (offline): the source task is Fashion-MNIST classes 0-4 with all their 
 images; the target task is classes 5-9 with `labels_per_class` labelled images each. The
 other target training images form the unlabelled pool: `TransferData` holds them without
 labels, so no procedure can read them. The source model is pre-trained once per
-(architecture, seed) and kept as an artifact (suite.artifacts) for every arm and rerun.
+(architecture, seed) and kept as an artifact (suite.artifacts) for every arm and rerun;
+so is the fine-tuned model, which is both the `finetune` arm and the teacher. Every arm
+gets the same number of SGD steps, and every run's learning rate decays to 0 (cosine).
 Online runners can start from a `keras.applications` backbone with ImageNet weights.
 
 Each procedure reads top to bottom: data, model, the one custom piece, train, test.

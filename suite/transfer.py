@@ -172,6 +172,10 @@ def compile_model(model: keras.Model, config: dict, decay_steps: int | None = No
                   metrics=["accuracy"], steps_per_execution=16, jit_compile=jit_compile())
 
 
+def total_steps(examples: int, epochs: int, config: dict) -> int:
+    return epochs * -(-examples // config["batch_size"])
+
+
 def train(model: keras.Model, x, y, tdata: TransferData, config: dict, epochs: int, sample_weight=None) -> list[dict]:
     """Compile (a fresh optimizer, the learning rate decaying over this run) and fit; returns one
     history row per epoch (validation on the target's validation images)."""
@@ -180,7 +184,7 @@ def train(model: keras.Model, x, y, tdata: TransferData, config: dict, epochs: i
         repeat = np.resize(np.arange(len(x)), least)  # fit shuffles
         x, y = x[repeat], y[repeat]
         sample_weight = None if sample_weight is None else sample_weight[repeat]
-    compile_model(model, config, decay_steps=epochs * -(-len(x) // config["batch_size"]))
+    compile_model(model, config, decay_steps=total_steps(len(x), epochs, config))
     fit_history = model.fit(x, y, sample_weight=sample_weight, batch_size=config["batch_size"], epochs=epochs,
                             verbose=0, validation_data=(tdata.val_x, tdata.val_y), validation_batch_size=1024)
     names = HISTORY_COLUMNS
@@ -213,8 +217,7 @@ def source_backbone(config: dict, seed: int, data: Dataset, artifacts: ArtifactS
         tdata = split_transfer(data, 1, 1, seed)
         backbone = build_backbone(arch, data.input_shape)
         model = build_classifier(backbone, len(SOURCE_CLASSES))
-        steps = config["source_epochs"] * -(-len(tdata.source_x) // config["batch_size"])
-        compile_model(model, config, decay_steps=steps)
+        compile_model(model, config, decay_steps=total_steps(len(tdata.source_x), config["source_epochs"], config))
         model.fit(tdata.source_x, tdata.source_y, batch_size=config["batch_size"], epochs=config["source_epochs"],
                   verbose=0)
         source_val = np.isin(data.y_val, SOURCE_CLASSES)
@@ -243,9 +246,10 @@ def finetuned(config: dict, seed: int, data: Dataset, tdata: TransferData, artif
 
 
 def cached_teacher(config: dict, seed: int, data: Dataset, tdata: TransferData,
-                   artifacts: ArtifactStore) -> tuple[keras.Model, list[dict]]:
+                   artifacts: ArtifactStore) -> tuple[keras.Model, dict]:
     """The `finetune` arm's model, trained once per setting and seed: it is also the large
-    teacher of distillation and self-training. Returns (model, its training history)."""
+    teacher of distillation and self-training. Returns (model, notes): its training
+    `history` and its source model's notes."""
     arch = config["teacher_arch"]
     identity = {"what": "teacher", "config": {k: v for k, v in config.items() if k != "procedure"}, "seed": seed,
                 "data": data.fingerprint}
@@ -253,14 +257,14 @@ def cached_teacher(config: dict, seed: int, data: Dataset, tdata: TransferData,
     def train_teacher() -> tuple[keras.Model, dict]:
         keras.utils.set_random_seed(seed)
         model, history = finetuned(config, seed, data, tdata, artifacts, arch)
-        return model, {"history": history}
+        return model, {"history": history, **source_backbone(config, seed, data, artifacts, arch)[1]}
 
     shape = data.input_shape
     model, notes = artifacts.load_or_build(
         identity, train_teacher,
         lambda: build_classifier(build_backbone(arch, shape), tdata.classes, pretrained=True,
                                  backbone_lr_scale=config["lr_ratio"]))
-    return model, notes.get("history", [])
+    return model, notes
 
 
 # ---- procedures ----------------------------------------------------------------------
@@ -307,9 +311,9 @@ def freeze(config, seed, data, artifacts):
 def finetune(config, seed, data, artifacts):
     """(T3) Fine-tune the source backbone at `lr_ratio` x the head's learning rate."""
     started, tdata = time.perf_counter(), _setup(config, seed, data)
-    model, history = cached_teacher(config, seed, data, tdata, artifacts)
-    _, source = source_backbone(config, seed, data, artifacts, config["teacher_arch"])
-    return _outcome(started, history, {"test_accuracy": test_accuracy(model, tdata), **source})
+    model, notes = cached_teacher(config, seed, data, tdata, artifacts)
+    source = {k: v for k, v in notes.items() if k != "history"}
+    return _outcome(started, notes.get("history", []), {"test_accuracy": test_accuracy(model, tdata), **source})
 
 
 class Distiller(keras.Model):

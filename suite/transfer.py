@@ -308,12 +308,21 @@ def freeze(config, seed, data, artifacts):
 
 
 @registry.register("procedure")
-def finetune(config, seed, data, artifacts):
-    """(T3) Fine-tune the source backbone at `lr_ratio` x the head's learning rate."""
+def finetune(config, seed, data, artifacts, lr_ratio: float | None = None):
+    """(T3) Fine-tune the source backbone at `lr_ratio` x the head's learning rate: the
+    study's setting (this model is also the teacher), or a variant's own ratio."""
+    if lr_ratio is not None:
+        config = {**config, "lr_ratio": lr_ratio}
     started, tdata = time.perf_counter(), _setup(config, seed, data)
     model, notes = cached_teacher(config, seed, data, tdata, artifacts)
     source = {k: v for k, v in notes.items() if k != "history"}
     return _outcome(started, notes.get("history", []), {"test_accuracy": test_accuracy(model, tdata), **source})
+
+
+# Variants for the backbone learning-rate sweep (T3): finetune_ratio_1 gives every layer the same rate.
+for _ratio in (0.01, 1):
+    registry.register("procedure", f"finetune_ratio_{_ratio}")(
+        lambda config, seed, data, artifacts, _ratio=_ratio: finetune(config, seed, data, artifacts, float(_ratio)))
 
 
 class Distiller(keras.Model):

@@ -157,7 +157,8 @@ def test_every_procedure_runs_on_tiny_data(tmp_path, synthetic_data):
     for name, procedure in procedures.items():
         outcome = procedure(CONFIG, 0, synthetic_data, store)
         assert outcome["status"] == "ok" and 0.0 <= outcome["final"]["test_accuracy"] <= 1.0, name
-    assert len([b for b in store.built]) == 2  # one source backbone, one fine-tuned teacher: shared by all
+    # one source backbone and one fine-tuned teacher, shared by all; each finetune_ratio_<r> variant fine-tunes its own
+    assert len(store.built) == 2 + 2
 
 
 def test_the_finetune_arm_is_the_teacher_and_reports_its_history_when_loaded(tmp_path, synthetic_data):
@@ -186,3 +187,17 @@ def test_accuracy_against_labels_section_averages_per_arm_and_level():
     [entry] = transfer_sections.accuracy_against_labels(trials, pd.DataFrame(), study)
     assert entry["uri"].startswith("data:image/png") and "finetune" in str(entry["table"])
     assert transfer_sections.accuracy_against_labels(trials.drop(columns="labels_per_class"), pd.DataFrame(), study) == []
+
+
+def test_finetune_ratio_variants_fine_tune_at_their_own_backbone_rate(tmp_path, synthetic_data, monkeypatch):
+    from suite import registry
+
+    seen = []
+    real = transfer.cached_teacher
+    monkeypatch.setattr(transfer, "cached_teacher", lambda config, *args: seen.append(config["lr_ratio"]) or
+                        real(config, *args))
+    store = ArtifactStore(tmp_path)
+    for name in ("finetune", "finetune_ratio_1", "finetune_ratio_0.01"):
+        registry.lookup("procedure", name)(CONFIG, 0, synthetic_data, store)
+    assert seen == [CONFIG["lr_ratio"], 1.0, 0.01]
+    assert len(store.built) == 4  # one source, and a fine-tuned model per ratio

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 from conftest import REPO, write_study
 
-from suite import spec
+from suite import executors, spec
 from suite.device import apply_device_options, device_settings, resolve_precision
 from suite.executors import ExecutorOptions, plan_gpu_slots
+from suite.plan import Trial
 from suite.runner import run_study
 from suite.store import TrialStore
 
@@ -48,6 +49,29 @@ def test_a_trial_past_its_timeout_ends_as_timeout_and_runs_again(tmp_path, studi
     assert all("--trial-timeout" in r["message"] and r["history"] for r in timed.records.values())
     again = run_study(study, study.profiles["quick"], synthetic_data, store, show_progress=False)
     assert again.ran == len(timed.trials) and {r["status"] for r in again.records.values()} == {"ok"}
+
+
+def _hang_on_seed_0(trial: Trial, data) -> dict:
+    """A trial body for the workers: seed 0 hangs outside any `fit` (no Deadline callback can stop it)."""
+    if trial.seed == 0:
+        time.sleep(600)
+    return {"status": "ok", "message": "", "final": {"seed": trial.seed}}
+
+
+def test_a_trial_hung_outside_fit_is_killed_and_its_neighbours_run_again(monkeypatch, synthetic_data):
+    """The hard kill: past its timeout plus the grace, the hung trial's worker is killed and
+    the trial marked `timeout`; a trial lost with the pool runs again in a fresh one."""
+    monkeypatch.setattr(executors, "KILL_GRACE_SECONDS", 15.0)  # > a spawned worker's start-up (imports, data)
+    trials = [Trial(key=f"trial-{seed}", study="tiny", arm={}, tuning={}, seed=seed, config={}, probes=())
+              for seed in range(3)]
+    outcomes: dict = {}
+    started = time.monotonic()
+    executors.run_processes(trials, synthetic_data, _hang_on_seed_0, on_start=lambda trial: None,
+                            on_done=lambda trial, outcome: outcomes.setdefault(trial.seed, []).append(outcome),
+                            options=ExecutorOptions(workers=2, trial_timeout=1.0))
+    assert time.monotonic() - started < 120  # not the 600 s the trial would have hung
+    assert [o["status"] for o in outcomes[0]] == ["timeout"] and "killed after 1 s" in outcomes[0][0]["message"]
+    assert [o["status"] for o in outcomes[1]] == [o["status"] for o in outcomes[2]] == ["ok"]
 
 
 def _spawned_workers(parent: int) -> list[int]:

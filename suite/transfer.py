@@ -198,8 +198,12 @@ def predict_logits(model: keras.Model, x: np.ndarray, batch: int = 1000) -> np.n
                            for i in range(0, len(x), batch)])
 
 
+def accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean(np.argmax(predict_logits(model, x), axis=1) == y))
+
+
 def test_accuracy(model: keras.Model, tdata: TransferData) -> float:
-    return float(np.mean(np.argmax(predict_logits(model, tdata.test_x), axis=1) == tdata.test_y))
+    return accuracy(model, tdata.test_x, tdata.test_y)
 
 
 def source_backbone(config: dict, seed: int, data: Dataset, artifacts: ArtifactStore,
@@ -221,8 +225,7 @@ def source_backbone(config: dict, seed: int, data: Dataset, artifacts: ArtifactS
         model.fit(tdata.source_x, tdata.source_y, batch_size=config["batch_size"], epochs=config["source_epochs"],
                   verbose=0)
         source_val = np.isin(data.y_val, SOURCE_CLASSES)
-        predicted = np.argmax(predict_logits(model, data.x_val[source_val]), axis=1)
-        return backbone, {"source_val_accuracy": float(np.mean(predicted == data.y_val[source_val]))}
+        return backbone, {"source_val_accuracy": accuracy(model, data.x_val[source_val], data.y_val[source_val])}
 
     return artifacts.load_or_build(identity, pretrain, lambda: build_backbone(arch, data.input_shape))
 
@@ -260,11 +263,10 @@ def cached_teacher(config: dict, seed: int, data: Dataset, tdata: TransferData,
         return model, {"history": history, **source_backbone(config, seed, data, artifacts, arch)[1]}
 
     shape = data.input_shape
-    model, notes = artifacts.load_or_build(
+    return artifacts.load_or_build(
         identity, train_teacher,
         lambda: build_classifier(build_backbone(arch, shape), tdata.classes, pretrained=True,
                                  backbone_lr_scale=config["lr_ratio"]))
-    return model, notes
 
 
 # ---- procedures ----------------------------------------------------------------------

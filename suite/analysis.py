@@ -183,12 +183,12 @@ def epochs_to_target(epochs: pd.DataFrame, target: dict) -> pd.Series:
 
 
 def claim_values(claim: Claim, selector: dict | list, trials: pd.DataFrame, epochs: pd.DataFrame) -> pd.Series:
-    """Per seed: the claim's metric, averaged over the selected arms the selector matches.
+    """Per seed that every matched arm ran: the claim's metric, averaged over those arms.
     A list of selectors: each one's per-seed value, averaged with equal weight, so
     [{a: x, n: small}, {a: none, n: large}] vs [{a: none, n: small}, {a: x, n: large}]
     is half the difference of differences (D1: augmentation matters more with less data)."""
     if isinstance(selector, list):
-        parts = pd.concat([claim_values(claim, part, trials, epochs) for part in selector], axis=1)
+        parts = pd.concat([claim_values(claim, part, trials, epochs) for part in selector], axis=1, join="inner")
         return parts.mean(axis=1, skipna=False)
     chosen = trials[trials["selected"] & select_arms(trials, selector)]
     if claim.metric == "epochs_to_target":
@@ -205,7 +205,11 @@ def claim_values(claim: Claim, selector: dict | list, trials: pd.DataFrame, epoc
         # a trial that stopped (diverged) before the epoch has no value there
         values = chosen[["key", "seed"]].merge(at[["key", claim.metric]], on="key", how="left")
     values = values.assign(v=pd.to_numeric(values[claim.metric], errors="coerce"))
-    return values.groupby("seed")["v"].agg(lambda s: s.mean() if s.notna().all() else math.nan)
+    per_seed = values.groupby("seed")["v"].agg(lambda s: s.mean() if s.notna().all() else math.nan)
+    # a seed that only some of the arms ran (another claim asked those for more seeds, or a
+    # run is unfinished) is not a value: averaging the arms it has would compare other things
+    arms_run = chosen.groupby("seed")["arm"].nunique()
+    return per_seed[per_seed.index.isin(arms_run[arms_run == chosen["arm"].nunique()].index)]
 
 
 def judge_claim(claim: Claim, trials: pd.DataFrame, epochs: pd.DataFrame) -> Verdict:
@@ -214,7 +218,8 @@ def judge_claim(claim: Claim, trials: pd.DataFrame, epochs: pd.DataFrame) -> Ver
         worse = pd.Series(claim.than, index=better.index, dtype=float)
     else:
         worse = claim_values(claim, claim.worse, trials, epochs)
-    paired = pd.DataFrame({"better": better, "worse": worse})
+    # seeds both sides ran; a seed with a failed trial is there as NaN and counts as dropped
+    paired = pd.concat({"better": better, "worse": worse}, axis=1, join="inner")
     total = len(paired)
     paired = paired.dropna()
     sign = 1.0 if claim.direction == "higher" else -1.0

@@ -38,7 +38,8 @@ def trial_key(identity: dict) -> str:
 
 def plan_trials(study: Study, profile: Profile, dataset_fingerprint: str, seeds: int | None = None,
                 backend: str = "tensorflow") -> list[Trial]:
-    """Every trial of `study` under `profile`; `seeds` overrides the profile's count.
+    """Every trial of `study` under `profile`; `seeds` overrides the profile's count (a claim
+    may raise it for the arms it compares: `Study.seeds_for`).
     The Keras backend is part of the key: numbers from another backend are other trials."""
     fixed = {key: value for key, value in study.training.items() if not isinstance(value, list)}
     tuned = study.tuned
@@ -47,7 +48,7 @@ def plan_trials(study: Study, profile: Profile, dataset_fingerprint: str, seeds:
     for arm in study.list_arms(profile):
         for values in itertools.product(*tuned.values()):
             tuning = dict(zip(tuned, values))
-            for seed in range(seeds or profile.seeds):
+            for seed in range(study.seeds_for(arm, seeds or profile.seeds)):
                 # an arm may set the training-set size itself (e.g. augmentation at two sizes)
                 config = {**study.model, **fixed, **budget, **arm, **tuning, "dataset": study.dataset_for(profile)}
                 identity = {

@@ -24,7 +24,8 @@ OPTIONAL_PROFILE_KEYS = ("dataset", "factors", "exclude")  # e.g. `full` on CIFA
 TOP_KEYS = {"name", "title", "question", "dataset", "model", "factors", "training", "probes",
             "profiles", "claims", "not_judged", "version", "notes"}
 REQUIRED_TOP = ("name", "title", "question", "dataset", "model", "training", "profiles")
-CLAIM_KEYS = {"id", "text", "metric", "better", "worse", "than", "direction", "epoch", "target", "expect", "notes"}
+CLAIM_KEYS = {"id", "text", "metric", "better", "worse", "than", "direction", "epoch", "target", "expect", "notes",
+              "seeds"}
 EXPECTABLE = ("supported", "contradicted")  # what `--check` can hold a decided verdict to
 NOT_JUDGED_KEYS = {"id", "text", "reason"}
 DIRECTIONS = ("higher", "lower")
@@ -70,6 +71,9 @@ class Claim:
     target: dict | None = None  # for epochs_to_target: {metric: history metric, value: number}
     expect: dict = field(default_factory=dict)  # profile -> verdict that `--check` requires
     notes: str = ""
+    # power: the fewest seeds the compared arms run (in a run of two or more seeds), for an
+    # effect that is small next to its seed-to-seed spread; None: the profile's seeds
+    seeds: int | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,13 @@ class Study:
         factors = {**self.factors, **((profile.factors or {}) if profile else {})}
         arms = [dict(zip(factors, levels)) for levels in itertools.product(*factors.values())]
         return [arm for arm in arms if not (profile and any(matches(arm, cell) for cell in profile.exclude))]
+
+    def seeds_for(self, arm: dict, seeds: int) -> int:
+        """Seeds `arm` runs when the study runs `seeds`: more if a claim comparing it asks
+        for more (its `seeds`). A one-seed run (smoke) judges nothing, so it does not grow."""
+        wanted = [claim.seeds for claim in self.claims if claim.seeds and
+                  (matches(arm, claim.better) or claim.worse is not None and matches(arm, claim.worse))]
+        return max([seeds, *wanted]) if seeds > 1 else seeds
 
 
 def arm_label(arm: dict, factors=None) -> str:
@@ -488,7 +499,8 @@ class _Validator:
                                 better=raw["better"], worse=raw.get("worse"), direction=direction, epoch=epoch,
                                 than=None if than is None else float(than), target=target,
                                 expect=self.expect_verdicts(raw.get("expect", {}), study, f"{where}.expect"),
-                                notes=str(raw.get("notes", ""))))
+                                notes=str(raw.get("notes", "")),
+                                seeds=self.positive_int(raw["seeds"], f"{where}.seeds") if "seeds" in raw else None))
         return tuple(result)
 
     def expect_verdicts(self, expect, study: Study, where: str) -> dict:

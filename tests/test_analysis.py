@@ -70,6 +70,21 @@ def test_diverged_pairs_are_dropped_and_reported():
     assert verdict.n == 2 and "1 of 3 seeds dropped" in verdict.reason
 
 
+def test_a_claim_pairs_the_seeds_both_sides_ran():
+    # `a` ran seeds 0-5 (another claim asked for more), `b` only 0-2: three pairs, none dropped
+    verdict = _judge([0.80, 0.82, 0.81, 0.5, 0.5, 0.5], [0.10, 0.11, 0.09])
+    assert verdict.n == 3 and verdict.reason == "" and math.isclose(verdict.effect, 0.71, abs_tol=1e-9)
+
+
+def test_a_seed_only_some_selected_arms_ran_is_not_averaged():
+    claim = Claim(id="C", text="", metric="test_accuracy", better={"init": ["a", "b"]}, worse=None, than=0.5)
+    study = _study([claim], tuned=False)
+    records = [_record("a", 0.1, s, 0.9) for s in range(4)] + [_record("b", 0.1, s, 0.7) for s in range(3)]
+    trials = analysis.mark_selected(analysis.trials_frame(records, study), study)
+    values = analysis.claim_values(claim, claim.better, trials, analysis.epochs_frame(records, study))
+    assert list(values.index) == [0, 1, 2] and values.tolist() == pytest.approx([0.8] * 3)  # not seed 3's 0.9 alone
+
+
 def test_tuning_picks_best_validation_value_per_arm():
     study = _study()
     records = [_record("a", 0.1, s, acc=0.2, val=0.9) for s in range(2)] + \

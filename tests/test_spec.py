@@ -39,6 +39,7 @@ BAD_STUDIES = [
     ("unknown metric", lambda s: s["claims"][0].update(metric="f1"), "claims[0].metric: unknown metric 'f1'"),
     ("probe metric without the probe", lambda s: s.update(probes=[]), "claims[1].metric: unknown metric"),
     ("negative claim epoch", lambda s: s["claims"][1].update(epoch=-2), "claims[1].epoch"),
+    ("zero claim seeds", lambda s: s["claims"][0].update(seeds=0), "claims[0].seeds: must be a positive integer"),
     ("same arms on both sides", lambda s: s["claims"][0].update(worse={"kernel_initializer": "he_normal"}),
      "select the same arms"),
     ("empty tuning list", lambda s: s["training"].update(learning_rate=[]), "training.learning_rate: an empty list"),

@@ -115,7 +115,7 @@ def build_study_report(study: Study, profile: Profile, records: list[dict], out_
     summary = {
         "study": study.name, "title": study.title, "question": study.question, "profile": profile.name,
         "budget": {"train_examples": profile.train_examples, "epochs": profile.epochs,
-                   "seeds": int(trials["seed"].nunique()) if not trials.empty else 0},
+                   **_seed_counts(trials)},
         "generated": generated, "wall_seconds": round(run_seconds, 2),
         "trial_seconds": round(float(trials["wall_seconds"].sum()), 1) if "wall_seconds" in trials else None,
         "trials": analysis.status_counts(trials),
@@ -190,6 +190,14 @@ def _targets_table(study: Study, trials: pd.DataFrame, epochs: pd.DataFrame) -> 
 
 def _arms_named(trials: pd.DataFrame, selector: dict) -> str:
     return " + ".join(dict.fromkeys(trials.loc[analysis.select_arms(trials, selector), "arm"]))
+
+
+def _seed_counts(trials: pd.DataFrame) -> dict:
+    """`seeds`: what most arms ran; `most_seeds`: the largest count (a claim's arms may run more)."""
+    per_arm = trials.groupby("arm")["seed"].nunique() if not trials.empty else pd.Series(dtype=int)
+    if per_arm.empty:
+        return {"seeds": 0, "most_seeds": 0}
+    return {"seeds": int(per_arm.mode().min()), "most_seeds": int(per_arm.max())}
 
 
 def _chosen_values(tuning: pd.DataFrame, study: Study) -> dict:

@@ -7,6 +7,9 @@ labels, so no procedure can read them. The source model is pre-trained once per
 (architecture, seed) and kept as an artifact (suite.artifacts) for every arm and rerun;
 so is the fine-tuned model, which is both the `finetune` arm and the teacher. Every arm
 gets the same number of SGD steps, and every run's learning rate decays to 0 (cosine).
+A procedure seeds its own models only after it holds its artifacts: which trial builds an
+artifact (many random draws) and which loads it depends on the schedule, and must not
+change a trial's numbers (tested).
 Online runners can start from a `keras.applications` backbone with ImageNet weights.
 
 Each procedure reads top to bottom: data, model, the one custom piece, train, test.
@@ -254,13 +257,16 @@ def cached_teacher(config: dict, seed: int, data: Dataset, tdata: TransferData,
     teacher of distillation and self-training. Returns (model, notes): its training
     `history` and its source model's notes."""
     arch = config["teacher_arch"]
+    # `protocol` changes when the teacher's training does, so an older stored teacher is not reused
+    # (3: seeded after its source model, whether that was built or loaded)
     identity = {"what": "teacher", "config": {k: v for k, v in config.items() if k != "procedure"}, "seed": seed,
-                "data": data.fingerprint}
+                "data": data.fingerprint, "protocol": 3}
 
     def train_teacher() -> tuple[keras.Model, dict]:
+        _, source = source_backbone(config, seed, data, artifacts, arch)  # first (module docstring)
         keras.utils.set_random_seed(seed)
         model, history = finetuned(config, seed, data, tdata, artifacts, arch)
-        return model, {"history": history, **source_backbone(config, seed, data, artifacts, arch)[1]}
+        return model, {"history": history, **source}
 
     shape = data.input_shape
     return artifacts.load_or_build(
@@ -303,6 +309,7 @@ def freeze(config, seed, data, artifacts):
     """(T2) Source backbone frozen, BN in inference mode; only a new head is trained."""
     started, tdata = time.perf_counter(), _setup(config, seed, data)
     backbone, source = source_backbone(config, seed, data, artifacts, config["teacher_arch"])
+    keras.utils.set_random_seed(seed)  # after the artifacts (module docstring)
     backbone.trainable = False
     model = build_classifier(backbone, tdata.classes, pretrained=True)
     history = train(model, tdata.labelled_x, tdata.labelled_y, tdata, config, config["head_epochs"] + config["epochs"])

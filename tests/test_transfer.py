@@ -171,6 +171,19 @@ def test_the_finetune_arm_is_the_teacher_and_reports_its_history_when_loaded(tmp
     assert distilled["final"]["teacher_test_accuracy"] == built["final"]["test_accuracy"]
 
 
+@pytest.mark.parametrize("procedure", ["freeze", "finetune"])
+def test_a_trial_gives_the_same_numbers_whether_it_builds_the_source_model_or_loads_it(
+        procedure, tmp_path, synthetic_data):
+    """Which trial builds a shared artifact depends on the schedule (workers, resumes); the
+    draws that pre-training consumes must not shift the trial's own initial weights."""
+    run = getattr(transfer, procedure)
+    builds = run(CONFIG, 0, synthetic_data, ArtifactStore(tmp_path / "empty"))
+    prebuilt = ArtifactStore(tmp_path / "prebuilt")
+    transfer.source_backbone(CONFIG, 0, synthetic_data, prebuilt, CONFIG["teacher_arch"])
+    loads = run(CONFIG, 0, synthetic_data, prebuilt)
+    assert loads["history"] == builds["history"] and loads["final"] == builds["final"]
+
+
 def test_accuracy_against_labels_section_averages_per_arm_and_level():
     from conftest import REPO
 

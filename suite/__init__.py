@@ -1,10 +1,9 @@
 """suite: a benchmark of deep-learning training techniques, judged claim by claim.
 
-Data flow: studies/<name>.yaml -> spec -> plan -> runner -> store -> analysis -> report.
+Layout: `suite.core` is the plumbing every study shares (study loader, plan, runner, store,
+analysis, report); `suite.techniques.<area>` holds one technique area each (its registered
+pieces, settings, metrics and report sections); `suite.cli` is the command line.
 """
 
 __version__ = "0.1.0"
 
-# Bumped whenever a stored trial record changes meaning; part of every trial key,
-# so records of an older layout are never silently mixed with new ones.
-RECORD_SCHEMA = 1

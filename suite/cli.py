@@ -12,8 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-from suite import backend, spec
-from suite.device import PRECISIONS, XLA_CHOICES, DeviceOptions
+from suite.core import backend, loader
+from suite.core.device import PRECISIONS, XLA_CHOICES, DeviceOptions
+from suite.core.plugins import load_plugins
 
 EXIT_OK, EXIT_TRIAL_ERRORS, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -28,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default="reports", metavar="DIR", help="where reports go (default: reports/)")
     parser.add_argument("--results", default="results", metavar="DIR", help="the trial store (default: results/)")
     parser.add_argument("--data-dir", default=None, metavar="DIR", help="directory with the dataset files")
-    parser.add_argument("--studies-dir", default=str(spec.STUDIES_DIR), metavar="DIR", help=argparse.SUPPRESS)
+    parser.add_argument("--studies-dir", default=str(loader.STUDIES_DIR), metavar="DIR", help=argparse.SUPPRESS)
     parser.add_argument("--force", action="store_true", help="ignore stored trials and run everything again")
     parser.add_argument("--report-only", action="store_true", help="re-render reports from stored trials; train nothing")
     parser.add_argument("--executor", default="auto", choices=["auto", "inline", "processes", "ray"],
@@ -55,27 +56,29 @@ def build_parser() -> argparse.ArgumentParser:
                         help="exit 1 when a decided verdict differs from the claim's `expect` for this profile")
     parser.add_argument("--strict", action="store_true", help="with --check, an inconclusive verdict fails too")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--write-schema", action="store_true",
+                        help="write the study format's JSON Schema to studies/schema.json and exit")
     return parser
 
 
 def list_studies(directory: Path) -> None:
-    for path in spec.list_study_paths(directory):
+    for path in loader.list_study_paths(directory):
         try:
-            data = spec.read_yaml(path)
+            data = loader.read_yaml(path)
             print(f"{path.stem:16s} {data.get('question', '')}")
-        except spec.SpecError as err:
+        except loader.SpecError as err:
             print(f"{path.stem:16s} (invalid: {err})")
 
 
 def load_requested(names: list[str], directory: Path, profile: str) -> list:
     """Validate every requested study before anything runs (SpecError on the first problem)."""
     if names == ["all"] or "all" in names:
-        names = [p.stem for p in spec.list_study_paths(directory)]
+        names = [p.stem for p in loader.list_study_paths(directory)]
     studies = []
     for name in dict.fromkeys(names):
-        study = spec.load_study(spec.find_study_path(name, directory))
+        study = loader.load_study(loader.find_study_path(name, directory))
         if profile not in study.profiles:
-            raise spec.SpecError(study.path, "profiles", f"has no profile {profile!r}; profiles: {', '.join(study.profiles)}")
+            raise loader.SpecError(study.path, "profiles", f"has no profile {profile!r}; profiles: {', '.join(study.profiles)}")
         studies.append(study)
     return studies
 
@@ -85,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     directory = Path(args.studies_dir)
     if args.list:
         list_studies(directory)
+        return EXIT_OK
+    if args.write_schema:
+        load_plugins()
+        print(f"wrote {loader.write_json_schema()}")
         return EXIT_OK
     if not args.study:
         print("error: name a study with --study NAME (or --study all); --list shows them", file=sys.stderr)
@@ -103,9 +110,10 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_BAD_INPUT
         os.environ["KERAS_BACKEND"] = args.backend
     backend.import_keras()
+    load_plugins()  # the techniques register their settings, names and procedures
     try:
         studies = load_requested(args.study, directory, args.profile)
-    except spec.SpecError as err:
+    except loader.SpecError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
@@ -117,11 +125,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_studies(studies: list, args, directory: Path) -> int:
     # Heavy imports only once the input is known to be good.
-    from suite import report
-    from suite.data import DataError, load_dataset
-    from suite.plan import plan_trials
-    from suite.runner import current_backend, run_study
-    from suite.store import StoreLockedError, TrialStore
+    from suite.core import report
+    from suite.core.datasets import DataError, load_dataset
+    from suite.core.plan import plan_trials
+    from suite.core.runner import current_backend, run_study
+    from suite.core.store import StoreLockedError, TrialStore
 
     errors, mismatches = 0, []
     for study in studies:
@@ -163,7 +171,7 @@ def run_studies(studies: list, args, directory: Path) -> int:
         errors += summary["trials"].get("error", 0)
         print_verdicts(summary, Path(args.out) / study.name / "index.html")
         mismatches += check_expectations(study, args.profile, summary, args.strict)
-    known = [(s.stem, spec.read_yaml(s).get("title", s.stem)) for s in spec.list_study_paths(directory)]
+    known = [(s.stem, loader.read_yaml(s).get("title", s.stem)) for s in loader.list_study_paths(directory)]
     index = report.write_index(args.out, known)
     print(f"overview: {index}")
     if args.check and mismatches:
@@ -174,7 +182,7 @@ def run_studies(studies: list, args, directory: Path) -> int:
 
 
 def executor_options(args):
-    from suite.executors import ExecutorOptions
+    from suite.core.executors import ExecutorOptions
 
     return ExecutorOptions(workers=args.workers, data_dir=args.data_dir,
                            device=DeviceOptions(precision=args.precision, xla=args.xla),

@@ -13,6 +13,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import pytest  # noqa: E402
 import yaml  # noqa: E402
 
+from suite.core.plugins import load_plugins  # noqa: E402
+
+load_plugins()  # the techniques register their pieces, settings and procedures (as the CLI and workers do)
+
 REPO = Path(__file__).resolve().parent.parent
 
 TINY_STUDY = {
@@ -61,6 +65,6 @@ def studies_dir(tmp_path, tiny_study_dict) -> Path:
 
 @pytest.fixture(scope="session")
 def synthetic_data():
-    from suite.data import load_dataset
+    from suite.core.datasets import load_dataset
 
     return load_dataset("synthetic")

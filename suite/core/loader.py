@@ -1,0 +1,448 @@
+"""loader: reads a study file, validates all of it, and returns a frozen `Study`.
+
+Two passes, and every problem of a file is reported at once, each naming the file and the
+dotted field (`factors.activation[1]`) and, for names, the known ones:
+1. the file's structure and types, by the pydantic models below (`StudyFile` ...);
+2. what only the registered techniques know: setting values (their declared types), names,
+   metrics, selectors that must pick arms, and settings that nothing in an arm uses.
+`write_json_schema` writes the same rules as `studies/schema.json` for editors. The CLI turns
+a `SpecError` into exit status 2 before anything is trained. Reads no Keras.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
+
+from suite.core import registry, settings
+from suite.core.settings import NonNegativeInt, PositiveInt
+from suite.core.study import (
+    EXPECTABLE,
+    FINAL_ONLY_METRICS,
+    HISTORY_METRICS,
+    PROFILE_NAMES,
+    TRAINING_METRICS,
+    Claim,
+    NotJudged,
+    Profile,
+    Study,
+    arm_label,
+    matches,
+)
+
+STUDIES_DIR = Path(__file__).resolve().parents[2] / "studies"
+SCHEMA_PATH = STUDIES_DIR / "schema.json"
+REQUIRED_TRAINING = ("optimizer", "learning_rate", "batch_size")  # in `training:` or as a factor
+
+
+class SpecError(ValueError):
+    """A study file that cannot be run: every problem as `file: field: problem`."""
+
+    def __init__(self, path: str | Path, where: str | list, problem: str = ""):
+        self.path = str(path)
+        self.problems = where if isinstance(where, list) else [(where, problem)]
+        self.where, self.problem = self.problems[0]
+        lines = [f"{w}: {p}" if w else p for w, p in self.problems]
+        if len(lines) == 1:
+            super().__init__(f"{path}: {lines[0]}")
+        else:
+            super().__init__(f"{path}: {len(lines)} problems:\n  " + "\n  ".join(lines))
+
+
+# ---- pass 1: structure (pydantic) ------------------------------------------------------
+Text = Annotated[str, StringConstraints(strict=True, pattern=r"\S")]  # a non-empty string
+Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class ProfileFile(_Strict):
+    """One budget: how much data, how long, how many seeds."""
+
+    train_examples: PositiveInt = Field(description="training examples per arm (an arm may set its own)")
+    epochs: PositiveInt
+    seeds: PositiveInt
+    dataset: Text | None = Field(None, description="replaces the study's dataset for this profile")
+    factors: dict[str, list[Any]] | None = Field(None, description="replaces the levels of some factors")
+    exclude: list[dict[str, Any]] | None = Field(None, description="arms (selectors) this profile does not run")
+
+
+class TargetFile(_Strict):
+    metric: Text
+    value: Number
+
+
+class ClaimFile(_Strict):
+    """A claim judged from the trials: `better` arms beat `worse` arms (or the value `than`) on `metric`."""
+
+    id: Text
+    text: Text
+    metric: Text
+    better: Any = Field(description="factor -> level (or list of levels), or a list of such mappings")
+    worse: Any = None
+    than: Number | None = None
+    direction: Literal["higher", "lower"] = "higher"
+    epoch: NonNegativeInt | None = Field(None, description="judge at this epoch (0 = before training); default: the last")
+    target: TargetFile | None = None
+    expect: dict[str, Literal[EXPECTABLE]] = Field(default_factory=dict)
+    notes: str = ""
+    seeds: PositiveInt | None = Field(None, description="the fewest seeds the compared arms run (power)")
+
+
+class NotJudgedFile(_Strict):
+    id: Text
+    text: Text
+    reason: Text
+
+
+class StudyFile(_Strict):
+    """A study: a factor grid, budgets per profile, and the claims to judge."""
+
+    name: Text = Field(description="equals the file name")
+    title: Text
+    question: Text
+    dataset: Text
+    model: dict[str, Any] = Field(description="model settings (fixed for every arm)")
+    factors: dict[str, list[Any]] = Field(default_factory=dict, description="setting -> levels; every combination is an arm")
+    training: dict[str, Any] = Field(description="training settings; a list of values is tuned per arm on validation data")
+    probes: list[Text] = Field(default_factory=list)
+    report: list[Text] = Field(default_factory=list, description="report sections drawn on this study's page, in order")
+    profiles: dict[str, ProfileFile]
+    claims: list[ClaimFile] = Field(default_factory=list)
+    not_judged: list[NotJudgedFile] = Field(default_factory=list)
+    version: PositiveInt = 1
+    notes: str = ""
+
+
+_MODELS = {"": StudyFile, "profiles.*": ProfileFile, "claims.*": ClaimFile, "claims.*.target": TargetFile,
+           "not_judged.*": NotJudgedFile}
+
+
+def dotted(loc: tuple) -> str:
+    """('factors', 'activation', 1) -> 'factors.activation[1]'."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _message(error: dict) -> str:
+    kind, loc = error["type"], error["loc"]
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "extra_forbidden":
+        parent = ".".join("*" if isinstance(p, int) or i == 1 and loc[0] == "profiles" else str(p)
+                          for i, p in enumerate(loc[:-1]))
+        model = _MODELS.get(parent)
+        allowed = f"; allowed: {', '.join(model.model_fields)}" if model else ""
+        return f"unknown field{allowed}"
+    message = error["msg"].removeprefix("Value error, ")
+    message = message[0].lower() + message[1:]
+    return f"{message}, got {error['input']!r}" if "input" in error else message
+
+
+def _structure_problems(data: dict) -> list[tuple[str, str]]:
+    try:
+        StudyFile.model_validate(data)
+    except ValidationError as err:
+        return [(dotted(e["loc"]), _message(e)) for e in err.errors()]
+    return []
+
+
+# ---- reading -----------------------------------------------------------------------------
+class _StrictLoader(yaml.SafeLoader):
+    """Safe loader that refuses duplicate keys (YAML would silently keep the last)."""
+
+
+def _construct_mapping(loader, node, deep=False):
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        seen.add(key)
+    return yaml.SafeLoader.construct_mapping(loader, node, deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def list_study_paths(directory: Path = STUDIES_DIR) -> list[Path]:
+    return sorted(directory.glob("*.yaml"))
+
+
+def find_study_path(name: str, directory: Path = STUDIES_DIR) -> Path:
+    path = directory / f"{name}.yaml"
+    if not path.exists():
+        known = ", ".join(p.stem for p in list_study_paths(directory)) or "(none)"
+        raise SpecError(path, "", f"no study named {name!r}; known studies: {known}")
+    return path
+
+
+def read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.load(path.read_bytes().decode("utf-8"), Loader=_StrictLoader)
+    except UnicodeDecodeError as err:
+        raise SpecError(path, "", f"is not UTF-8 text (byte {err.start} is {path.read_bytes()[err.start]:#04x})") from None
+    except yaml.YAMLError as err:
+        raise SpecError(path, "yaml", f"not valid YAML: {err}") from None
+    except OSError as err:
+        raise SpecError(path, "", f"cannot be read: {err}") from None
+    if not isinstance(data, dict):
+        raise SpecError(path, "", f"must be a mapping of fields, got {type(data).__name__}")
+    return data
+
+
+def load_study(path: str | Path) -> Study:
+    """Read and fully validate one study file (the techniques must be loaded: `plugins`)."""
+    path = Path(path)
+    data = read_yaml(path)
+    problems = _structure_problems(data)
+    if problems:
+        raise SpecError(path, problems)
+    checker = _Checker(path)
+    study = checker.study(data)
+    if checker.problems:
+        raise SpecError(path, checker.problems)
+    return study
+
+
+# ---- pass 2: what the registered techniques know ----------------------------------------
+class _Checker:
+    """Checks a structurally valid file; collects every problem instead of stopping at the first."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.problems: list[tuple[str, str]] = []
+        self.settings = settings.list_settings()
+        self._adapters: dict[str, TypeAdapter] = {}
+
+    def fail(self, where: str, problem: str) -> None:
+        if (where, problem) not in self.problems:
+            self.problems.append((where, problem))
+
+    def value(self, key: str, value, where: str) -> None:
+        adapter = self._adapters.setdefault(key, TypeAdapter(self.settings[key].type))
+        try:
+            adapter.validate_python(value)  # the file's own value is kept: it enters the trial key as written
+        except ValidationError as err:
+            for error in err.errors():
+                self.fail(where, _message({**error, "loc": ()}))
+
+    def name_in(self, kind: str, name, where: str) -> None:
+        if registry.lookup(kind, name) is None:
+            self.fail(where, f"unknown {kind} {name!r}; known: {', '.join(registry.list_names(kind))}")
+
+    def section(self, data: dict, name: str) -> dict:
+        mapping = data.get(name, {})
+        allowed = sorted(key for key, setting in self.settings.items() if setting.section == name)
+        for key, value in mapping.items():
+            if key not in self.settings or self.settings[key].section != name:
+                self.fail(f"{name}.{key}", f"unknown field; allowed: {', '.join(allowed)}")
+                continue
+            items = list(enumerate(value)) if isinstance(value, list) and name == "training" else [(None, value)]
+            if isinstance(value, list) and not value:
+                self.fail(f"{name}.{key}", "an empty list tunes over nothing")
+            for i, item in items:
+                self.value(key, item, f"{name}.{key}" + ("" if i is None else f"[{i}]"))
+        return {key: value for key, value in mapping.items() if key in self.settings}
+
+    def factors(self, factors: dict, where: str = "factors") -> dict:
+        for key, levels in factors.items():
+            if key not in self.settings:
+                self.fail(f"{where}.{key}", f"unknown factor; known: {', '.join(sorted(self.settings))}")
+                continue
+            if not levels:
+                self.fail(f"{where}.{key}", "empty list: the grid would have no arms")
+            for i, level in enumerate(levels):
+                self.value(key, level, f"{where}.{key}[{i}]")
+            if len(set(map(str, levels))) != len(levels):
+                self.fail(f"{where}.{key}", "lists a level twice")
+        return factors
+
+    def study(self, data: dict) -> Study:
+        name = data["name"]
+        if name != self.path.stem:
+            self.fail("name", f"{name!r} must equal the file name {self.path.stem!r}")
+        self.name_in("dataset", data["dataset"], "dataset")
+        model = self.section(data, "model")
+        training = self.section(data, "training")
+        factors = self.factors(data.get("factors", {}))
+        for key in REQUIRED_TRAINING:
+            if key not in training and key not in factors:
+                self.fail(f"training.{key}", "required field is missing (set it here or as a factor)")
+        for key in sorted(set(factors) & set(training)):
+            self.fail(f"factors.{key}", "is also set under `training`; set it in one place")
+        for i, probe in enumerate(data.get("probes", [])):
+            self.name_in("probe", probe, f"probes[{i}]")
+        for i, section in enumerate(data.get("report", [])):
+            self.name_in("report_section", section, f"report[{i}]")
+        profiles = self.profiles(data["profiles"], factors)
+        study = Study(
+            name=name, title=data["title"], question=data["question"], dataset=data["dataset"],
+            model={"family": settings.DEFAULT_FAMILY, **model}, factors=factors, training=training,
+            probes=tuple(data.get("probes", [])), profiles=profiles, claims=(), version=data.get("version", 1),
+            notes=str(data.get("notes", "")), report=tuple(data.get("report", [])), path=str(self.path),
+        )
+        self.unused_settings(study, model)
+        claims = self.claims(data.get("claims", []), study)
+        not_judged = self.not_judged(data.get("not_judged", []), {c.id for c in claims})
+        return Study(**{**study.__dict__, "claims": claims, "not_judged": not_judged})
+
+    def unused_settings(self, study: Study, model: dict) -> None:
+        """A setting that nothing in an arm reads would be silently ignored: refuse it."""
+        fixed = {key: value for key, value in study.training.items() if not isinstance(value, list)}
+        tuned = {key: values[0] for key, values in study.tuned.items() if values}
+        stated = {**{key: f"model.{key}" for key in model}, **{key: f"training.{key}" for key in study.training},
+                  **{key: f"factors.{key}" for key in study.factors}}
+        for profile in study.profiles.values():
+            for arm in study.list_arms(profile):
+                config = {**study.model, **fixed, **tuned, **arm}
+                used = settings.settings_used(config)
+                for key, where in stated.items():
+                    if key not in used:
+                        self.fail(where, f"is not used by anything in arm {arm_label(arm)!r} "
+                                         f"({settings.describe_users(config)})")
+
+    def not_judged(self, entries: list, judged_ids: set) -> tuple:
+        result = []
+        for i, raw in enumerate(entries):
+            if raw["id"] in judged_ids:
+                self.fail(f"not_judged[{i}].id", f"claim {raw['id']!r} is also judged under `claims`")
+            result.append(NotJudged(id=raw["id"], text=raw["text"], reason=raw["reason"]))
+        return tuple(result)
+
+    def profiles(self, profiles: dict, factors: dict) -> dict:
+        for name in PROFILE_NAMES:
+            if name not in profiles:
+                self.fail(f"profiles.{name}", "required profile is missing")
+        result = {}
+        for name, budget in profiles.items():
+            where = f"profiles.{name}"
+            if budget.get("dataset") is not None:
+                self.name_in("dataset", budget["dataset"], f"{where}.dataset")
+            for key in self.factors(budget.get("factors") or {}, f"{where}.factors"):
+                if key not in factors:
+                    self.fail(f"{where}.factors.{key}", "a profile may only change the levels of the study's factors")
+            for i, cell in enumerate(budget.get("exclude") or []):
+                self.levels(cell, factors, f"{where}.exclude[{i}]")
+            result[name] = Profile(name=name, **{**budget, "exclude": tuple(budget.get("exclude") or ())})
+        return result
+
+    def levels(self, selection: dict, factors: dict, where: str) -> None:
+        """Every key of `selection` is a factor and every level it names is one of that factor's."""
+        for key, wanted in selection.items():
+            if key not in factors:
+                self.fail(f"{where}.{key}", f"not a factor of this study; factors: {', '.join(factors) or '(none)'}")
+                continue
+            for level in wanted if isinstance(wanted, list) else [wanted]:
+                if level not in factors[key]:
+                    self.fail(f"{where}.{key}", f"no arm has {key}={level!r}; levels: {', '.join(map(str, factors[key]))}")
+
+    def metrics(self, study: Study) -> dict[str, str]:
+        """Every metric a claim of this study may name -> "final" | "epoch"."""
+        known = {**{m: "epoch" for m in HISTORY_METRICS}, **{m: "final" for m in FINAL_ONLY_METRICS}}
+        for metric, kind in registry.entries("metric").items():
+            if registry.metadata("metric", metric).get("probe") in (None, *study.probes):
+                known[metric] = kind
+        return known
+
+    def claims(self, claims: list, study: Study) -> tuple:
+        metrics = self.metrics(study)
+        arms_by_profile = {name: study.list_arms(profile) for name, profile in study.profiles.items()}
+        seen, result = set(), []
+        for i, raw in enumerate(claims):
+            where = f"claims[{i}]"
+            if (raw.get("worse") is None) == (raw.get("than") is None):
+                self.fail(where, "needs exactly one of `worse` (arms to compare with) or `than` (a value to beat)")
+            if raw["id"] in seen:
+                self.fail(f"{where}.id", f"duplicate claim id {raw['id']!r}")
+            seen.add(raw["id"])
+            metric = raw["metric"]
+            if metric not in metrics:
+                self.fail(f"{where}.metric", f"unknown metric {metric!r} for this study; known: {', '.join(sorted(metrics))}")
+            if raw.get("epoch") is not None and metrics.get(metric) == "final":
+                self.fail(f"{where}.epoch", f"{metric} has one value per trial, not one per epoch")
+            target = self.target(raw.get("target"), metric, metrics, f"{where}.target")
+            for side in ("better", "worse"):
+                if raw.get(side) is not None:
+                    self.selector(raw[side], study, arms_by_profile, f"{where}.{side}")
+            if raw.get("worse") is not None and raw["better"] == raw["worse"]:
+                self.fail(where, "`better` and `worse` select the same arms")
+            for profile in raw.get("expect", {}):
+                if profile not in study.profiles:
+                    self.fail(f"{where}.expect.{profile}", f"no such profile; profiles: {', '.join(study.profiles)}")
+            result.append(Claim(id=raw["id"], text=raw["text"], metric=metric, better=raw["better"],
+                                worse=raw.get("worse"), direction=raw.get("direction", "higher"), epoch=raw.get("epoch"),
+                                than=None if raw.get("than") is None else float(raw["than"]), target=target,
+                                expect=dict(raw.get("expect", {})), notes=str(raw.get("notes", "")), seeds=raw.get("seeds")))
+        return tuple(result)
+
+    def target(self, target: dict | None, metric: str, metrics: dict, where: str) -> dict | None:
+        """`epochs_to_target` needs {metric: a per-epoch metric, value: the level to reach}."""
+        if metric != "epochs_to_target":
+            if target is not None:
+                self.fail(where, "only used with metric epochs_to_target")
+            return None
+        if target is None:
+            self.fail(where, "must be a mapping {metric, value}: epochs_to_target needs a target")
+            return None
+        per_epoch = [name for name, kind in metrics.items() if kind == "epoch"]
+        if target["metric"] not in per_epoch:
+            self.fail(f"{where}.metric", f"must be one of {', '.join(per_epoch)}, got {target['metric']!r}")
+        return {"metric": target["metric"], "value": float(target["value"])}
+
+    def selector(self, selector, study: Study, arms_by_profile: dict, where: str) -> None:
+        if isinstance(selector, list) and selector:  # several selections, averaged (D1)
+            for i, part in enumerate(selector):
+                self.selector(part, study, arms_by_profile, f"{where}[{i}]")
+            return
+        if not isinstance(selector, dict):
+            self.fail(where, f"must be a mapping of factor -> level, or a list of such mappings, got {selector!r}")
+            return
+        problems = len(self.problems)
+        self.levels(selector, study.factors, where)
+        if len(self.problems) > problems:
+            return
+        for profile, arms in arms_by_profile.items():
+            if not any(matches(arm, selector) for arm in arms):
+                self.fail(where, f"selects no arm of profile {profile!r}")
+
+
+# ---- the JSON Schema of the study format ----------------------------------------------------
+def json_schema() -> dict:
+    """The study format as JSON Schema (draft 2020-12), with the settings the loaded techniques declare."""
+    schema = StudyFile.model_json_schema()
+    by_section = {section: {} for section in settings.SECTIONS}
+    for name, setting in sorted(settings.list_settings().items()):
+        one = TypeAdapter(setting.type).json_schema()
+        if setting.doc:
+            one["description"] = setting.doc
+        by_section[setting.section][name] = one
+    props = schema["properties"]
+    props["model"] = {"type": "object", "additionalProperties": False, "properties": by_section["model"],
+                      "description": props["model"].get("description", "")}
+    props["training"] = {"type": "object", "additionalProperties": False, "description": props["training"]["description"],
+                         "properties": {name: {"anyOf": [one, {"type": "array", "items": one, "minItems": 1}]}
+                                        for name, one in by_section["training"].items()}}
+    every = {**by_section["model"], **by_section["training"]}
+    props["factors"] = {"type": "object", "additionalProperties": False, "description": props["factors"]["description"],
+                        "properties": {name: {"type": "array", "items": one, "minItems": 1} for name, one in every.items()}}
+    for field, kind in (("dataset", "dataset"), ("probes", "probe"), ("report", "report_section")):
+        names = {"type": "string", "enum": registry.list_names(kind)}
+        props[field] = {"type": "array", "items": names} if field != "dataset" else names
+    schema["properties"]["profiles"]["required"] = list(PROFILE_NAMES)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Study file (studies/<name>.yaml)"
+    return schema
+
+
+def write_json_schema(path: Path = SCHEMA_PATH) -> Path:
+    path.write_text(json.dumps(json_schema(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return path

@@ -1,0 +1,54 @@
+"""plan: expands a study and a profile into frozen `Trial`s (arms x tuning values x seeds).
+
+A trial's key is a hash of its canonical config (sorted JSON): study name and version,
+record schema, dataset fingerprint, model and training settings, budget and seed.
+Machine paths and the profile's *name* never enter it, so equal work shares one key.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+from suite.core.keys import RECORD_SCHEMA, trial_key
+from suite.core.study import Profile, Study, arm_label
+
+
+@dataclass(frozen=True)
+class Trial:
+    key: str
+    study: str
+    arm: dict  # factor -> level
+    tuning: dict  # tuned training key -> the value this trial tries
+    seed: int
+    config: dict  # everything the trial's procedure needs, all plain JSON values
+    probes: tuple
+
+    @property
+    def arm_label(self) -> str:
+        return arm_label(self.arm)
+
+
+def plan_trials(study: Study, profile: Profile, dataset_fingerprint: str, seeds: int | None = None,
+                backend: str = "tensorflow") -> list[Trial]:
+    """Every trial of `study` under `profile`; `seeds` overrides the profile's count (a claim
+    may raise it for the arms it compares: `Study.seeds_for`).
+    The Keras backend is part of the key: numbers from another backend are other trials."""
+    fixed = {key: value for key, value in study.training.items() if not isinstance(value, list)}
+    tuned = study.tuned
+    budget = {"train_examples": profile.train_examples, "epochs": profile.epochs}
+    trials = []
+    for arm in study.list_arms(profile):
+        for values in itertools.product(*tuned.values()):
+            tuning = dict(zip(tuned, values))
+            for seed in range(study.seeds_for(arm, seeds or profile.seeds)):
+                # an arm may set the training-set size itself (e.g. augmentation at two sizes)
+                config = {**study.model, **fixed, **budget, **arm, **tuning, "dataset": study.dataset_for(profile)}
+                identity = {
+                    "schema": RECORD_SCHEMA, "study": study.name, "study_version": study.version,
+                    "data": dataset_fingerprint, "config": config, "seed": seed, "probes": list(study.probes),
+                    "backend": backend,
+                }
+                trials.append(Trial(key=trial_key(identity), study=study.name, arm=arm, tuning=tuning,
+                                    seed=seed, config=config, probes=study.probes))
+    return trials

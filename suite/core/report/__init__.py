@@ -1,0 +1,221 @@
+"""report: a study's HTML page, summary.json and parquet tables; the index of all studies.
+
+Pages are jinja2 templates (autoescaped: a study's own text can never inject markup)
+with every figure embedded as a data URI, so a page opens anywhere with no network.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
+
+from suite.core import analysis
+from suite.core.report import figures
+from suite.core.report.sections import study_sections
+from suite.core.study import Profile, Study
+
+_ENV = Environment(loader=PackageLoader("suite.core.report", "templates"), autoescape=select_autoescape(["html"]))
+
+
+def format_number(x, digits: int = 3) -> str:
+    missing = x is None or (isinstance(x, float) and not math.isfinite(x))
+    return "–" if missing else f"{x:.{digits}f}"
+
+
+_ENV.filters["num"] = format_number
+
+
+def table_html(frame: pd.DataFrame, float_format: str = "{:.3f}") -> Markup:
+    """A frame as an escaped HTML table (pandas escapes cell text)."""
+    if frame.empty:
+        return Markup("<p class='muted'>(none)</p>")
+    return Markup(frame.to_html(index=False, classes="data", border=0, na_rep="–", escape=True,
+                                float_format=float_format.format))
+
+
+def csv_link(frame: pd.DataFrame, filename: str) -> Markup:
+    """A download link carrying the table as an embedded CSV (no request leaves the page)."""
+    payload = base64.b64encode(frame.to_csv(index=False).encode()).decode()
+    return Markup(f'<a class="csv" download="{filename}" href="data:text/csv;base64,{payload}">download CSV</a>')
+
+
+def _histogram_figures(study: Study, layers: pd.DataFrame, trials: pd.DataFrame) -> list[dict]:
+    """Per group of arms (by the last factor) and for the first and last epoch."""
+    if "probe" in layers:
+        layers = layers[layers["probe"] == "activation_stats"]
+    if layers.empty:
+        return []
+    chosen = trials[trials["selected"]]
+    first_seed = chosen.sort_values("seed").groupby("arm", sort=False).head(1)
+    data = layers[layers["key"].isin(first_seed["key"])]
+    factors = list(study.factors)
+    group_by = factors[-1] if len(factors) >= 2 else None
+    groups = list(dict.fromkeys(chosen[group_by])) if group_by else [None]
+    last_epoch = int(data["epoch"].max()) if not data.empty else 0
+    result = []
+    for level in groups:
+        in_group = chosen if group_by is None else chosen[chosen[group_by] == level]
+        arms = list(dict.fromkeys(in_group["arm"]))
+        for epoch, when in ((0, "at initialisation"), (last_epoch, f"after epoch {last_epoch}")):
+            subset = data[data["epoch"] == epoch]
+            title = f"{group_by}={level}, {when}" if group_by else when
+            uri = figures.layer_histograms(subset, arms, title)
+            if uri:
+                result.append({"title": title, "uri": uri})
+    return result
+
+
+def records_digest(study: Study, records: list[dict]) -> str:
+    """Identifies what a report was drawn from: the study file's content and every record."""
+    import hashlib
+
+    digest = hashlib.sha256(Path(study.path).read_bytes() if study.path else b"")
+    for record in sorted(records, key=lambda r: r["key"]):
+        digest.update(json.dumps(record, sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:20]
+
+
+def load_current_summary(out_dir: str | Path, study: Study, profile: Profile, records: list[dict]) -> dict | None:
+    """The existing summary when it was drawn from exactly these records, else None."""
+    path = Path(out_dir) / study.name / "summary.json"
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    fresh = summary.get("records_digest") == records_digest(study, records) and summary.get("profile") == profile.name
+    return summary if fresh and (path.parent / "index.html").exists() else None
+
+
+def build_study_report(study: Study, profile: Profile, records: list[dict], out_dir: str | Path,
+                       run_seconds: float, dataset_info: dict) -> dict:
+    """Write <out>/<study>/{index.html, summary.json, *.parquet}; return the summary."""
+    out = Path(out_dir) / study.name
+    out.mkdir(parents=True, exist_ok=True)
+    factors = list(study.factors)
+    trials = analysis.mark_selected(analysis.trials_frame(records, study), study)
+    epochs = analysis.epochs_frame(records, study)
+    layers = analysis.layers_frame(records, study)
+    selected_keys = set(trials.loc[trials["selected"], "key"])
+    epochs_sel = epochs[epochs["key"].isin(selected_keys)] if not epochs.empty else epochs
+    verdicts = analysis.judge_claims(study, trials, epochs)
+    tuning = analysis.tuning_table(trials, study)
+    summary_table = analysis.arm_summary(trials)
+    failed = trials.loc[trials["status"] != "ok", ["arm", *[c for c in trials if c.startswith("tuned_")],
+                                                    "seed", "status", "message"]]
+    provenance = records[0].get("provenance", {}) if records else {}
+    generated = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+
+    summary = {
+        "study": study.name, "title": study.title, "question": study.question, "profile": profile.name,
+        "budget": {"train_examples": profile.train_examples, "epochs": profile.epochs,
+                   **_seed_counts(trials)},
+        "generated": generated, "wall_seconds": round(run_seconds, 2),
+        "trial_seconds": round(float(trials["wall_seconds"].sum()), 1) if "wall_seconds" in trials else None,
+        "trials": analysis.status_counts(trials),
+        "claims": [v.as_dict() for v in verdicts] + [
+            {"id": c.id, "text": c.text, "verdict": "not judged", "reason": c.reason, "effect": None,
+             "ci": [None, None], "n": 0} for c in study.not_judged],
+        "tuned": _chosen_values(tuning, study), "provenance": provenance,
+        "records_digest": records_digest(study, records),
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+    trials.to_parquet(out / "trials.parquet", index=False)
+    if not epochs.empty:
+        epochs.to_parquet(out / "epochs.parquet", index=False)
+    if not layers.empty:
+        layers.to_parquet(out / "layers.parquet", index=False)
+
+    claims_view = []
+    for verdict in verdicts:
+        better = _arms_named(trials, verdict.claim.better)
+        if verdict.claim.worse is None:
+            worse = f"the fixed value {verdict.claim.than:g}"
+        else:
+            worse = _arms_named(trials, verdict.claim.worse)
+        claims_view.append({"v": verdict, "better": better, "worse": worse,
+                            "figure": figures.claim_pairs(verdict.pairs, verdict.claim.metric)})
+    targets = _targets_table(study, trials, epochs)
+    summary_cols = ["arm", "trials", "ok", "test_accuracy", "test_accuracy_low", "test_accuracy_high",
+                    "val_accuracy", "train_accuracy", "train_loss", "parameters", "step_seconds"]
+    page = _ENV.get_template("study.html").render(
+        study=study, profile=profile, summary=summary, claims=claims_view, dataset=dataset_info,
+        tuned_keys=list(study.tuned),
+        curves=figures.learning_curves(epochs_sel, factors),
+        probes=figures.probe_curves(epochs_sel, factors),
+        final=figures.final_comparison(trials, factors),
+        gradients=figures.gradient_by_layer(layers[layers["key"].isin(selected_keys)] if not layers.empty else layers,
+                                            factors),
+        targets=table_html(targets),
+        targets_csv=csv_link(targets, f"{study.name}-epochs-to-target.csv"),
+        extras=study_sections(trials, epochs, study),
+        histograms=_histogram_figures(study, layers, trials),
+        arm_table=table_html(summary_table[[c for c in summary_cols if c in summary_table]]),
+        arm_csv=csv_link(summary_table, f"{study.name}-arms.csv"),
+        tuning_table=table_html(analysis.tuning_overview(tuning, study)),
+        tuning_csv=csv_link(tuning, f"{study.name}-tuning.csv") if not tuning.empty else "",
+        verdicts_csv=csv_link(pd.DataFrame([{**c, "ci_low": c["ci"][0], "ci_high": c["ci"][1]}
+                                            for c in summary["claims"]]).drop(columns="ci", errors="ignore"),
+                              f"{study.name}-verdicts.csv"),
+        failed_table=table_html(failed),
+        failed_csv=csv_link(failed, f"{study.name}-failed-trials.csv") if not failed.empty else "",
+        provenance=provenance,
+    )
+    (out / "index.html").write_text(page, encoding="utf-8")
+    return summary
+
+
+def _targets_table(study: Study, trials: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
+    """Per arm and speed claim: mean epochs to the claim's target, and how often it was not reached."""
+    rows = []
+    for claim in study.claims:
+        if claim.metric != "epochs_to_target" or epochs.empty:
+            continue
+        budget = int(epochs["epoch"].max())
+        reached = analysis.epochs_to_target(epochs, claim.target).rename("epochs")
+        chosen = trials[trials["selected"]].merge(reached, left_on="key", right_index=True, how="left")
+        for arm, group in chosen.groupby("arm", sort=False):
+            hit = group["epochs"] <= budget
+            rows.append({"claim": claim.id, "target": f"{claim.target['metric']} {claim.target['value']}",
+                         "arm": arm, "seeds": len(group), "not reached": int((~hit).sum()),
+                         "mean epochs (reached only)": group.loc[hit, "epochs"].mean() if hit.any() else None})
+    return pd.DataFrame(rows)
+
+
+def _arms_named(trials: pd.DataFrame, selector: dict) -> str:
+    return " + ".join(dict.fromkeys(trials.loc[analysis.select_arms(trials, selector), "arm"]))
+
+
+def _seed_counts(trials: pd.DataFrame) -> dict:
+    """`seeds`: what most arms ran; `most_seeds`: the largest count (a claim's arms may run more)."""
+    per_arm = trials.groupby("arm")["seed"].nunique() if not trials.empty else pd.Series(dtype=int)
+    if per_arm.empty:
+        return {"seeds": 0, "most_seeds": 0}
+    return {"seeds": int(per_arm.mode().min()), "most_seeds": int(per_arm.max())}
+
+
+def _chosen_values(tuning: pd.DataFrame, study: Study) -> dict:
+    if tuning.empty:
+        return {}
+    chosen = tuning[tuning["chosen"]]
+    return {row["arm"]: {k: row[f"tuned_{k}"] for k in study.tuned} for _, row in chosen.iterrows()}
+
+
+def write_index(out_dir: str | Path, known_studies: list[tuple[str, str]]) -> Path:
+    """reports/index.html: every study, its claims and verdicts; studies without results listed."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for name, title in known_studies:
+        path = out / name / "summary.json"
+        summary = json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+        entries.append({"name": name, "title": title, "summary": summary})
+    page = _ENV.get_template("index.html").render(entries=entries)
+    (out / "index.html").write_text(page, encoding="utf-8")
+    return out / "index.html"

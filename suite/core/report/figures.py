@@ -1,0 +1,180 @@
+"""figures: seaborn/matplotlib figures of a study's frames, as embeddable PNG data URIs.
+
+Each function takes tidy frames and returns a data URI (or None when there is nothing
+to draw). Seed uncertainty is drawn by seaborn as 95% confidence bands/bars.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display; figures go straight into the HTML
+import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from suite.core.analysis import mean_ci  # noqa: E402
+
+sns.set_theme(style="whitegrid", context="notebook")
+DPI = 80
+PROBE_COLUMNS = ("saturated_fraction", "dead_fraction", "symmetry", "activation_std", "depth_std_ratio",
+                 "activation_abs_mean", "preactivation_std", "log10_grad_ratio")
+
+
+def t_interval(values) -> tuple[float, float]:
+    """Seaborn errorbar: the same 95% t-interval the verdicts use (no bootstrap: fast)."""
+    _, low, high, n = mean_ci(values)
+    if n < 2:
+        mean = float(np.nanmean(values)) if len(values) else float("nan")
+        return (mean, mean)
+    return (low, high)
+
+
+def to_data_uri(figure) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+    plt.close(figure)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def facet_roles(factors: list[str]) -> tuple[str, str | None]:
+    """(hue, col): the first factor is the colour, the second (if any) the panel column."""
+    if not factors:
+        return "arm", None
+    if len(factors) == 1:
+        return factors[0], None
+    if len(factors) == 2:
+        return factors[0], factors[1]
+    return "arm", None
+
+
+def _panels(measure: str, col: str | None, count: int) -> dict:
+    """One row per measure and a column per level of `col`; with no `col`, wrap the measures in rows of three."""
+    if col is None:
+        return {"col": measure, "col_wrap": min(3, count), "facet_kws": {"sharey": False}}
+    return {"col": col, "row": measure, "facet_kws": {"sharey": "row", "margin_titles": True}}
+
+
+def learning_curves(epochs: pd.DataFrame, factors: list[str], metrics=("train_loss", "val_accuracy")) -> str | None:
+    """Training loss and validation accuracy per epoch, one line per arm, 95% CI bands."""
+    if "epoch" not in epochs:  # no trial has a history (every one failed)
+        return None
+    data = epochs[(epochs["epoch"] >= 1)]
+    metrics = [m for m in metrics if m in data and data[m].notna().any()]
+    if data.empty or not metrics:
+        return None
+    hue, col = facet_roles(factors)
+    long = data.melt(id_vars=["epoch", "seed", "arm", *factors], value_vars=metrics, var_name="metric")
+    grid = sns.relplot(data=long, x="epoch", y="value", hue=hue, kind="line", errorbar=t_interval, marker="o",
+                       height=2.8, aspect=1.3, **_panels("metric", col, len(metrics)))
+    grid.set_axis_labels("epoch", "")
+    return to_data_uri(grid.figure)
+
+
+def probe_curves(epochs: pd.DataFrame, factors: list[str]) -> str | None:
+    """The probes' scalar columns per epoch (0 = at initialisation), per arm."""
+    columns = [c for c in PROBE_COLUMNS if c in epochs and epochs[c].notna().any()]
+    if epochs.empty or not columns:
+        return None
+    hue, col = facet_roles(factors)
+    long = epochs.melt(id_vars=["epoch", "seed", "arm", *factors], value_vars=columns, var_name="probe").dropna(subset=["value"])
+    grid = sns.relplot(data=long, x="epoch", y="value", hue=hue, kind="line", errorbar=t_interval, marker="o",
+                       height=2.4, aspect=1.4, **_panels("probe", col, len(columns)))
+    grid.set_axis_labels("epoch", "")
+    for name, ax in grid.axes_dict.items():  # keys: a probe, or (probe, column level)
+        if "depth_std_ratio" in (name if isinstance(name, tuple) else (name,)):
+            ax.set_yscale("log")  # a ratio spans orders of magnitude (I4, I5)
+    return to_data_uri(grid.figure)
+
+
+def gradient_by_layer(layers: pd.DataFrame, factors: list[str]) -> str | None:
+    """Weight-gradient norm per hidden layer (log scale), at initialisation and at the end (A1, R3)."""
+    data = layers[layers["probe"] == "gradient_stats"] if "probe" in layers else pd.DataFrame()
+    if data.empty:
+        return None
+    last = int(data["epoch"].max())
+    data = data[data["epoch"].isin([0, last])].assign(
+        when=lambda d: np.where(d["epoch"] == 0, "at initialisation", f"after epoch {last}"))
+    hue, col = facet_roles(factors)
+    grid = sns.relplot(data=data, x="layer", y="grad_norm", hue=hue, col=col, row="when", kind="line",
+                       errorbar=t_interval, marker="o", height=2.8, aspect=1.3,
+                       facet_kws={"sharey": False, "margin_titles": True})
+    grid.set(yscale="log")
+    grid.set_axis_labels("hidden layer (input side first)", "gradient norm")
+    return to_data_uri(grid.figure)
+
+
+def final_comparison(trials: pd.DataFrame, factors: list[str], metric: str = "test_accuracy") -> str | None:
+    """Final test accuracy per arm (selected tuned values), mean and 95% CI over seeds."""
+    data = trials[trials["selected"]].dropna(subset=[metric]) if metric in trials else pd.DataFrame()
+    if data.empty:
+        return None
+    hue, col = facet_roles(factors)
+    x = col or hue
+    grid = sns.catplot(data=data, x=x, y=metric, hue=hue if col else None, kind="bar", errorbar=t_interval,
+                       height=3.4, aspect=2.2, capsize=0.1)
+    grid.set_axis_labels(x, metric.replace("_", " "))
+    return to_data_uri(grid.figure)
+
+
+def layer_histograms(layers: pd.DataFrame, rows: list[str], title: str) -> str | None:
+    """Per-layer activation histograms: one row per arm, one column per hidden layer.
+
+    The picture of the study notes: how each initialisation spreads (or piles up) the
+    activations of every layer. `layers` holds one trial per arm, at one epoch. All
+    panels share one Axes (each histogram scaled into its cell): 30 small Axes took
+    ~2 s per figure to lay out.
+    """
+    if layers.empty:
+        return None
+    depth = int(layers["layer"].max())
+    figure, ax = plt.subplots(figsize=(1.9 * depth + 1.6, 0.95 * len(rows) + 0.7))
+    cell_w, cell_h = 0.86, 0.78
+    for r, arm in enumerate(rows):
+        top = len(rows) - r
+        for c in range(depth):
+            left = c + 0.07
+            ax.add_patch(plt.Rectangle((left, top - cell_h - 0.04), cell_w, cell_h + 0.02,
+                                       fill=False, lw=0.4, ec="#bbb"))
+            match = layers[(layers["arm"] == arm) & (layers["layer"] == c + 1)]
+            if match.empty or len(match.iloc[0]["hist_counts"]) == 0:
+                ax.text(left + cell_w / 2, top - cell_h / 2, "no data\n(diverged)", ha="center", va="center", fontsize=7)
+                continue
+            row = match.iloc[0]
+            edges, counts = np.asarray(row["hist_edges"]), np.asarray(row["hist_counts"], dtype=float)
+            heights = counts / max(counts.max(), 1.0) * (cell_h - 0.06)
+            x = left + (edges - edges[0]) / (edges[-1] - edges[0]) * cell_w
+            ax.stairs(top - cell_h + heights, x, baseline=top - cell_h, fill=True, color="#4c72b0")
+            ax.text(left, top - cell_h - 0.03, f"{edges[0]:.3g}", fontsize=6, va="top", ha="left", color="#555")
+            ax.text(left + cell_w, top - cell_h - 0.03, f"{edges[-1]:.3g}", fontsize=6, va="top", ha="right", color="#555")
+    ax.set_xlim(0, depth)
+    ax.set_ylim(0, len(rows) + 0.1)
+    ax.set_xticks([c + 0.5 for c in range(depth)], [f"layer {c + 1}" for c in range(depth)], fontsize=9)
+    ax.xaxis.tick_top()
+    ax.set_yticks([len(rows) - r - cell_h / 2 for r in range(len(rows))], rows, fontsize=8)
+    ax.grid(False)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.set_title(title, fontsize=10, pad=22)
+    return to_data_uri(figure)
+
+
+def claim_pairs(pairs: list[dict], metric: str) -> str | None:
+    """Per-seed values of the two sides of a claim, paired by seed."""
+    if not pairs:
+        return None
+    figure, ax = plt.subplots(figsize=(3.6, 2.6))
+    for pair in pairs:
+        ax.plot([0, 1], [pair["better"], pair["worse"]], color="grey", alpha=0.6, marker="o")
+    ax.set_xticks([0, 1], ["first arm(s)", "second arm(s)"], fontsize=8)
+    ax.set_xlim(-0.3, 1.3)
+    ax.set_ylabel(metric.replace("_", " "), fontsize=9)
+    ax.tick_params(labelsize=8)
+    figure.tight_layout()
+    return to_data_uri(figure)
+

@@ -1,0 +1,139 @@
+"""settings: what a study file may set under `model:`, `training:` or as a factor, and who reads it.
+
+A technique declares each setting it reads with `declare_setting(name, section, type)`, where
+`type` is a pydantic annotation (the loader validates values with it and writes the JSON
+Schema from it). A setting is *used* in an arm by the arm's model family (its keyword
+parameters, for procedures that build the study's model family), its procedure and its data
+view (their `settings` metadata), or by core (`CORE_SETTINGS`); the loader refuses a setting
+that nothing in an arm uses, so no line of a study file is silently ignored.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from annotated_types import Ge, Gt, Lt
+from pydantic import AfterValidator, Field, Strict
+
+from suite.core import registry
+
+SECTIONS = ("model", "training")
+STANDARD_PROCEDURE = "standard"  # the procedure of an arm that names none
+DEFAULT_FAMILY = "mlp"  # the model family of a study that names none
+
+# ---- value types (pydantic annotations) ----------------------------------------------
+PositiveInt = Annotated[int, Strict(), Gt(0)]
+NonNegativeInt = Annotated[int, Strict(), Ge(0)]
+PositiveNumber = Annotated[float, Strict(), Field(gt=0, allow_inf_nan=False)]
+Fraction = Annotated[float, Strict(), Ge(0), Lt(1)]  # e.g. dropout, momentum: [0, 1)
+Share = Annotated[float, Strict(), Ge(0), Field(le=1)]  # a share of a set: [0, 1]
+
+
+def one_of(*levels) -> Any:
+    """A setting with a fixed set of levels."""
+    return Literal[levels]
+
+
+class _KnownNames:
+    """JSON Schema of a registered name, computed when the schema is written (after the
+    techniques have registered): the known names as an enum, plus any parametric patterns."""
+
+    def __init__(self, kind: str, list_known: Callable[[], list[str]], closed: bool):
+        self.kind, self.list_known, self.closed = kind, list_known, closed
+
+    def __get_pydantic_json_schema__(self, core_schema, handler):
+        patterns = registry.list_patterns(self.kind)
+        examples = {name for name in registry.list_names(self.kind) if "<" in name}
+        names = [name for name in self.list_known() if name not in examples]
+        if not self.closed:  # Keras resolves more names than it lists: examples, not an enum
+            return {"type": "string", "description": f"a {self.kind} name (Keras' or registered)", "examples": names}
+        enum = {"type": "string", "enum": names}
+        if not patterns:
+            return {**enum, "description": f"a {self.kind} name"}
+        return {"description": f"a {self.kind} name", "anyOf": [enum, *({"type": "string", "pattern": f"^{p}$"}
+                                                                        for p in patterns)]}
+
+
+def registered_name(kind: str, is_known: Callable[[str], bool] | None = None,
+                    list_known: Callable[[], list[str]] | None = None) -> Any:
+    """A setting that names a registered `kind` (augmentation, data view, ...); techniques whose
+    kind Keras also knows (activations, initializers) pass their own `is_known`/`list_known`."""
+    closed = is_known is None
+    is_known = is_known or (lambda name: registry.lookup(kind, name) is not None)
+    list_known = list_known or (lambda: registry.list_names(kind))
+
+    def check(name: str) -> str:
+        if not is_known(name):
+            raise ValueError(f"unknown {kind} {name!r}; known: {', '.join(list_known())}")
+        return name
+
+    return Annotated[str, Strict(), AfterValidator(check), _KnownNames(kind, list_known, closed)]
+
+
+# ---- declarations --------------------------------------------------------------------
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    section: str  # "model" or "training": where the study file states it (or a factor)
+    type: Any  # pydantic annotation of one value
+    doc: str = ""
+
+
+def declare_setting(name: str, section: str, type_: Any, doc: str = "") -> None:
+    if section not in SECTIONS:
+        raise ValueError(f"setting {name!r}: section must be one of {SECTIONS}, got {section!r}")
+    registry.add("setting", name, Setting(name, section, type_, doc))
+
+
+def list_settings() -> dict[str, Setting]:
+    return registry.entries("setting")
+
+
+# Settings core itself reads, in every arm.
+declare_setting("procedure", "training", registered_name("procedure"),
+                "how an arm trains (default: standard): a registered procedure")
+declare_setting("data_view", "training", registered_name("data_view"),
+                "replaces the dataset's splits before training (e.g. a shifted test distribution, D2)")
+declare_setting("train_examples", "training", PositiveInt,
+                "as a factor: the training-set size of the arm (overrides the profile's)")
+declare_setting("batch_size", "training", PositiveInt, "examples per SGD step")
+CORE_SETTINGS = frozenset({"procedure", "data_view", "train_examples", "batch_size"})
+
+
+def family_parameters(family: str) -> set[str]:
+    """The keywords a model family takes (its registered function's parameters)."""
+    fn = registry.lookup("model", family)
+    if fn is None:
+        return set()
+    return set(inspect.signature(fn).parameters) - {"input_shape", "num_classes"}
+
+
+def settings_used(config: dict) -> dict[str, str]:
+    """setting -> what reads it, for one arm's config."""
+    procedure = config.get("procedure", STANDARD_PROCEDURE)
+    meta = registry.metadata("procedure", procedure)
+    used = {name: "core" for name in CORE_SETTINGS}
+    used.update({name: f"procedure {procedure}" for name in meta.get("settings", ())})
+    if meta.get("model_family"):
+        family = config.get("family", DEFAULT_FAMILY)
+        used.update({name: f"model family {family}" for name in {"family", *family_parameters(family)}})
+    view = config.get("data_view")
+    if view:
+        used.update({name: f"data view {view}" for name in registry.metadata("data_view", view).get("settings", ())})
+    return used
+
+
+def describe_users(config: dict) -> str:
+    """What an arm's settings can be used by, for an error message."""
+    procedure = config.get("procedure", STANDARD_PROCEDURE)
+    meta = registry.metadata("procedure", procedure)
+    parts = [f"procedure {procedure} reads {', '.join(sorted(meta.get('settings', ()))) or 'nothing'}"]
+    if meta.get("model_family"):
+        family = config.get("family", DEFAULT_FAMILY)
+        parts.append(f"model family {family} takes {', '.join(sorted(family_parameters(family)))}")
+    else:
+        parts.append("it builds no model family")
+    return "; ".join(parts)

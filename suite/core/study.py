@@ -1,0 +1,117 @@
+"""study: the validated, frozen form of a study file (`Study`, `Profile`, `Claim`) and arm selection.
+
+Built only by `suite.core.loader`; everything downstream (plan, analysis, report) reads these.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+PROFILE_NAMES = ("smoke", "quick", "full")
+EXPECTABLE = ("supported", "contradicted")  # what `--check` can hold a decided verdict to
+DIRECTIONS = ("higher", "lower")
+# Metrics every classification trial records; probes and procedures declare their own ("metric" kind).
+HISTORY_METRICS = ("val_accuracy", "val_loss", "train_accuracy", "train_loss")
+# Metrics with one value per trial: the test set is touched once; costs and outcomes.
+FINAL_ONLY_METRICS = ("test_accuracy", "test_loss", "step_seconds", "parameters", "diverged", "epochs_to_target")
+TRAINING_METRICS = HISTORY_METRICS + FINAL_ONLY_METRICS
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    train_examples: int
+    epochs: int
+    seeds: int
+    dataset: str | None = None  # overrides the study's dataset for this profile
+    factors: dict | None = None  # replaces the levels of some factors for this profile
+    # arms not run in this profile: selectors like a claim's (GitHub Actions' `matrix.exclude`),
+    # e.g. cells that no claim judges, left to a richer profile
+    exclude: tuple = ()
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    text: str
+    metric: str
+    better: dict | list  # factor -> level (or list of levels): the arm(s) the claim favours; a list of such
+    # mappings averages each one's value with equal weight (a difference of differences, D1)
+    worse: dict | list | None  # the arm(s) compared against, or None when compared with `than`
+    direction: str = "higher"  # the `better` arm should score higher (or lower) on `metric`
+    epoch: int | None = None  # None: the final epoch
+    than: float | None = None  # a fixed value to beat instead of `worse` arms
+    target: dict | None = None  # for epochs_to_target: {metric: history metric, value: number}
+    expect: dict = field(default_factory=dict)  # profile -> verdict that `--check` requires
+    notes: str = ""
+    # power: the fewest seeds the compared arms run (in a run of two or more seeds), for an
+    # effect that is small next to its seed-to-seed spread; None: the profile's seeds
+    seeds: int | None = None
+
+
+@dataclass(frozen=True)
+class NotJudged:
+    """A claim of CLAIMS.md this study covers but cannot measure, with the reason."""
+
+    id: str
+    text: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    title: str
+    question: str
+    dataset: str
+    model: dict
+    factors: dict  # factor name -> list of levels, in file order
+    training: dict  # scalar: fixed; list: tuned per arm on the validation split
+    probes: tuple
+    profiles: dict  # profile name -> Profile
+    claims: tuple
+    not_judged: tuple = ()
+    version: int = 1
+    notes: str = ""
+    report: tuple = ()  # report sections (kind "report_section") drawn on this study's page, in order
+    path: str = field(default="", compare=False)
+
+    def dataset_for(self, profile: Profile) -> str:
+        return profile.dataset or self.dataset
+
+    @property
+    def tuned(self) -> dict:
+        return {key: value for key, value in self.training.items() if isinstance(value, list)}
+
+    def list_arms(self, profile: Profile | None = None) -> list[dict]:
+        """Every combination of factor levels (as overridden by `profile`, less what it
+        excludes), in file order."""
+        factors = {**self.factors, **((profile.factors or {}) if profile else {})}
+        arms = [dict(zip(factors, levels)) for levels in itertools.product(*factors.values())]
+        return [arm for arm in arms if not (profile and any(matches(arm, cell) for cell in profile.exclude))]
+
+    def seeds_for(self, arm: dict, seeds: int) -> int:
+        """Seeds `arm` runs when the study runs `seeds`: more if a claim comparing it asks
+        for more (its `seeds`). A one-seed run (smoke) judges nothing, so it does not grow."""
+        wanted = [claim.seeds for claim in self.claims if claim.seeds and
+                  (matches(arm, claim.better) or claim.worse is not None and matches(arm, claim.worse))]
+        return max([seeds, *wanted]) if seeds > 1 else seeds
+
+
+def arm_label(arm: dict, factors=None) -> str:
+    """"he_normal / relu": the levels in factor order (`factors`, else the dict's order)."""
+    order = list(factors) if factors is not None else list(arm)
+    return " / ".join(str(arm[key]) for key in order) or "baseline"
+
+
+def matches(arm: dict, selector: dict | list) -> bool:
+    """Does `arm` fall under a claim's selector (a level or a list of levels per factor)?
+    A list of selectors matches what any of them matches."""
+    if isinstance(selector, list):
+        return any(matches(arm, part) for part in selector)
+    for key, wanted in selector.items():
+        levels = wanted if isinstance(wanted, list) else [wanted]
+        if arm.get(key) not in levels:
+            return False
+    return True

@@ -1,0 +1,134 @@
+"""Verdicts from hand-made records: the judge can say all three things."""
+
+import math
+
+import pytest
+
+from suite.core import analysis
+from suite.core.loader import Claim, Profile, Study
+
+
+def _study(claims=(), tuned=True) -> Study:
+    return Study(name="s", title="t", question="q", dataset="synthetic", model={"family": "mlp"},
+                 factors={"init": ["a", "b"]},
+                 training={"optimizer": "sgd", "learning_rate": [0.1, 0.01] if tuned else 0.1, "batch_size": 8},
+                 probes=(), profiles={"smoke": Profile("smoke", 1, 1, 1)}, claims=tuple(claims))
+
+
+def _record(init, lr, seed, acc, status="ok", val=None, history=None):
+    return {"key": f"{init}-{lr}-{seed}", "arm": {"init": init}, "tuning": {"learning_rate": lr}, "seed": seed,
+            "status": status, "final": {"test_accuracy": acc, "val_accuracy": acc if val is None else val},
+            "history": history or [{"epoch": 1, "val_accuracy": acc}]}
+
+
+def _judge(a_values, b_values, direction="higher", metric="test_accuracy"):
+    claim = Claim(id="C", text="a beats b", metric=metric, better={"init": "a"}, worse={"init": "b"}, direction=direction)
+    study = _study([claim], tuned=False)
+    records = [_record("a", 0.1, s, v) for s, v in enumerate(a_values)] + \
+              [_record("b", 0.1, s, v) for s, v in enumerate(b_values)]
+    trials = analysis.mark_selected(analysis.trials_frame(records, study), study)
+    return analysis.judge_claim(claim, trials, analysis.epochs_frame(records, study))
+
+
+def test_supported_when_interval_above_zero():
+    verdict = _judge([0.80, 0.82, 0.81], [0.10, 0.11, 0.09])
+    assert verdict.verdict == analysis.SUPPORTED and verdict.n == 3
+    assert verdict.ci[0] > 0 and math.isclose(verdict.effect, 0.71, abs_tol=1e-9)
+
+
+def test_contradicted_when_interval_below_zero():
+    assert _judge([0.10, 0.11, 0.09], [0.80, 0.82, 0.81]).verdict == analysis.CONTRADICTED
+
+
+def test_inconclusive_when_interval_contains_zero():
+    verdict = _judge([0.5, 0.7, 0.4], [0.6, 0.5, 0.6])
+    assert verdict.verdict == analysis.INCONCLUSIVE and verdict.ci[0] < 0 < verdict.ci[1]
+
+
+def test_one_seed_is_inconclusive():
+    verdict = _judge([0.9], [0.1])
+    assert verdict.verdict == analysis.INCONCLUSIVE and "fewer than two" in verdict.reason
+
+
+def test_direction_lower_flips_the_sign():
+    assert _judge([0.1, 0.12, 0.11], [0.8, 0.82, 0.81], direction="lower").verdict == analysis.SUPPORTED
+
+
+def test_epoch_metric_reads_the_history():
+    verdict = _judge([0.8, 0.81, 0.82], [0.1, 0.1, 0.11], metric="val_accuracy")
+    assert verdict.verdict == analysis.SUPPORTED
+
+
+def test_diverged_pairs_are_dropped_and_reported():
+    claim = Claim(id="C", text="", metric="test_accuracy", better={"init": "a"}, worse={"init": "b"})
+    study = _study([claim], tuned=False)
+    records = [_record("a", 0.1, s, 0.8 + s / 100) for s in range(3)] + \
+              [_record("b", 0.1, 0, float("nan"), status="diverged")] + \
+              [_record("b", 0.1, s, 0.1) for s in (1, 2)]
+    trials = analysis.mark_selected(analysis.trials_frame(records, study), study)
+    verdict = analysis.judge_claim(claim, trials, analysis.epochs_frame(records, study))
+    assert verdict.n == 2 and "1 of 3 seeds dropped" in verdict.reason
+
+
+def test_a_claim_pairs_the_seeds_both_sides_ran():
+    # `a` ran seeds 0-5 (another claim asked for more), `b` only 0-2: three pairs, none dropped
+    verdict = _judge([0.80, 0.82, 0.81, 0.5, 0.5, 0.5], [0.10, 0.11, 0.09])
+    assert verdict.n == 3 and verdict.reason == "" and math.isclose(verdict.effect, 0.71, abs_tol=1e-9)
+
+
+def test_a_seed_only_some_selected_arms_ran_is_not_averaged():
+    claim = Claim(id="C", text="", metric="test_accuracy", better={"init": ["a", "b"]}, worse=None, than=0.5)
+    study = _study([claim], tuned=False)
+    records = [_record("a", 0.1, s, 0.9) for s in range(4)] + [_record("b", 0.1, s, 0.7) for s in range(3)]
+    trials = analysis.mark_selected(analysis.trials_frame(records, study), study)
+    values = analysis.claim_values(claim, claim.better, trials, analysis.epochs_frame(records, study))
+    assert list(values.index) == [0, 1, 2] and values.tolist() == pytest.approx([0.8] * 3)  # not seed 3's 0.9 alone
+
+
+def test_tuning_picks_best_validation_value_per_arm():
+    study = _study()
+    records = [_record("a", 0.1, s, acc=0.2, val=0.9) for s in range(2)] + \
+              [_record("a", 0.01, s, acc=0.9, val=0.5) for s in range(2)] + \
+              [_record("b", 0.1, s, acc=0.0, val=float("nan"), status="diverged") for s in range(2)] + \
+              [_record("b", 0.01, s, acc=0.3, val=0.3) for s in range(2)]
+    trials = analysis.trials_frame(records, study)
+    table = analysis.tuning_table(trials, study)
+    chosen = table[table["chosen"]].set_index("arm")["tuned_learning_rate"].to_dict()
+    assert chosen == {"a": 0.1, "b": 0.01}  # by validation, never by test accuracy
+    selected = analysis.mark_selected(trials, study)
+    assert selected["selected"].sum() == 4
+
+
+@pytest.mark.parametrize("values, n", [([1.0, 2.0, 3.0], 3), ([float("nan"), 1.0], 1), ([], 0)])
+def test_mean_ci(values, n):
+    mean, low, high, count = analysis.mean_ci(values)
+    assert count == n
+    if n >= 2:
+        assert low < mean < high
+
+
+def test_claim_against_a_fixed_value():
+    claim = Claim(id="C", text="", metric="test_accuracy", better={"init": "a"}, worse=None, than=0.5)
+    study = _study([claim], tuned=False)
+    records = [_record("a", 0.1, s, 0.8 + s / 100) for s in range(3)] + [_record("b", 0.1, s, 0.1) for s in range(3)]
+    trials = analysis.mark_selected(analysis.trials_frame(records, study), study)
+    verdict = analysis.judge_claim(claim, trials, analysis.epochs_frame(records, study))
+    assert verdict.verdict == analysis.SUPPORTED and math.isclose(verdict.worse_mean, 0.5)
+
+
+def test_epochs_to_target_counts_not_reached_as_budget_plus_one():
+    study = _study(tuned=False)
+    curve = lambda values: [{"epoch": e, "val_accuracy": v} for e, v in enumerate(values, start=1)]
+    records = [_record("a", 0.1, 0, 0.9, history=curve([0.5, 0.85, 0.9])),
+               _record("b", 0.1, 0, 0.4, history=curve([0.2, 0.3, 0.4]))]
+    epochs = analysis.epochs_frame(records, study)
+    reached = analysis.epochs_to_target(epochs, {"metric": "val_accuracy", "value": 0.8})
+    assert reached.to_dict() == {"a-0.1-0": 2.0, "b-0.1-0": 4.0}
+    losses = analysis.epochs_to_target(epochs.assign(val_loss=[1.0, 0.5, 0.4, 2, 2, 2]), {"metric": "val_loss", "value": 0.5})
+    assert losses["a-0.1-0"] == 2.0  # a loss target is reached from above
+
+
+def test_diverged_is_a_metric():
+    study = _study(tuned=False)
+    records = [_record("a", 0.1, 0, float("nan"), status="diverged"), _record("b", 0.1, 0, 0.5)]
+    assert analysis.trials_frame(records, study)["diverged"].tolist() == [1.0, 0.0]

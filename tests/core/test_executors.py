@@ -1,0 +1,140 @@
+"""Executors: every one gives the same trial keys and numbers as inline; a trial past its
+timeout ends as `timeout`; a killed worker loses no finished trial; device settings."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import REPO, write_study
+
+from suite.core import executors, loader
+from suite.core.device import apply_device_options, device_settings, resolve_precision
+from suite.core.executors import ExecutorOptions, plan_gpu_slots
+from suite.core.plan import Trial
+from suite.core.runner import run_study
+from suite.core.store import TrialStore
+
+
+def _study(studies_dir) -> loader.Study:
+    return loader.load_study(studies_dir / "tiny.yaml")
+
+
+@pytest.mark.parametrize("executor", ["processes", "ray"])
+def test_every_executor_gives_the_same_keys_and_numbers(tmp_path, studies_dir, synthetic_data, executor):
+    if executor == "ray":
+        pytest.importorskip("ray")
+    study = _study(studies_dir)
+    inline = run_study(study, study.profiles["smoke"], synthetic_data, TrialStore(tmp_path / "a", "tiny"),
+                       show_progress=False)
+    other = run_study(study, study.profiles["smoke"], synthetic_data, TrialStore(tmp_path / "b", "tiny"),
+                      show_progress=False, executor=executor, options=ExecutorOptions(workers=2))
+    assert set(other.records) == set(inline.records)
+    assert all(r["status"] == "ok" for r in other.records.values())
+    for key, record in inline.records.items():  # same seed, same data: same numbers
+        assert other.records[key]["final"]["test_accuracy"] == pytest.approx(record["final"]["test_accuracy"], abs=0.02)
+        assert other.records[key]["provenance"]["precision"] == "float32"  # recorded by the process that trained
+
+
+def test_a_trial_past_its_timeout_ends_as_timeout_and_runs_again(tmp_path, studies_dir, synthetic_data):
+    study = _study(studies_dir)
+    store = TrialStore(tmp_path, "tiny")
+    timed = run_study(study, study.profiles["quick"], synthetic_data, store, show_progress=False,
+                      options=ExecutorOptions(trial_timeout=1e-6))
+    assert {r["status"] for r in timed.records.values()} == {"timeout"}
+    assert all("--trial-timeout" in r["message"] and r["history"] for r in timed.records.values())
+    again = run_study(study, study.profiles["quick"], synthetic_data, store, show_progress=False)
+    assert again.ran == len(timed.trials) and {r["status"] for r in again.records.values()} == {"ok"}
+
+
+def _hang_on_seed_0(trial: Trial, data) -> dict:
+    """A trial body for the workers: seed 0 hangs outside any `fit` (no Deadline callback can stop it)."""
+    if trial.seed == 0:
+        time.sleep(600)
+    return {"status": "ok", "message": "", "final": {"seed": trial.seed}}
+
+
+def test_a_trial_hung_outside_fit_is_killed_and_its_neighbours_run_again(monkeypatch, synthetic_data):
+    """The hard kill: past its timeout plus the grace, the hung trial's worker is killed and
+    the trial marked `timeout`; a trial lost with the pool runs again in a fresh one."""
+    monkeypatch.setattr(executors, "KILL_GRACE_SECONDS", 15.0)  # > a spawned worker's start-up (imports, data)
+    trials = [Trial(key=f"trial-{seed}", study="tiny", arm={}, tuning={}, seed=seed, config={}, probes=())
+              for seed in range(3)]
+    outcomes: dict = {}
+    started = time.monotonic()
+    executors.run_processes(trials, synthetic_data, _hang_on_seed_0, on_start=lambda trial: None,
+                            on_done=lambda trial, outcome: outcomes.setdefault(trial.seed, []).append(outcome),
+                            options=ExecutorOptions(workers=2, trial_timeout=1.0))
+    assert time.monotonic() - started < 120  # not the 600 s the trial would have hung
+    assert [o["status"] for o in outcomes[0]] == ["timeout"] and "killed after 1 s" in outcomes[0][0]["message"]
+    assert [o["status"] for o in outcomes[1]] == [o["status"] for o in outcomes[2]] == ["ok"]
+
+
+def _spawned_workers(parent: int) -> list[int]:
+    """Pool workers of `parent`, largest first: spawned children that run multiprocessing.spawn's
+    main, ordered by resident memory (a worker holds TensorFlow and the data; the progress
+    queue's manager process, spawned too, holds neither)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and int((proc / "stat").read_text().split()[3]) == parent \
+                    and b"spawn_main" in (proc / "cmdline").read_bytes():
+                found.append((int((proc / "statm").read_text().split()[1]), int(proc.name)))
+        except (OSError, IndexError, ValueError):
+            continue
+    return [pid for _, pid in sorted(found, reverse=True)]
+
+
+@pytest.mark.skipif(not Path("/proc").exists(), reason="finds worker processes through /proc")
+def test_a_killed_worker_loses_no_finished_trial(tmp_path, tiny_study_dict):
+    studies = tmp_path / "studies"
+    studies.mkdir()
+    tiny_study_dict["profiles"]["quick"].update(epochs=3, seeds=3)  # 12 trials
+    write_study(studies, tiny_study_dict)
+    command = [sys.executable, str(REPO / "run_all.py"), "--study", "tiny", "--profile", "quick", "--executor", "processes",
+               "--workers", "2", "--studies-dir", str(studies), "--results", str(tmp_path / "results"),
+               "--out", str(tmp_path / "out"), "--quiet"]
+    records = lambda: list((tmp_path / "results" / "tiny").glob("*.json"))  # noqa: E731
+    run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while len(records()) < 2 and time.time() < deadline and run.poll() is None:
+        time.sleep(0.2)
+    victims = _spawned_workers(run.pid)
+    assert victims, "no worker process found"
+    os.kill(victims[0], signal.SIGKILL)
+    _, stderr = run.communicate(timeout=600)
+    assert run.returncode == 1, stderr  # some trial ended in error, the study went on
+    stored = [json.loads(path.read_text()) for path in records()]
+    assert len(stored) == 12
+    errors = [r for r in stored if r["status"] == "error"]
+    assert 1 <= len(errors) <= 2 and all("died" in r["message"] for r in errors)
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"ran {len(errors)} trials, reused {12 - len(errors)}" in rerun.stderr
+
+
+def test_device_settings_on_this_cpu():
+    settings = apply_device_options()
+    assert settings is device_settings()
+    assert settings["precision"] == "float32" and settings["device"] == "CPU" and settings["memory"] == "host"
+
+
+@pytest.mark.parametrize("requested, gpus, expected", [
+    ("auto", [], "float32"),
+    ("auto", [("H100", 9.0)], "mixed_bfloat16"),
+    ("auto", [("A100", 8.0), ("T4", 7.5)], "mixed_float16"),  # the weakest GPU decides
+    ("float32", [("H100", 9.0)], "float32"),
+])
+def test_precision_is_decided_per_device(requested, gpus, expected):
+    assert resolve_precision(requested, gpus) == expected
+
+
+def test_gpu_slots_put_k_workers_on_each_gpu_with_a_share_of_its_memory():
+    slots, cap = plan_gpu_slots(2, 3, 80000)
+    assert slots == ["0", "0", "0", "1", "1", "1"]
+    assert cap == 24000
+    assert plan_gpu_slots(1, 4, None) == (["0"] * 4, None)

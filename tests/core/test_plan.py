@@ -1,0 +1,63 @@
+from suite.core import loader, plan
+
+
+def test_plan_expands_arms_tuning_and_seeds(studies_dir):
+    study = loader.load_study(studies_dir / "tiny.yaml")
+    trials = plan.plan_trials(study, study.profiles["quick"], "fp")
+    assert len(trials) == 2 * 2 * 2  # arms x learning rates x seeds
+    assert len({t.key for t in trials}) == len(trials)
+    assert {t.config["learning_rate"] for t in trials} == {0.1, 0.05}
+    assert all(t.config["epochs"] == 2 and t.config["train_examples"] == 512 for t in trials)
+
+
+def test_keys_are_stable_and_hold_no_paths(tmp_path, studies_dir, tiny_study_dict):
+    from conftest import write_study
+
+    study = loader.load_study(studies_dir / "tiny.yaml")
+    other_dir = tmp_path / "elsewhere"
+    other_dir.mkdir()
+    moved = loader.load_study(write_study(other_dir, tiny_study_dict))
+    keys = [t.key for t in plan.plan_trials(study, study.profiles["smoke"], "fp")]
+    assert keys == [t.key for t in plan.plan_trials(moved, moved.profiles["smoke"], "fp")]
+    assert keys != [t.key for t in plan.plan_trials(study, study.profiles["smoke"], "other-data")]
+
+
+def test_profile_name_is_not_in_the_key_but_the_budget_is(studies_dir):
+    study = loader.load_study(studies_dir / "tiny.yaml")
+    same_budget = loader.Profile("renamed", **{k: getattr(study.profiles["smoke"], k) for k in ("train_examples", "epochs", "seeds")})
+    smoke = [t.key for t in plan.plan_trials(study, study.profiles["smoke"], "fp")]
+    assert smoke == [t.key for t in plan.plan_trials(study, same_budget, "fp")]
+    assert set(smoke).isdisjoint(t.key for t in plan.plan_trials(study, study.profiles["quick"], "fp"))
+
+
+def test_seeds_override(studies_dir):
+    study = loader.load_study(studies_dir / "tiny.yaml")
+    assert len(plan.plan_trials(study, study.profiles["smoke"], "fp", seeds=3)) == 2 * 2 * 3
+
+
+def test_a_claim_may_ask_more_seeds_for_the_arms_it_compares(tmp_path, tiny_study_dict):
+    from conftest import write_study
+
+    tiny_study_dict["factors"]["activation"] = ["relu", "tanh"]
+    tiny_study_dict["claims"][0].update(better={"kernel_initializer": "he_normal", "activation": "relu"},
+                                        worse={"kernel_initializer": "normal_0.01", "activation": "relu"}, seeds=5)
+    study = loader.load_study(write_study(tmp_path, tiny_study_dict))
+
+    def seeds_per_arm(profile, seeds=None):
+        trials = plan.plan_trials(study, study.profiles[profile], "fp", seeds=seeds)
+        per_arm = {}
+        for t in trials:
+            per_arm.setdefault(t.arm_label, set()).add(t.seed)
+        return {arm: len(s) for arm, s in per_arm.items()}
+
+    # quick runs 2 seeds; the claim's two arms run 5 (per tuned value), the others keep 2
+    assert seeds_per_arm("quick") == {"he_normal / relu": 5, "he_normal / tanh": 2,
+                                      "normal_0.01 / relu": 5, "normal_0.01 / tanh": 2}
+    assert seeds_per_arm("quick", seeds=7) == dict.fromkeys(seeds_per_arm("quick"), 7)  # more than asked: all get it
+    assert set(seeds_per_arm("smoke").values()) == {1}  # a one-seed run judges nothing and stays small
+    # the extra seeds are extra trials: the profile's own trials keep their keys
+    (tmp_path / "plain").mkdir()
+    plain = loader.load_study(write_study(tmp_path / "plain", {**tiny_study_dict, "claims": [
+        {k: v for k, v in c.items() if k != "seeds"} for c in tiny_study_dict["claims"]]}))
+    assert {t.key for t in plan.plan_trials(plain, plain.profiles["quick"], "fp")} < \
+        {t.key for t in plan.plan_trials(study, study.profiles["quick"], "fp")}

@@ -1,0 +1,75 @@
+"""Source and target distributions (D2): the phone transform and the `phone_shift` view."""
+
+import numpy as np
+import pytest
+import yaml
+
+from suite.core import loader, registry
+from suite.techniques.domains.domains import NOISE_SEEDS, phone_images, target_positions
+
+
+def _view(data, **config):
+    return registry.get("data_view", "phone_shift")(data, {"train_examples": 200, **config})
+
+
+def _sharpness(x: np.ndarray) -> float:
+    return float(np.abs(np.diff(x, axis=1)).mean() + np.abs(np.diff(x, axis=2)).mean())
+
+
+def test_phone_images_are_blurred_fixed_and_in_range(synthetic_data):
+    x = synthetic_data.x_test[:20]
+    clean = phone_images(x, size=14, blur=1.0, noise=0.0)
+    assert clean.shape == x.shape and clean.dtype == np.float32
+    assert _sharpness(clean) < 0.5 * _sharpness(x)  # blur + low resolution remove fine detail
+    noisy = phone_images(x, seed=3)
+    assert np.array_equal(noisy, phone_images(x, seed=3)) and noisy.min() >= 0 and noisy.max() <= 1
+    # the first images of a split are the same whether made alone or with the whole split
+    assert np.array_equal(phone_images(synthetic_data.x_test, seed=NOISE_SEEDS["test"])[:5],
+                          phone_images(synthetic_data.x_test[:5], seed=NOISE_SEEDS["test"]))
+
+
+@pytest.mark.parametrize("share", [0.0, 0.1, 0.5, 1.0])
+def test_a_share_of_training_images_becomes_target_and_the_size_stays(synthetic_data, share):
+    view = _view(synthetic_data, target_share=share)
+    n = 200
+    assert view.x_train.shape[0] == n and np.array_equal(view.y_train, synthetic_data.y_train[:n])
+    changed = np.any(view.x_train != synthetic_data.x_train[:n], axis=(1, 2, 3))
+    assert changed.sum() == round(share * n)
+    assert set(np.flatnonzero(changed)) == set(target_positions(n, share))
+
+
+@pytest.mark.parametrize("dev", ["source", "target"])
+def test_dev_from_either_distribution_and_test_always_target(synthetic_data, dev):
+    view = _view(synthetic_data, dev_distribution=dev)
+    assert np.array_equal(view.x_val, synthetic_data.x_val) == (dev == "source")
+    assert not np.array_equal(view.x_test, synthetic_data.x_test)
+    assert np.array_equal(view.y_val, synthetic_data.y_val) and np.array_equal(view.y_test, synthetic_data.y_test)
+    assert view.fingerprint != synthetic_data.fingerprint  # cached evaluation sets never mix views
+
+
+def test_views_with_different_dev_sets_have_different_fingerprints(synthetic_data):
+    assert _view(synthetic_data, dev_distribution="source").fingerprint != \
+        _view(synthetic_data, dev_distribution="target").fingerprint
+
+
+def test_a_trial_records_how_far_dev_is_from_test(synthetic_data):
+    from suite.core.runner import run_trial
+
+    config = {"family": "lenet5", "activation": "relu", "optimizer": "adam", "learning_rate": 0.003,
+              "batch_size": 64, "train_examples": 256, "epochs": 1, "data_view": "phone_shift",
+              "target_share": 0.5, "dev_distribution": "source"}
+    final = run_trial(config, 0, (), synthetic_data)["final"]
+    assert final["dev_test_gap"] == pytest.approx(abs(final["val_accuracy"] - final["test_accuracy"]))
+
+
+@pytest.mark.parametrize("key, value, problem", [
+    ("target_share", 1.5, r"in \[0, 1\]"),
+    ("dev_distribution", "web", "must be one of source, target"),
+    ("data_view", "nope", "unknown data_view"),
+])
+def test_bad_view_settings_fail_before_training(tmp_path, tiny_study_dict, key, value, problem):
+    tiny_study_dict["training"][key] = value
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(tiny_study_dict))
+    with pytest.raises(loader.SpecError, match=problem):
+        loader.load_study(path)

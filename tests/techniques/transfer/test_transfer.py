@@ -1,0 +1,216 @@
+"""Guards for the transfer procedures (T1-T5): what is frozen stays frozen, the teacher is
+untouched, the backbone really learns slower, hidden labels stay hidden, artifacts are reused."""
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from suite.techniques.transfer import transfer
+from suite.core.artifacts import ArtifactStore
+from suite.core.backend import import_keras
+
+keras = import_keras()
+CONFIG = {"optimizer": "sgd", "learning_rate": 0.05, "batch_size": 32, "lr_ratio": 0.1, "source_epochs": 1,
+          "head_epochs": 1, "epochs": 1, "iterations": 1, "labels_per_class": 5, "train_examples": 40,
+          "teacher_arch": "cnn_small", "student_arch": "cnn_small"}
+
+
+def test_split_hides_pool_labels_and_relabels_the_target(synthetic_data):
+    tdata = transfer.split_transfer(synthetic_data, 5, 40, seed=0)
+    assert not any("pool" in f.name and f.name.endswith("_y") for f in dataclasses.fields(tdata))
+    assert set(np.unique(tdata.source_y)) <= set(transfer.SOURCE_CLASSES)
+    assert np.bincount(tdata.labelled_y, minlength=5).tolist() == [5] * 5
+    assert set(np.unique(tdata.test_y)) <= set(range(5)) and len(tdata.pool_x) <= 40
+
+
+def test_frozen_backbone_and_its_bn_statistics_are_bit_identical_after_fit(synthetic_data):
+    tdata = transfer.split_transfer(synthetic_data, 5, 40, seed=0)
+    backbone = transfer.build_backbone("cnn_small", synthetic_data.input_shape)
+    backbone.trainable = False
+    before = [w.copy() for w in backbone.get_weights()]  # includes BN moving mean/variance
+    model = transfer.build_classifier(backbone, 5, pretrained=True)
+    transfer.compile_model(model, CONFIG)
+    head_before = model.get_layer("head").get_weights()[0].copy()
+    model.fit(tdata.labelled_x, tdata.labelled_y, epochs=2, batch_size=8, verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(before, backbone.get_weights()))
+    assert not np.array_equal(head_before, model.get_layer("head").get_weights()[0])  # the head did learn
+
+
+def test_distillation_leaves_the_teacher_unchanged(synthetic_data):
+    tdata = transfer.split_transfer(synthetic_data, 5, 40, seed=0)
+    teacher = transfer.build_classifier(transfer.build_backbone("cnn_small", synthetic_data.input_shape), 5)
+    student = transfer.build_classifier(transfer.build_backbone("cnn_small", synthetic_data.input_shape), 5)
+    before = [w.copy() for w in teacher.get_weights()]
+    distiller = transfer.Distiller(teacher, student, temperature=4.0, alpha=0.1)
+    transfer.compile_model(distiller, CONFIG)
+    distiller.fit(tdata.labelled_x, tdata.labelled_y, epochs=2, batch_size=8, verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(before, teacher.get_weights()))
+
+
+def test_distillation_reads_no_label_where_the_weight_is_zero(synthetic_data):
+    """Pool images enter distillation with weight 0: whatever sits in their label slot, the loss is the same."""
+    x = synthetic_data.x_train[:8]
+    teacher = transfer.build_classifier(transfer.build_backbone("cnn_small", synthetic_data.input_shape), 5)
+    student = transfer.build_classifier(transfer.build_backbone("cnn_small", synthetic_data.input_shape), 5)
+    distiller = transfer.Distiller(teacher, student, temperature=4.0, alpha=0.5)
+    weight = np.array([1, 1, 1, 1, 0, 0, 0, 0], "float32")
+    labels = np.array([0, 1, 2, 3, 0, 0, 0, 0])
+    other = np.array([0, 1, 2, 3, 4, 3, 2, 1])
+    logits = student(x)
+    loss = [float(distiller.compute_loss(x, y, logits, weight)) for y in (labels, other)]
+    assert loss[0] == pytest.approx(loss[1])
+    changed = float(distiller.compute_loss(x, np.array([4, 1, 2, 3, 0, 0, 0, 0]), logits, weight))
+    assert changed != pytest.approx(loss[0])  # a labelled image's label does count
+
+
+def test_a_few_shot_epoch_has_steps_per_epoch_sgd_steps(synthetic_data):
+    tdata = transfer.split_transfer(synthetic_data, 2, 40, seed=0)  # 10 labelled images
+    model = transfer.build_classifier(transfer.build_backbone("cnn_small", synthetic_data.input_shape), 5)
+    config = {**CONFIG, "steps_per_epoch": 7}
+    transfer.train(model, tdata.labelled_x, tdata.labelled_y, tdata, config, epochs=2)
+    assert int(model.optimizer.iterations) == 14
+    assert float(model.optimizer.learning_rate) < 1e-6  # the cosine ends at 0
+
+
+def test_finetune_backbone_learning_rate_is_the_smaller_one(synthetic_data):
+    x, y = synthetic_data.x_train[:16], synthetic_data.y_train[:16] % 5
+
+    def one_step(scale):
+        keras.utils.set_random_seed(0)
+        backbone = transfer.build_backbone("cnn_small", synthetic_data.input_shape)
+        model = transfer.build_classifier(backbone, 5, backbone_lr_scale=scale)
+        model.compile(optimizer=keras.optimizers.SGD(0.1),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        start_backbone = backbone.get_layer("conv_1").get_weights()[0].copy()
+        start_head = model.get_layer("head").get_weights()[0].copy()
+        model.train_on_batch(x, y)
+        return (backbone.get_layer("conv_1").get_weights()[0] - start_backbone,
+                model.get_layer("head").get_weights()[0] - start_head)
+
+    full_backbone, full_head = one_step(1.0)
+    scaled_backbone, scaled_head = one_step(0.1)
+    np.testing.assert_allclose(scaled_head, full_head, rtol=1e-4, atol=1e-7)  # the head: the full rate
+    np.testing.assert_allclose(scaled_backbone, 0.1 * full_backbone, rtol=1e-3, atol=1e-8)  # backbone: 0.1x
+
+
+def test_source_artifact_is_built_once_then_loaded(tmp_path, synthetic_data):
+    store = ArtifactStore(tmp_path)
+    first, notes = transfer.source_backbone(CONFIG, 0, synthetic_data, store, "cnn_small")
+    again, notes_again = transfer.source_backbone(CONFIG, 0, synthetic_data, ArtifactStore(tmp_path), "cnn_small")
+    assert len(store.built) == 1 and len(list(tmp_path.glob("*.weights.h5"))) == 1
+    assert all(np.array_equal(a, b) for a, b in zip(first.get_weights(), again.get_weights()))
+    assert notes == notes_again and 0.0 <= notes["source_val_accuracy"] <= 1.0  # the notes come back with it
+    transfer.source_backbone(CONFIG, 1, synthetic_data, store, "cnn_small")  # another seed: another artifact
+    assert len(store.built) == 2
+
+
+def test_self_training_never_reads_the_pool_labels(tmp_path, synthetic_data, monkeypatch):
+    """The split is the only place that sees labels, and it hands out none for the pool:
+    with the split fixed, scrambling every label of the dataset changes no number."""
+    tdata = transfer.split_transfer(synthetic_data, 5, 40, seed=0)
+    monkeypatch.setattr(transfer, "split_transfer", lambda *args, **kwargs: tdata)
+    scrambled = dataclasses.replace(synthetic_data, y_train=np.random.default_rng(1).permutation(synthetic_data.y_train))
+    store = ArtifactStore(tmp_path)
+    results = [transfer.self_train(CONFIG, 0, d, store)["final"] for d in (synthetic_data, scrambled)]
+    assert results[0] == pytest.approx(results[1])
+    assert results[0]["pseudo_labels_iteration_1"] <= len(tdata.pool_x)
+
+
+def test_pseudo_labels_are_confident_and_class_balanced():
+    """Per class: the quota's most confident images, repeated when too few; unsure ones never."""
+    pool = np.arange(20, dtype="float32").reshape(20, 1)  # image i is just the number i
+    # images 0-11 -> class 0 with rising confidence, 12-13 -> class 1, 14-19 -> class 2 but unsure
+    logits = np.zeros((20, 4), "float32")
+    logits[:12, 0] = np.linspace(2, 8, 12)
+    logits[12:14, 1] = 6.0
+    logits[14:, 2] = 0.5
+    teacher = lambda x, training=False: logits[x[:, 0].astype(int)]  # noqa: E731
+    x, y, distinct = transfer.pseudo_label(teacher, pool, classes=4)
+    quota = 20 // 4
+    assert np.bincount(y, minlength=4).tolist() == [quota, quota, 0, 0]
+    assert sorted(x[y == 0, 0].astype(int)) == [7, 8, 9, 10, 11]  # class 0's five most confident
+    assert set(x[y == 1, 0].astype(int)) == {12, 13}  # class 1's two, repeated up to the quota
+    assert distinct == 7
+
+
+@pytest.mark.parametrize("arch", ["mobilenet_v3_small"])
+def test_online_backbone_path_builds_and_trains_without_weights(arch, synthetic_data):
+    """The keras.applications path of GPU runners, here with weights=None on tiny inputs."""
+    backbone = transfer.build_backbone(arch, synthetic_data.input_shape, weights=None)
+    backbone.trainable = False
+    model = transfer.build_classifier(backbone, 5)
+    transfer.compile_model(model, CONFIG)
+    tdata = transfer.split_transfer(synthetic_data, 5, 40, seed=0)
+    model.fit(tdata.labelled_x, tdata.labelled_y, epochs=1, batch_size=8, verbose=0)
+    assert 0.0 <= transfer.test_accuracy(model, tdata) <= 1.0
+
+
+def test_every_procedure_runs_on_tiny_data(tmp_path, synthetic_data):
+    from suite.core import registry
+
+    store = ArtifactStore(tmp_path)
+    # the transfer procedures (other studies register procedures of their own, with other settings)
+    procedures = {name: fn for name, fn in registry.entries("procedure").items() if fn.__module__ == transfer.__name__}
+    assert {"scratch", "freeze", "finetune", "distill_t4", "self_train"} <= set(procedures)
+    for name, procedure in procedures.items():
+        outcome = procedure(CONFIG, 0, synthetic_data, store)
+        assert outcome["status"] == "ok" and 0.0 <= outcome["final"]["test_accuracy"] <= 1.0, name
+    # one source backbone and one fine-tuned teacher, shared by all; each finetune_ratio_<r> variant fine-tunes its own
+    assert len(store.built) == 2 + 2
+
+
+def test_the_finetune_arm_is_the_teacher_and_reports_its_history_when_loaded(tmp_path, synthetic_data):
+    """`finetune` and the teacher are one model, trained once; a trial that loads it still has its curves."""
+    built = transfer.finetune(CONFIG, 0, synthetic_data, ArtifactStore(tmp_path))
+    loaded = transfer.finetune(CONFIG, 0, synthetic_data, ArtifactStore(tmp_path))
+    distilled = transfer.distill(CONFIG, 0, synthetic_data, ArtifactStore(tmp_path))
+    assert loaded["history"] == built["history"] and len(built["history"]) == CONFIG["head_epochs"] + CONFIG["epochs"]
+    assert loaded["final"]["test_accuracy"] == built["final"]["test_accuracy"]
+    assert distilled["final"]["teacher_test_accuracy"] == built["final"]["test_accuracy"]
+
+
+@pytest.mark.parametrize("procedure", ["freeze", "finetune"])
+def test_a_trial_gives_the_same_numbers_whether_it_builds_the_source_model_or_loads_it(
+        procedure, tmp_path, synthetic_data):
+    """Which trial builds a shared artifact depends on the schedule (workers, resumes); the
+    draws that pre-training consumes must not shift the trial's own initial weights."""
+    run = getattr(transfer, procedure)
+    builds = run(CONFIG, 0, synthetic_data, ArtifactStore(tmp_path / "empty"))
+    prebuilt = ArtifactStore(tmp_path / "prebuilt")
+    transfer.source_backbone(CONFIG, 0, synthetic_data, prebuilt, CONFIG["teacher_arch"])
+    loads = run(CONFIG, 0, synthetic_data, prebuilt)
+    assert loads["history"] == builds["history"] and loads["final"] == builds["final"]
+
+
+def test_accuracy_against_labels_section_averages_per_arm_and_level():
+    from conftest import REPO
+
+    from suite.core import loader
+    from suite.techniques.transfer import sections as transfer_sections
+
+    study = loader.load_study(REPO / "studies" / "transfer.yaml")
+    accuracy = {("scratch", 10): [0.80, 0.84], ("finetune", 10): [0.86, 0.88], ("scratch", 100): [0.90, 0.92]}
+    trials = pd.DataFrame([{"procedure": p, "labels_per_class": n, "seed": s, "test_accuracy": a, "selected": True}
+                           for (p, n), values in accuracy.items() for s, a in enumerate(values)])
+    table = transfer_sections.accuracy_by_labels(trials).set_index(["procedure", "labels_per_class"])
+    assert table.loc[("finetune", 10), "test accuracy"] == pytest.approx(0.87)
+    assert table.loc[("scratch", 100), "seeds"] == 2
+    [entry] = transfer_sections.accuracy_against_labels(trials, pd.DataFrame(), study)
+    assert entry["uri"].startswith("data:image/png") and "finetune" in str(entry["table"])
+    assert transfer_sections.accuracy_against_labels(trials.drop(columns="labels_per_class"), pd.DataFrame(), study) == []
+
+
+def test_finetune_ratio_variants_fine_tune_at_their_own_backbone_rate(tmp_path, synthetic_data, monkeypatch):
+    from suite.core import registry
+
+    seen = []
+    real = transfer.cached_teacher
+    monkeypatch.setattr(transfer, "cached_teacher", lambda config, *args: seen.append(config["lr_ratio"]) or
+                        real(config, *args))
+    store = ArtifactStore(tmp_path)
+    for name in ("finetune", "finetune_ratio_1", "finetune_ratio_0.01"):
+        registry.lookup("procedure", name)(CONFIG, 0, synthetic_data, store)
+    assert seen == [CONFIG["lr_ratio"], 1.0, 0.01]
+    assert len(store.built) == 4  # one source, and a fine-tuned model per ratio

@@ -19,15 +19,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._timing import machine  # noqa: E402
-from suite.backend import import_keras  # noqa: E402
+from suite.core.backend import import_keras  # noqa: E402
 
 keras = import_keras()
 
-from suite.architectures import count_flops  # noqa: E402
-from suite.data import load_dataset  # noqa: E402
-from suite.device import device_settings  # noqa: E402
-from suite.models import build_model  # noqa: E402
-from suite.train import run_trial  # noqa: E402
+from suite.core.datasets import load_dataset  # noqa: E402
+from suite.core.device import device_settings  # noqa: E402
+from suite.core.plugins import load_plugins  # noqa: E402
+from suite.core.runner import run_trial  # noqa: E402
+from suite.techniques.architectures.classic import count_flops  # noqa: E402
+from suite.techniques.architectures.families import build_model  # noqa: E402
+
+load_plugins()
 
 COMMON = {"optimizer": "sgd", "learning_rate": 0.05, "batch_size": 128, "activation": "relu",
           "kernel_initializer": "he_normal", "dataset": "fashion_mnist"}

@@ -18,12 +18,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from suite import backend  # noqa: E402
+from suite.core import backend  # noqa: E402
 
 keras = backend.import_keras()
 
-from suite import train  # noqa: E402
-from suite.data import load_dataset  # noqa: E402
+from suite.core.datasets import load_dataset  # noqa: E402
+from suite.core.plugins import load_plugins  # noqa: E402
+from suite.core.runner import run_trial  # noqa: E402
+
+load_plugins()
 
 CONFIG = {"family": "mlp", "depth": 5, "width": 100, "activation": "relu", "kernel_initializer": "he_normal",
           "optimizer": "sgd", "learning_rate": 0.03, "batch_size": 128, "train_examples": 10000}
@@ -48,7 +51,7 @@ def plain_keras(data, epochs: int, seed: int) -> float:
 
 def suite_trial(data, epochs: int, seed: int, probes: tuple) -> float:
     started = time.perf_counter()
-    outcome = train.run_trial({**CONFIG, "epochs": epochs}, seed, probes, data)
+    outcome = run_trial({**CONFIG, "epochs": epochs}, seed, probes, data)
     assert outcome["status"] == "ok", outcome["message"]
     return time.perf_counter() - started
 

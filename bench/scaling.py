@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._timing import machine, run_cli  # noqa: E402
-from suite.device import count_gpus  # noqa: E402
+from suite.core.device import count_gpus  # noqa: E402
 
 
 def variants(trials_per_gpu: int) -> dict[str, list[str]]:

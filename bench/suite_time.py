@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._timing import machine, run_cli  # noqa: E402
-from suite import spec  # noqa: E402
+from suite.core import loader  # noqa: E402
 
 CORE = ("init", "activation", "batchnorm", "depth", "transfer")
 CORE_GOAL_SECONDS = 600
@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("--study", action="append", default=[], help="only these studies (default: all)")
     parser.add_argument("--markdown", default=None, help="also write the table to this file")
     args = parser.parse_args()
-    names = args.study or [path.stem for path in spec.list_study_paths()]
+    names = args.study or [path.stem for path in loader.list_study_paths()]
     lines = [f"Machine: {machine()}; profile `{args.profile}`, default executor, empty results.", "",
              "| study | trials | wall | exit | verdicts |", "|---|---:|---:|---:|---|"]
     total = core = 0.0

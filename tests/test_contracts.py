@@ -1,90 +1,92 @@
-"""Contract tests generated over the registries: a new entry is tested without a new test."""
+"""Contract tests generated over every registry kind: a new entry is tested without a new test."""
 
 import inspect
 
 import keras
-import numpy as np
+import pandas as pd
 import pytest
+from pydantic import TypeAdapter
 
-from suite.core import registry
-from suite.techniques.activations import activations
-from suite.techniques.architectures import families as models
-from suite.techniques.initializers import initializers
-from suite.techniques.architectures.families import HIDDEN_PREFIX, build_model, list_hidden_layers, list_linear_layers
+from suite.core import registry, settings
+from suite.core.fit import build_optimizer
+from suite.core.loader import list_study_paths, load_study
+from suite.core.study import Study
 
-INITIALIZERS = initializers.list_known()
-ACTIVATIONS = activations.list_known()
-MODEL_FAMILIES = registry.list_names("model")
+# ---- every registry kind -----------------------------------------------------------------
+# A new procedure, report section, data view, dataset, optimizer, setting or metric is checked
+# here without a test of its own.
 
-
-def _concrete(name: str) -> str:
-    """A parametric example such as normal_<std> turned into a real name."""
-    return name.replace("<std>", "0.05").replace("<value>", "0.3")
+SETTINGS = settings.list_settings()
 
 
-@pytest.mark.parametrize("name", INITIALIZERS)
-def test_initializer_contract(name):
-    init = initializers.build_initializer(_concrete(name))
-    values = keras.ops.convert_to_numpy(init((64, 32)))
-    assert values.shape == (64, 32) and np.all(np.isfinite(values))
+def _readers() -> set[str]:
+    """Every setting some registered piece reads."""
+    names = set(settings.CORE_SETTINGS)
+    for kind in ("procedure", "data_view"):
+        for name in registry.entries(kind):
+            names |= set(registry.metadata(kind, name).get("settings", ()))
+    for family in registry.entries("model"):
+        names |= settings.family_parameters(family) | {"family"}
+    return names
 
 
-def test_named_scales_are_what_they_say():
-    keras.utils.set_random_seed(0)
-    normal = keras.ops.convert_to_numpy(initializers.build_initializer("normal_0.01")((400, 400)))
-    assert abs(normal.std() - 0.01) < 0.001
-    he = keras.ops.convert_to_numpy(initializers.build_initializer("he_normal")((400, 400)))
-    assert abs(he.std() - np.sqrt(2 / 400)) < 0.01  # truncated normal: slightly below
-    constant = keras.ops.convert_to_numpy(initializers.build_initializer("constant")((3, 3)))
-    assert np.all(constant == initializers.CONSTANT_VALUE) and initializers.CONSTANT_VALUE != 0
+@pytest.mark.parametrize("name", sorted(SETTINGS))
+def test_setting_contract(name):
+    setting = SETTINGS[name]
+    assert setting.section in settings.SECTIONS and setting.doc
+    TypeAdapter(setting.type).json_schema()  # a valid pydantic type
+    assert name in _readers(), f"setting {name!r} is declared but nothing reads it"
 
 
-@pytest.mark.parametrize("name", ACTIVATIONS)
-def test_activation_contract(name):
-    layer = activations.build_activation(name, f"{HIDDEN_PREFIX}1")
-    out = keras.ops.convert_to_numpy(layer(keras.ops.convert_to_tensor(np.linspace(-3, 3, 12, dtype="float32").reshape(2, 6))))
-    assert out.shape == (2, 6 // activations.units_per_output(name)) and np.all(np.isfinite(out))
-    if name in activations.BOUNDED_RANGE:
-        low, high = activations.BOUNDED_RANGE[name]
-        assert out.min() >= low and out.max() <= high
+@pytest.mark.parametrize("name", registry.list_names("procedure"))
+def test_procedure_contract(name):
+    fn = registry.get("procedure", name)
+    assert list(inspect.signature(fn).parameters)[:4] == ["config", "seed", "data", "context"]
+    meta = registry.metadata("procedure", name)
+    assert set(meta.get("settings", ())) <= set(SETTINGS), "a procedure reads only declared settings"
 
 
-def test_unknown_names_raise_with_known_list():
-    with pytest.raises(registry.UnknownNameError, match="known:"):
-        initializers.build_initializer("nope")
-    with pytest.raises(registry.UnknownNameError, match="known:"):
-        activations.build_activation("nope", "act_1")
+@pytest.mark.parametrize("name", registry.list_names("data_view"))
+def test_data_view_contract(name, synthetic_data):
+    meta = registry.metadata("data_view", name)
+    assert set(meta.get("settings", ())) <= set(SETTINGS)
+    view = registry.get("data_view", name)(synthetic_data, {"train_examples": 64})  # a trial's config has a size
+    assert view.x_test.shape[1:] == synthetic_data.x_test.shape[1:] and view.num_classes == synthetic_data.num_classes
 
 
-@pytest.mark.parametrize("family", MODEL_FAMILIES)
-@pytest.mark.parametrize("norm", models.NORMS)
-def test_model_contract(family, norm):
-    config = {"family": family, "depth": 8, "width": 4, "activation": "tanh",  # 8 = 6n + 2 for CIFAR-style nets
-              "kernel_initializer": "he_normal", "norm": norm}
-    model = build_model(config, (28, 28, 1), 10)
-    hidden = list_hidden_layers(model)
-    # families with a depth keyword honour depth 8; fixed designs (LeNet-5: 4 hidden layers) have their own
-    assert len(hidden) >= (7 if "depth" in inspect.signature(registry.get("model", family)).parameters else 2)
-    assert [layer.name for layer in hidden] == [f"act_{i}" for i in range(1, len(hidden) + 1)]
-    assert len(list_linear_layers(model)) == len(hidden)  # probes pair each activation with its weights
-    out = keras.ops.convert_to_numpy(model(np.zeros((3, 28, 28, 1), "float32")))
-    assert out.shape == (3, 10) and np.allclose(out.sum(axis=1), 1, atol=1e-5)
-    assert any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers) == norm.startswith("batchnorm")
+@pytest.mark.parametrize("name", registry.list_names("dataset"))
+def test_dataset_contract(name):
+    from suite.core.datasets import DataError, load_dataset
+
+    try:
+        data = load_dataset(name)
+    except DataError as err:  # a dataset this machine lacks says how to get it
+        assert "install" in str(err).lower() or "download" in str(err).lower() or "--data-dir" in str(err)
+        return
+    assert len(data.x_train) == len(data.y_train) and len(data.x_val) and len(data.x_test) and data.fingerprint
 
 
-def test_residual_net_differs_from_plain_net_only_by_shortcuts():
-    config = {"depth": 14, "width": 4, "activation": "relu", "kernel_initializer": "he_normal", "norm": "batchnorm"}
-    plain = build_model({**config, "family": "plain_net"}, (28, 28, 1), 10)
-    residual = build_model({**config, "family": "residual_net"}, (28, 28, 1), 10)
-    kinds = lambda m: sorted(type(layer).__name__ for layer in m.layers if not layer.name.startswith(("add_", "proj_")))
-    assert kinds(plain) == kinds(residual)
-    assert sum(layer.name.startswith("add_") for layer in residual.layers) == 6  # (14 - 2) / 2 blocks
-    with pytest.raises(ValueError, match="6n \\+ 2"):
-        build_model({**config, "family": "plain_net", "depth": 10}, (28, 28, 1), 10)
+@pytest.mark.parametrize("name", registry.list_names("optimizer"))
+def test_optimizer_contract(name):
+    optimizer = build_optimizer({"optimizer": name, "learning_rate": 0.01})
+    assert float(keras.ops.convert_to_numpy(optimizer.learning_rate)) == pytest.approx(0.01)
 
 
-def test_maxout_doubles_the_linear_layers():
-    relu = build_model({"family": "mlp", "depth": 2, "width": 10, "activation": "relu"}, (28, 28, 1), 10)
-    maxout = build_model({"family": "mlp", "depth": 2, "width": 10, "activation": "maxout"}, (28, 28, 1), 10)
-    assert maxout.get_layer("dense_1").units == 2 * relu.get_layer("dense_1").units
-    assert maxout.count_params() > 1.8 * relu.count_params()  # A8
+@pytest.mark.parametrize("name", sorted(registry.entries("metric")))
+def test_metric_contract(name):
+    assert registry.entries("metric")[name] in ("final", "epoch")
+    probe = registry.metadata("metric", name).get("probe")
+    assert probe is None or registry.lookup("probe", probe) is not None
+
+
+EMPTY_STUDY = Study(name="empty", title="t", question="q", dataset="synthetic", model={}, factors={}, training={},
+                    probes=(), profiles={}, claims=())
+
+
+@pytest.mark.parametrize("name", registry.list_names("report_section"))
+def test_report_section_contract(name):
+    """A section is named by some shipped study, and draws nothing (no crash) from empty frames."""
+    named_by = [path.stem for path in list_study_paths() if name in load_study(path).report]
+    assert named_by, f"report section {name!r} is registered but no study names it"
+    entries = registry.get("report_section", name)(pd.DataFrame(), pd.DataFrame(), EMPTY_STUDY)
+    assert entries == []

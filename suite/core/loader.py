@@ -25,7 +25,6 @@ from suite.core.study import (
     FINAL_ONLY_METRICS,
     HISTORY_METRICS,
     PROFILE_NAMES,
-    TRAINING_METRICS,
     Claim,
     NotJudged,
     Profile,
@@ -305,6 +304,10 @@ class _Checker:
             for arm in study.list_arms(profile):
                 config = {**study.model, **fixed, **tuned, **arm}
                 used = settings.settings_used(config)
+                procedure = config.get("procedure", settings.STANDARD_PROCEDURE)
+                if study.probes and not registry.metadata("procedure", procedure).get("probes"):
+                    self.fail("probes", f"procedure {procedure} runs no probes (arm {arm_label(arm)!r}); "
+                                        "remove them or use a procedure that runs them")
                 for key, where in stated.items():
                     if key not in used:
                         self.fail(where, f"is not used by anything in arm {arm_label(arm)!r} "

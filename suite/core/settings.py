@@ -48,8 +48,8 @@ class _KnownNames:
         patterns = registry.list_patterns(self.kind)
         examples = {name for name in registry.list_names(self.kind) if "<" in name}
         names = [name for name in self.list_known() if name not in examples]
-        if not self.closed:  # Keras resolves more names than it lists: examples, not an enum
-            return {"type": "string", "description": f"a {self.kind} name (Keras' or registered)", "examples": names}
+        if not self.closed:  # Keras resolves more names than it lists: no enum to hold editors to
+            return {"type": "string", "description": f"a {self.kind} name: Keras' own or a registered one"}
         enum = {"type": "string", "enum": names}
         if not patterns:
             return {**enum, "description": f"a {self.kind} name"}

@@ -24,7 +24,8 @@ def test_keys_are_stable_and_hold_no_paths(tmp_path, studies_dir, tiny_study_dic
 
 def test_profile_name_is_not_in_the_key_but_the_budget_is(studies_dir):
     study = loader.load_study(studies_dir / "tiny.yaml")
-    same_budget = loader.Profile("renamed", **{k: getattr(study.profiles["smoke"], k) for k in ("train_examples", "epochs", "seeds")})
+    smoke = study.profiles["smoke"]
+    same_budget = loader.Profile("renamed", train_examples=smoke.train_examples, epochs=smoke.epochs, seeds=smoke.seeds)
     smoke = [t.key for t in plan.plan_trials(study, study.profiles["smoke"], "fp")]
     assert smoke == [t.key for t in plan.plan_trials(study, same_budget, "fp")]
     assert set(smoke).isdisjoint(t.key for t in plan.plan_trials(study, study.profiles["quick"], "fp"))

@@ -92,8 +92,8 @@ def architecture_counts(trials: pd.DataFrame, epochs: pd.DataFrame, study: Study
     if data.empty:
         return []
     from suite import architectures
-    from suite.techniques.architectures.families import build_model
     from suite.core.report import csv_link, table_html
+    from suite.techniques.architectures.families import build_model
 
     saving = pd.DataFrame(architectures.one_by_one_saving())
     ratio = saving["multiplications"].iloc[0] / saving["multiplications"].iloc[1]

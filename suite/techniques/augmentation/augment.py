@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from suite.core import registry
 from suite.core.backend import import_keras
+from suite.core.keys import derive_seed
 from suite.core.settings import declare_setting, registered_name
 
 keras = import_keras()
@@ -69,7 +70,7 @@ def flip_crop(config: dict, num_classes: int, seed: int, padding: int = 2) -> Ca
         nonlocal crop
         height, width = images.shape[1], images.shape[2]
         if crop is None:
-            crop = keras.layers.RandomCrop(height, width, seed=seed + 1)
+            crop = keras.layers.RandomCrop(height, width, seed=derive_seed(seed, "crop"))
         padded = tf.pad(images, [[0, 0], [padding, padding], [padding, padding], [0, 0]])
         return crop(padded, training=True)
 
@@ -86,7 +87,7 @@ def brightness_rotation(config: dict, num_classes: int, seed: int, brightness: f
     +-`rotation` of a full turn (0.04: about 15 degrees), black fill like the background."""
     return _images_only(
         keras.layers.RandomBrightness(brightness, value_range=VALUE_RANGE, seed=seed),
-        keras.layers.RandomRotation(rotation, fill_mode="constant", fill_value=0.0, seed=seed + 1),
+        keras.layers.RandomRotation(rotation, fill_mode="constant", fill_value=0.0, seed=derive_seed(seed, "rotation")),
     )
 
 

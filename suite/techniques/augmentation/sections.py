@@ -29,6 +29,8 @@ MEASURES = {GAP: "gap (train - test accuracy)", TEST: "test accuracy", TRAIN: "t
 
 
 def _selected(trials: pd.DataFrame, epochs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    if trials.empty:
+        return trials, epochs
     chosen = trials[trials["selected"] & (trials["status"] == "ok")]
     return chosen, epochs[epochs["key"].isin(chosen["key"])] if not epochs.empty else epochs
 

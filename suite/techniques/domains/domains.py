@@ -20,8 +20,8 @@ import numpy as np
 from scipy import ndimage
 
 from suite.core import registry
-from suite.core.settings import PositiveInt, PositiveNumber, Share, Fraction, declare_setting, one_of
 from suite.core.datasets import Dataset
+from suite.core.settings import Fraction, PositiveInt, PositiveNumber, Share, declare_setting, one_of
 
 SOURCE, TARGET = "source", "target"
 PHONE_DEFAULTS = {"phone_size": 14, "phone_blur": 1.0, "phone_noise": 0.05}  # chosen before any run (D2)

@@ -17,6 +17,7 @@ from suite.core import registry
 from suite.core.backend import import_keras
 from suite.core.datasets import SPLIT_SEED, Dataset, fingerprint
 from suite.core.fit import DIVERGED, OK, TrialContext, compile_model, fit, outcome
+from suite.core.keys import derive_seed
 from suite.core.settings import Fraction, PositiveNumber, declare_setting, one_of
 from suite.techniques.optimizers.optimizers import OPTIMIZER_SETTINGS
 
@@ -101,7 +102,7 @@ def resplit(data: Dataset, seed: int) -> Dataset:
 def inject_outliers(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(labels, corrupted indices): `fraction` of the labels shifted far upwards (one-sided gross
     errors, which pull an L2 fit the most). Only ever applied to training labels (D5)."""
-    rng = np.random.default_rng(7_000 + seed)
+    rng = np.random.default_rng(derive_seed(seed, "outliers"))
     index = np.sort(rng.choice(len(y), round(fraction * len(y)), replace=False))
     noisy = y.astype("float32").copy()
     noisy[index] += rng.uniform(*OUTLIER_SHIFT, len(index)).astype("float32") * float(np.std(y))
@@ -194,7 +195,7 @@ def binary_labels(data: Dataset, fraction: float, seed: int, n: int):
     training labels flipped (label noise), validation and test labels clean."""
     threshold = float(np.median(data.y_train))
     train = (data.y_train[:n] > threshold).astype("float32")
-    rng = np.random.default_rng(8_000 + seed)
+    rng = np.random.default_rng(derive_seed(seed, "label_noise"))
     flip = rng.choice(n, round(fraction * n), replace=False)
     train[flip] = 1.0 - train[flip]
     return train, (data.y_val > threshold).astype("float32"), (data.y_test > threshold).astype("float32")
@@ -202,7 +203,7 @@ def binary_labels(data: Dataset, fraction: float, seed: int, n: int):
 
 def starting_points(features: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(kernel (features, starts), bias (starts,), scale of each start): random directions at each scale."""
-    rng = np.random.default_rng(9_000 + seed)
+    rng = np.random.default_rng(derive_seed(seed, "logistic_starts"))
     scales = np.repeat(np.asarray(START_SCALES, dtype="float32"), STARTS_PER_SCALE)
     kernel = rng.standard_normal((features, len(scales))).astype("float32") * scales
     bias = rng.standard_normal(len(scales)).astype("float32") * scales
@@ -221,7 +222,7 @@ def logistic_cost(name: str, weights: np.ndarray, x: np.ndarray, y: np.ndarray) 
 def convexity_violations(name: str, x: np.ndarray, y: np.ndarray, seed: int, pairs: int = CONVEXITY_PAIRS) -> float:
     """Share of random weight pairs (a, b) where the cost at the midpoint exceeds the mean of the
     costs at a and b: never for a convex cost (up to rounding), sometimes for a non-convex one."""
-    rng = np.random.default_rng(10_000 + seed)
+    rng = np.random.default_rng(derive_seed(seed, "convexity_pairs"))
     scales = rng.choice(START_SCALES, size=(2, pairs, 1))
     a, b = (rng.standard_normal((2, pairs, x.shape[1] + 1)) * scales)
     mid = logistic_cost(name, (a + b) / 2, x, y)

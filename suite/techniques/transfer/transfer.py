@@ -25,6 +25,7 @@ from suite.core import registry
 from suite.core.backend import import_keras
 from suite.core.datasets import Dataset
 from suite.core.fit import OK, TrialContext, TrialStopped, compile_model, fit, outcome
+from suite.core.keys import derive_seed
 from suite.core.settings import Fraction, PositiveInt, declare_setting, one_of
 from suite.techniques.optimizers.optimizers import OPTIMIZER_SETTINGS
 
@@ -61,7 +62,7 @@ class TransferData:
 
 def split_transfer(data: Dataset, labels_per_class: int, pool_size: int, seed: int) -> TransferData:
     """Source = classes 0-4; target = classes 5-9 relabelled 0-4; the labelled subset is drawn per seed."""
-    rng = np.random.default_rng(1000 + seed)
+    rng = np.random.default_rng(derive_seed(seed, "transfer_split"))
     source = np.isin(data.y_train, SOURCE_CLASSES)
     labelled, pool = [], []
     for cls in TARGET_CLASSES:
@@ -230,12 +231,13 @@ def source_backbone(config: dict, seed: int, data: Dataset, context: TrialContex
     Returns (backbone, notes); notes hold the source model's validation accuracy on its own classes."""
     if config.get("source_weights") == "imagenet":  # online runners: downloaded ImageNet weights
         return build_backbone(arch, data.input_shape, weights="imagenet"), {}
-    identity = {"what": "source", "arch": arch, "seed": seed, "data": data.fingerprint,
+    # `protocol` changes when pre-training does, so an older stored source model is not reused (4: derive_seed)
+    identity = {"what": "source", "arch": arch, "seed": seed, "data": data.fingerprint, "protocol": 4,
                 "epochs": config["source_epochs"], "optimizer": config["optimizer"],
                 "learning_rate": config["learning_rate"], "batch_size": config["batch_size"], "schedule": "cosine"}
 
     def pretrain() -> tuple[keras.Model, dict]:
-        keras.utils.set_random_seed(10_000 + seed)
+        keras.utils.set_random_seed(derive_seed(seed, "source_model"))
         tdata = split_transfer(data, 1, 1, seed)
         backbone = build_backbone(arch, data.input_shape)
         model = build_classifier(backbone, len(SOURCE_CLASSES))
@@ -275,9 +277,9 @@ def cached_teacher(config: dict, seed: int, data: Dataset, tdata: TransferData,
     `history` and its source model's notes."""
     arch = config["teacher_arch"]
     # `protocol` changes when the teacher's training does, so an older stored teacher is not reused
-    # (3: seeded after its source model, whether that was built or loaded)
+    # (3: seeded after its source model, whether that was built or loaded; 4: seeds from derive_seed)
     identity = {"what": "teacher", "config": {k: v for k, v in config.items() if k != "procedure"}, "seed": seed,
-                "data": data.fingerprint, "protocol": 3}
+                "data": data.fingerprint, "protocol": 4}
 
     def train_teacher() -> tuple[keras.Model, dict]:
         _, source = source_backbone(config, seed, data, context, arch)  # first (module docstring)
@@ -427,7 +429,7 @@ def self_train(config, seed, data, context, noise: bool = True):
         pseudo_x, pseudo_y, distinct = pseudo_label(teacher, tdata.pool_x, tdata.classes)
         x = np.concatenate([tdata.labelled_x, pseudo_x])
         y = np.concatenate([tdata.labelled_y, pseudo_y])
-        keras.utils.set_random_seed(seed * 100 + iteration)
+        keras.utils.set_random_seed(derive_seed(seed, f"student_{iteration}"))
         student, rows = finetuned(config, seed, data, tdata, context, config["teacher_arch"], x, y, noise=noise)
         history += [{**row, "epoch": len(history) + i + 1, "iteration": iteration} for i, row in enumerate(rows)]
         final[f"test_accuracy_iteration_{iteration}"] = test_accuracy(student, tdata)
@@ -437,6 +439,7 @@ def self_train(config, seed, data, context, noise: bool = True):
     return outcome(context, OK, history, final)
 
 
-registry.register("procedure", "self_train", settings=TRANSFER_SETTINGS)(lambda config, seed, data, context: self_train(config, seed, data, context))
+registry.register("procedure", "self_train", settings=TRANSFER_SETTINGS)(
+    lambda config, seed, data, context: self_train(config, seed, data, context))
 registry.register("procedure", "self_train_no_noise", settings=TRANSFER_SETTINGS)(
     lambda config, seed, data, context: self_train(config, seed, data, context, noise=False))

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from suite.core.fit import OK
+from suite.core.loader import load_study
 from suite.core.runner import run_trial
 from suite.techniques.architectures.families import build_model
 from suite.techniques.probes.probes import Generalization
-from suite.core.loader import load_study
 
 BASE = {"family": "mlp", "depth": 2, "width": 16, "optimizer": "sgd", "learning_rate": 0.05, "batch_size": 32,
         "train_examples": 128, "epochs": 2}

@@ -6,9 +6,9 @@ import pytest
 
 from suite.core import analysis, registry
 from suite.core.fit import OK
+from suite.core.loader import Claim, Profile, Study, load_study
 from suite.core.runner import run_trial
 from suite.techniques.standard.procedure import one_hot
-from suite.core.loader import Claim, Profile, Study, load_study
 
 MIXING = ("mixup", "cutmix")
 BASE = {"family": "mlp", "depth": 1, "width": 16, "optimizer": "adam", "learning_rate": 0.01, "batch_size": 32,

@@ -10,9 +10,9 @@ import pytest
 from conftest import REPO
 from sklearn import metrics as skm
 
-from suite.techniques.regression import regression
 from suite.core.backend import import_keras
 from suite.core.datasets import load_dataset
+from suite.techniques.regression import regression
 
 keras = import_keras()
 CONFIG = {"optimizer": "adam", "learning_rate": 0.02, "batch_size": 32, "train_examples": 120, "epochs": 1,

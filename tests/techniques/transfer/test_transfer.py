@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from suite.techniques.transfer import transfer
 from suite.core.artifacts import ArtifactStore
 from suite.core.backend import import_keras
+from suite.techniques.transfer import transfer
 
 keras = import_keras()
 CONFIG = {"optimizer": "sgd", "learning_rate": 0.05, "batch_size": 32, "lr_ratio": 0.1, "source_epochs": 1,

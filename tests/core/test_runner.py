@@ -1,14 +1,20 @@
 """The runner: every trial ends with a status, nothing finished is lost or redone."""
 
 
+import pytest
+
 from suite.core import loader, registry
 from suite.core.runner import run_study
 from suite.core.store import TrialStore
 
 
-@registry.register("model", "broken_for_tests")
-def broken_for_tests(input_shape, num_classes, **kwargs):
-    raise RuntimeError("this model cannot be built")
+@pytest.fixture
+def broken_model(monkeypatch):
+    """A model family that cannot be built, registered for one test only (contract tests see every family)."""
+    def broken_for_tests(input_shape, num_classes, **kwargs):
+        raise RuntimeError("this model cannot be built")
+
+    monkeypatch.setitem(registry._REGISTRY["model"], "broken_for_tests", broken_for_tests)
 
 
 def _study(studies_dir, **changes) -> loader.Study:
@@ -28,7 +34,8 @@ def test_run_then_rerun_trains_nothing(tmp_path, studies_dir, synthetic_data):
     assert second.records == {k: r for k, r in TrialStore(tmp_path, study.name).load_records().records.items()}
 
 
-def test_a_raising_trial_is_recorded_as_error_and_the_study_goes_on(tmp_path, studies_dir, synthetic_data):
+def test_a_raising_trial_is_recorded_as_error_and_the_study_goes_on(tmp_path, studies_dir, synthetic_data,
+                                                                   broken_model):
     study = _study(studies_dir, model={"family": "broken_for_tests", "depth": 1, "width": 4})
     store = TrialStore(tmp_path, study.name)
     report = run_study(study, study.profiles["smoke"], synthetic_data, store, show_progress=False)

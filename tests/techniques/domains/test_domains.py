@@ -63,13 +63,22 @@ def test_a_trial_records_how_far_dev_is_from_test(synthetic_data):
 
 
 @pytest.mark.parametrize("key, value, problem", [
-    ("target_share", 1.5, r"in \[0, 1\]"),
-    ("dev_distribution", "web", "must be one of source, target"),
+    ("target_share", 1.5, r"training.target_share: input should be less than or equal to 1, got 1.5"),
+    ("dev_distribution", "web", "training.dev_distribution: input should be 'source' or 'target', got 'web'"),
     ("data_view", "nope", "unknown data_view"),
 ])
 def test_bad_view_settings_fail_before_training(tmp_path, tiny_study_dict, key, value, problem):
-    tiny_study_dict["training"][key] = value
+    tiny_study_dict["training"].update({"data_view": "phone_shift", key: value})
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(tiny_study_dict))
     with pytest.raises(loader.SpecError, match=problem):
+        loader.load_study(path)
+
+
+def test_view_settings_without_the_view_are_refused(tmp_path, tiny_study_dict):
+    """Nothing reads `target_share` unless the arm uses the view that does: it would be silently ignored."""
+    tiny_study_dict["training"]["target_share"] = 0.5
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(tiny_study_dict))
+    with pytest.raises(loader.SpecError, match="training.target_share: is not used by anything in arm"):
         loader.load_study(path)

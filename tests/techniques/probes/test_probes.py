@@ -77,7 +77,7 @@ def test_probe_contract(name, synthetic_data):
               "optimizer": "sgd", "learning_rate": 0.05, "batch_size": 64, "train_examples": 128, "epochs": 2}
     outcome = run_trial(config, 0, (name,), synthetic_data)
     for row in outcome["history"]:
-        assert set(probes.PROBE_METRICS[name]) <= set(row), (name, row["epoch"])
+        assert set(_metrics_of(name)) <= set(row), (name, row["epoch"])
     # per-layer rows are optional (the generalization probe has none), but cover every epoch when given
     assert {row["epoch"] for row in outcome["layers"]} in ({0, 1, 2}, set())
 
@@ -94,3 +94,12 @@ def test_generalization_probe_measures_training_images_in_inference_mode(synthet
     assert last["generalization_gap"] == pytest.approx(last["train_eval_accuracy"] - last["val_accuracy"])
     assert final["test_gap"] == pytest.approx(final["train_eval_accuracy"] - final["test_accuracy"])
     assert last["train_eval_accuracy"] > outcome["history"][0]["train_eval_accuracy"] + 0.2  # it learns
+
+
+def _metrics_of(probe: str) -> list[str]:
+    """The per-epoch metrics a probe declares (registered with its name)."""
+    return [name for name in registry.entries("metric") if registry.metadata("metric", name).get("probe") == probe]
+
+
+def test_every_probe_declares_its_metrics():
+    assert all(_metrics_of(name) for name in registry.list_names("probe"))

@@ -12,6 +12,7 @@ from sklearn import metrics as skm
 
 from suite.core.backend import import_keras
 from suite.core.datasets import load_dataset
+from suite.core.fit import TrialContext
 from suite.techniques.regression import regression
 
 keras = import_keras()
@@ -32,7 +33,8 @@ def test_diabetes_is_a_float_regression_target_in_a_60_20_20_split(diabetes):
 
 def test_a_fresh_process_finds_the_dataset_by_name():
     # worker processes load the study's dataset by name before any study module is imported
-    code = "from suite.data import load_dataset; print(load_dataset('diabetes').input_shape)"
+    code = ("from suite.core.plugins import load_plugins; load_plugins(); "  # what the CLI and every worker do first
+            "from suite.core.datasets import load_dataset; print(load_dataset('diabetes').input_shape)")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "(10,)" in done.stdout
@@ -90,7 +92,7 @@ def test_test_metrics_use_the_clean_labels_while_training_labels_carry_outliers(
     monkeypatch.setattr(regression, "regression_metrics", spy_metrics)
     monkeypatch.setattr(regression, "inject_outliers", spy_outliers)
     monkeypatch.setattr(keras.Model, "fit", spy_fit)
-    outcome = regression.regression({**CONFIG, "loss": "mae", "outlier_fraction": 0.3}, 2, diabetes, None)
+    outcome = regression.regression({**CONFIG, "loss": "mae", "outlier_fraction": 0.3}, 2, diabetes, TrialContext())
     split = regression.resplit(diabetes, 2)
     assert outcome["status"] == "ok" and outcome["final"]["outliers"] == round(0.3 * 120)
     assert np.array_equal(seen["clean"], split.y_train[:120])  # outliers go into this seed's training labels ...
@@ -133,7 +135,7 @@ def test_convexity_check_tells_cross_entropy_from_squared_error(diabetes):
 
 
 def test_logistic_arm_records_stalls_per_start_scale(diabetes):
-    outcome = regression.regression({**CONFIG, "loss": "sigmoid_mse", "outlier_fraction": 0.1}, 0, diabetes, None)
+    outcome = regression.regression({**CONFIG, "loss": "sigmoid_mse", "outlier_fraction": 0.1}, 0, diabetes, TrialContext())
     final = outcome["final"]
     assert outcome["status"] == "ok" and 0.0 <= final["stalled_fraction"] <= 1.0
     assert all(f"train_accuracy_start_{s:g}" in final for s in regression.START_SCALES)

@@ -9,12 +9,18 @@ import pytest
 
 from suite.core.artifacts import ArtifactStore
 from suite.core.backend import import_keras
+from suite.core.fit import TrialContext
 from suite.techniques.transfer import transfer
 
 keras = import_keras()
 CONFIG = {"optimizer": "sgd", "learning_rate": 0.05, "batch_size": 32, "lr_ratio": 0.1, "source_epochs": 1,
           "head_epochs": 1, "epochs": 1, "iterations": 1, "labels_per_class": 5, "train_examples": 40,
           "teacher_arch": "cnn_small", "student_arch": "cnn_small"}
+
+
+def _context(path) -> TrialContext:
+    """What the runner hands a procedure: here only the artifact store matters."""
+    return TrialContext(artifacts=ArtifactStore(path))
 
 
 def test_split_hides_pool_labels_and_relabels_the_target(synthetic_data):
@@ -31,7 +37,7 @@ def test_frozen_backbone_and_its_bn_statistics_are_bit_identical_after_fit(synth
     backbone.trainable = False
     before = [w.copy() for w in backbone.get_weights()]  # includes BN moving mean/variance
     model = transfer.build_classifier(backbone, 5, pretrained=True)
-    transfer.compile_model(model, CONFIG)
+    transfer.compile_classifier(model, CONFIG, decay_steps=100)
     head_before = model.get_layer("head").get_weights()[0].copy()
     model.fit(tdata.labelled_x, tdata.labelled_y, epochs=2, batch_size=8, verbose=0)
     assert all(np.array_equal(a, b) for a, b in zip(before, backbone.get_weights()))
@@ -44,7 +50,7 @@ def test_distillation_leaves_the_teacher_unchanged(synthetic_data):
     student = transfer.build_classifier(transfer.build_backbone("cnn_small", synthetic_data.input_shape), 5)
     before = [w.copy() for w in teacher.get_weights()]
     distiller = transfer.Distiller(teacher, student, temperature=4.0, alpha=0.1)
-    transfer.compile_model(distiller, CONFIG)
+    transfer.compile_classifier(distiller, CONFIG, decay_steps=100)
     distiller.fit(tdata.labelled_x, tdata.labelled_y, epochs=2, batch_size=8, verbose=0)
     assert all(np.array_equal(a, b) for a, b in zip(before, teacher.get_weights()))
 
@@ -69,7 +75,7 @@ def test_a_few_shot_epoch_has_steps_per_epoch_sgd_steps(synthetic_data):
     tdata = transfer.split_transfer(synthetic_data, 2, 40, seed=0)  # 10 labelled images
     model = transfer.build_classifier(transfer.build_backbone("cnn_small", synthetic_data.input_shape), 5)
     config = {**CONFIG, "steps_per_epoch": 7}
-    transfer.train(model, tdata.labelled_x, tdata.labelled_y, tdata, config, epochs=2)
+    transfer.train(model, tdata.labelled_x, tdata.labelled_y, tdata, config, epochs=2, context=TrialContext())
     assert int(model.optimizer.iterations) == 14
     assert float(model.optimizer.learning_rate) < 1e-6  # the cosine ends at 0
 
@@ -96,14 +102,14 @@ def test_finetune_backbone_learning_rate_is_the_smaller_one(synthetic_data):
 
 
 def test_source_artifact_is_built_once_then_loaded(tmp_path, synthetic_data):
-    store = ArtifactStore(tmp_path)
+    store = _context(tmp_path)
     first, notes = transfer.source_backbone(CONFIG, 0, synthetic_data, store, "cnn_small")
-    again, notes_again = transfer.source_backbone(CONFIG, 0, synthetic_data, ArtifactStore(tmp_path), "cnn_small")
-    assert len(store.built) == 1 and len(list(tmp_path.glob("*.weights.h5"))) == 1
+    again, notes_again = transfer.source_backbone(CONFIG, 0, synthetic_data, _context(tmp_path), "cnn_small")
+    assert len(store.artifacts.built) == 1 and len(list(tmp_path.glob("*.weights.h5"))) == 1
     assert all(np.array_equal(a, b) for a, b in zip(first.get_weights(), again.get_weights()))
     assert notes == notes_again and 0.0 <= notes["source_val_accuracy"] <= 1.0  # the notes come back with it
     transfer.source_backbone(CONFIG, 1, synthetic_data, store, "cnn_small")  # another seed: another artifact
-    assert len(store.built) == 2
+    assert len(store.artifacts.built) == 2
 
 
 def test_self_training_never_reads_the_pool_labels(tmp_path, synthetic_data, monkeypatch):
@@ -112,7 +118,7 @@ def test_self_training_never_reads_the_pool_labels(tmp_path, synthetic_data, mon
     tdata = transfer.split_transfer(synthetic_data, 5, 40, seed=0)
     monkeypatch.setattr(transfer, "split_transfer", lambda *args, **kwargs: tdata)
     scrambled = dataclasses.replace(synthetic_data, y_train=np.random.default_rng(1).permutation(synthetic_data.y_train))
-    store = ArtifactStore(tmp_path)
+    store = _context(tmp_path)
     results = [transfer.self_train(CONFIG, 0, d, store)["final"] for d in (synthetic_data, scrambled)]
     assert results[0] == pytest.approx(results[1])
     assert results[0]["pseudo_labels_iteration_1"] <= len(tdata.pool_x)
@@ -141,7 +147,7 @@ def test_online_backbone_path_builds_and_trains_without_weights(arch, synthetic_
     backbone = transfer.build_backbone(arch, synthetic_data.input_shape, weights=None)
     backbone.trainable = False
     model = transfer.build_classifier(backbone, 5)
-    transfer.compile_model(model, CONFIG)
+    transfer.compile_classifier(model, CONFIG, decay_steps=100)
     tdata = transfer.split_transfer(synthetic_data, 5, 40, seed=0)
     model.fit(tdata.labelled_x, tdata.labelled_y, epochs=1, batch_size=8, verbose=0)
     assert 0.0 <= transfer.test_accuracy(model, tdata) <= 1.0
@@ -150,7 +156,7 @@ def test_online_backbone_path_builds_and_trains_without_weights(arch, synthetic_
 def test_every_procedure_runs_on_tiny_data(tmp_path, synthetic_data):
     from suite.core import registry
 
-    store = ArtifactStore(tmp_path)
+    store = _context(tmp_path)
     # the transfer procedures (other studies register procedures of their own, with other settings)
     procedures = {name: fn for name, fn in registry.entries("procedure").items() if fn.__module__ == transfer.__name__}
     assert {"scratch", "freeze", "finetune", "distill_t4", "self_train"} <= set(procedures)
@@ -158,14 +164,14 @@ def test_every_procedure_runs_on_tiny_data(tmp_path, synthetic_data):
         outcome = procedure(CONFIG, 0, synthetic_data, store)
         assert outcome["status"] == "ok" and 0.0 <= outcome["final"]["test_accuracy"] <= 1.0, name
     # one source backbone and one fine-tuned teacher, shared by all; each finetune_ratio_<r> variant fine-tunes its own
-    assert len(store.built) == 2 + 2
+    assert len(store.artifacts.built) == 2 + 2
 
 
 def test_the_finetune_arm_is_the_teacher_and_reports_its_history_when_loaded(tmp_path, synthetic_data):
     """`finetune` and the teacher are one model, trained once; a trial that loads it still has its curves."""
-    built = transfer.finetune(CONFIG, 0, synthetic_data, ArtifactStore(tmp_path))
-    loaded = transfer.finetune(CONFIG, 0, synthetic_data, ArtifactStore(tmp_path))
-    distilled = transfer.distill(CONFIG, 0, synthetic_data, ArtifactStore(tmp_path))
+    built = transfer.finetune(CONFIG, 0, synthetic_data, _context(tmp_path))
+    loaded = transfer.finetune(CONFIG, 0, synthetic_data, _context(tmp_path))
+    distilled = transfer.distill(CONFIG, 0, synthetic_data, _context(tmp_path))
     assert loaded["history"] == built["history"] and len(built["history"]) == CONFIG["head_epochs"] + CONFIG["epochs"]
     assert loaded["final"]["test_accuracy"] == built["final"]["test_accuracy"]
     assert distilled["final"]["teacher_test_accuracy"] == built["final"]["test_accuracy"]
@@ -177,8 +183,8 @@ def test_a_trial_gives_the_same_numbers_whether_it_builds_the_source_model_or_lo
     """Which trial builds a shared artifact depends on the schedule (workers, resumes); the
     draws that pre-training consumes must not shift the trial's own initial weights."""
     run = getattr(transfer, procedure)
-    builds = run(CONFIG, 0, synthetic_data, ArtifactStore(tmp_path / "empty"))
-    prebuilt = ArtifactStore(tmp_path / "prebuilt")
+    builds = run(CONFIG, 0, synthetic_data, _context(tmp_path / "empty"))
+    prebuilt = _context(tmp_path / "prebuilt")
     transfer.source_backbone(CONFIG, 0, synthetic_data, prebuilt, CONFIG["teacher_arch"])
     loads = run(CONFIG, 0, synthetic_data, prebuilt)
     assert loads["history"] == builds["history"] and loads["final"] == builds["final"]
@@ -209,8 +215,8 @@ def test_finetune_ratio_variants_fine_tune_at_their_own_backbone_rate(tmp_path, 
     real = transfer.cached_teacher
     monkeypatch.setattr(transfer, "cached_teacher", lambda config, *args: seen.append(config["lr_ratio"]) or
                         real(config, *args))
-    store = ArtifactStore(tmp_path)
+    store = _context(tmp_path)
     for name in ("finetune", "finetune_ratio_1", "finetune_ratio_0.01"):
         registry.lookup("procedure", name)(CONFIG, 0, synthetic_data, store)
     assert seen == [CONFIG["lr_ratio"], 1.0, 0.01]
-    assert len(store.built) == 4  # one source, and a fine-tuned model per ratio
+    assert len(store.artifacts.built) == 4  # one source, and a fine-tuned model per ratio

@@ -176,11 +176,10 @@ def standard(config: dict, seed: int, data: Dataset, context: TrialContext) -> d
     # how far the dev (validation) number is from the test number: small when both share a distribution (D2)
     final["dev_test_gap"] = abs(final.get("val_accuracy", float("nan")) - final["test_accuracy"])
     steps_per_epoch = math.ceil(n / config["batch_size"])
-    return {**outcome(context, result.status, [], {}, result.message,
-                      layers=[row for callback in probe_callbacks for row in getattr(callback, "layer_rows", [])],
-                      train_seconds=result.seconds, step_seconds=timer.seconds_per_step(steps_per_epoch),
-                      steps_per_epoch=steps_per_epoch, parameters=int(model.count_params())),
-            "history": history, "final": final}
+    return outcome(context, result.status, history, final, result.message,
+                   layers=[row for callback in probe_callbacks for row in getattr(callback, "layer_rows", [])],
+                   train_seconds=result.seconds, step_seconds=timer.seconds_per_step(steps_per_epoch),
+                   steps_per_epoch=steps_per_epoch, parameters=int(model.count_params()))
 
 
 def _history_rows(history: dict, probe_callbacks: list) -> list[dict]:

@@ -32,6 +32,7 @@ from suite.core.study import (
     arm_label,
     matches,
 )
+from suite.core.verdicts import TESTS
 
 STUDIES_DIR = Path(__file__).resolve().parents[2] / "studies"
 SCHEMA_PATH = STUDIES_DIR / "schema.json"
@@ -92,6 +93,13 @@ class ClaimFile(_Strict):
     expect: dict[str, Literal[EXPECTABLE]] = Field(default_factory=dict)
     notes: str = ""
     seeds: PositiveInt | None = Field(None, description="the fewest seeds the compared arms run (power)")
+    margin: Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)] | None = Field(
+        None, description="the smallest difference that matters, in the metric's units (for `ratio`: a factor > 1)")
+    margin_reason: Text | None = Field(None, description="why that margin, in one line")
+    test: Literal[TESTS] = Field("superior", description="superior (A beats B), noninferior (A is not worse than B "
+                                                          "by more than the margin), equivalent (A is about as good as B)")
+    ratio: Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)] | None = Field(
+        None, description="judge log(better / worse) against this stated ratio (\"6x sooner\": 6)")
 
 
 class NotJudgedFile(_Strict):
@@ -378,13 +386,24 @@ class _Checker:
                     self.selector(raw[side], study, arms_by_profile, f"{where}.{side}")
             if raw.get("worse") is not None and raw["better"] == raw["worse"]:
                 self.fail(where, "`better` and `worse` select the same arms")
+            if raw.get("margin") is not None and not raw.get("margin_reason"):
+                self.fail(f"{where}.margin_reason", "required with `margin`: say in one line why that much matters")
+            if raw.get("ratio") is not None:
+                if raw.get("worse") is None:
+                    self.fail(f"{where}.ratio", "a ratio compares two arms: needs `worse`, not `than`")
+                if raw.get("margin") is not None and raw["margin"] <= 1:
+                    self.fail(f"{where}.margin", "for a ratio claim the margin is a factor > 1 (1.2: within 20%)")
+            if raw.get("test", "superior") != "superior" and raw.get("margin") is None:
+                self.fail(f"{where}.margin", f"a {raw['test']} claim needs a margin: the difference that does not matter")
             for profile in raw.get("expect", {}):
                 if profile not in study.profiles:
                     self.fail(f"{where}.expect.{profile}", f"no such profile; profiles: {', '.join(study.profiles)}")
             result.append(Claim(id=raw["id"], text=raw["text"], metric=metric, better=raw["better"],
                                 worse=raw.get("worse"), direction=raw.get("direction", "higher"), epoch=raw.get("epoch"),
                                 than=None if raw.get("than") is None else float(raw["than"]), target=target,
-                                expect=dict(raw.get("expect", {})), notes=str(raw.get("notes", "")), seeds=raw.get("seeds")))
+                                expect=dict(raw.get("expect", {})), notes=str(raw.get("notes", "")), seeds=raw.get("seeds"),
+                                margin=raw.get("margin"), margin_reason=raw.get("margin_reason") or "",
+                                test=raw.get("test", "superior"), ratio=raw.get("ratio")))
         return tuple(result)
 
     def target(self, target: dict | None, metric: str, metrics: dict, where: str) -> dict | None:

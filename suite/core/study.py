@@ -9,7 +9,7 @@ import itertools
 from dataclasses import dataclass, field
 
 PROFILE_NAMES = ("smoke", "quick", "full")
-EXPECTABLE = ("supported", "contradicted")  # what `--check` can hold a decided verdict to
+EXPECTABLE = ("supported", "contradicted", "equivalent")  # what `--check` can hold a decided verdict to
 DIRECTIONS = ("higher", "lower")
 # Metrics every classification trial records; probes and procedures declare their own ("metric" kind).
 HISTORY_METRICS = ("val_accuracy", "val_loss", "train_accuracy", "train_loss")
@@ -48,6 +48,10 @@ class Claim:
     # power: the fewest seeds the compared arms run (in a run of two or more seeds), for an
     # effect that is small next to its seed-to-seed spread; None: the profile's seeds
     seeds: int | None = None
+    margin: float | None = None  # the smallest difference that matters, in the metric's units (a factor for `ratio`)
+    margin_reason: str = ""  # why that much, one line
+    test: str = "superior"  # superior | noninferior | equivalent (suite.core.verdicts)
+    ratio: float | None = None  # judge log(better / worse) against this stated ratio ("6x sooner")
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,15 @@
 """analysis: pure functions from trial records to pandas frames and claim verdicts.
 
 Imports no Keras. Per arm, tuned training values are chosen on the validation split;
-claims compare the `better` and `worse` arms paired by seed, with a t-interval (95%)
-on the mean paired difference: `supported` when it lies above zero, `contradicted`
-when below, `inconclusive` otherwise (or when fewer than two pairs exist).
+claims compare the `better` and `worse` arms paired by seed; `suite.core.verdicts` turns
+the per-seed differences into one of four words (supported, contradicted, equivalent,
+inconclusive), with power notes, a Holm-adjusted verdict per study, and, for per-epoch
+metrics, the verdict at every stored epoch (the budget curve).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -15,11 +17,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from suite.core import registry, verdicts
 from suite.core.study import Claim, Study, arm_label
+from suite.core.verdicts import CONTRADICTED, EQUIVALENT, INCONCLUSIVE, SUPPORTED, VERDICTS  # noqa: F401 (re-exported)
 
-SUPPORTED, CONTRADICTED, INCONCLUSIVE = "supported", "contradicted", "inconclusive"
-VERDICTS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE)
 CONFIDENCE = 0.95
+# Metrics that are not continuous get exact tests (suite.core.verdicts); techniques declare theirs
+# with `registry.add("metric", name, kind, scale=...)`.
+METRIC_SCALES = {"diverged": "binary", "epochs_to_target": "count"}
 TUNING_METRIC = "val_accuracy"  # tuned values are chosen on validation data, never on test
 
 
@@ -34,6 +39,23 @@ class Verdict:
     worse_mean: float
     reason: str = ""  # why inconclusive, or pairs that were dropped
     pairs: list = field(default_factory=list)  # [{seed, better, worse}]
+    method: str = ""  # the test behind the verdict
+    p_value: float = math.nan
+    mde: float | None = None  # smallest effect these seeds detect at 80% power
+    seeds_needed: int | None = None  # seeds the observed effect and spread would need
+    holm_verdict: str = ""  # the verdict after Holm's adjustment over the study's claims
+    by_epoch: list = field(default_factory=list)  # [{epoch, steps, effect, ci, verdict}]: the budget curve
+    curve: str = ""  # the budget curve in words ("holds from step S on", ...)
+
+    @property
+    def power_note(self) -> str:
+        """Which kind of inconclusive: too few seeds, or no difference larger than the interval allows."""
+        if self.verdict != INCONCLUSIVE or self.n < 2:
+            return ""
+        if self.seeds_needed is not None and self.seeds_needed > self.n:
+            return f"too few seeds: about {self.seeds_needed} would decide it"
+        bound = max(abs(self.ci[0]), abs(self.ci[1]))
+        return f"no difference larger than {bound:.3g}" if math.isfinite(bound) else ""
 
     def as_dict(self) -> dict:
         def num(x):
@@ -42,7 +64,11 @@ class Verdict:
         return {"id": self.claim.id, "text": self.claim.text, "metric": self.claim.metric,
                 "epoch": self.claim.epoch, "direction": self.claim.direction, "verdict": self.verdict,
                 "effect": num(self.effect), "ci": [num(self.ci[0]), num(self.ci[1])], "n": self.n,
-                "better_mean": num(self.better_mean), "worse_mean": num(self.worse_mean), "reason": self.reason}
+                "better_mean": num(self.better_mean), "worse_mean": num(self.worse_mean), "reason": self.reason,
+                "margin": self.claim.margin, "margin_reason": self.claim.margin_reason, "test": self.claim.test,
+                "ratio": self.claim.ratio, "method": self.method, "p_value": num(self.p_value), "mde": num(self.mde),
+                "seeds_needed": self.seeds_needed, "power_note": self.power_note, "holm_verdict": self.holm_verdict,
+                "by_epoch": self.by_epoch, "curve": self.curve}
 
 
 # ---- frames --------------------------------------------------------------------------
@@ -212,41 +238,115 @@ def claim_values(claim: Claim, selector: dict | list, trials: pd.DataFrame, epoc
     return per_seed[per_seed.index.isin(arms_run[arms_run == chosen["arm"].nunique()].index)]
 
 
-def judge_claim(claim: Claim, trials: pd.DataFrame, epochs: pd.DataFrame) -> Verdict:
+def metric_scale(metric: str) -> str:
+    """continuous | binary | count: which test a claim on `metric` gets."""
+    return registry.metadata("metric", metric).get("scale") or METRIC_SCALES.get(metric, "continuous")
+
+
+def paired_values(claim: Claim, trials: pd.DataFrame, epochs: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Per seed both sides ran: the `better` and `worse` values; and how many seeds there were
+    before dropping those with a failed trial (NaN)."""
     better = claim_values(claim, claim.better, trials, epochs)
     if claim.worse is None:  # a claim against a fixed value (`than`)
         worse = pd.Series(claim.than, index=better.index, dtype=float)
     else:
         worse = claim_values(claim, claim.worse, trials, epochs)
-    # seeds both sides ran; a seed with a failed trial is there as NaN and counts as dropped
     paired = pd.concat({"better": better, "worse": worse}, axis=1, join="inner")
-    total = len(paired)
-    paired = paired.dropna()
+    return paired.dropna(), len(paired)
+
+
+def decide(claim: Claim, paired: pd.DataFrame) -> verdicts.Decision:
+    """The claim's verdict from its paired values (suite.core.verdicts has the rule)."""
+    if claim.ratio is not None:  # judged on log ratios against the stated ratio; the margin is a factor
+        diffs = verdicts.log_ratio_differences(paired["better"], paired["worse"], claim.ratio, claim.direction)
+        margin = math.log(claim.margin) if claim.margin else 0.0
+        return verdicts.decide(diffs, margin, claim.test)
     sign = 1.0 if claim.direction == "higher" else -1.0
     diffs = sign * (paired["better"] - paired["worse"])
-    effect, low, high, n = mean_ci(diffs)
+    return verdicts.decide(diffs, claim.margin or 0.0, claim.test, metric_scale(claim.metric))
+
+
+def judge_claim(claim: Claim, trials: pd.DataFrame, epochs: pd.DataFrame) -> Verdict:
+    paired, total = paired_values(claim, trials, epochs)
+    decision = decide(claim, paired)
     reasons = []
     if total - len(paired):
         reasons.append(f"{total - len(paired)} of {total} seeds dropped (a trial diverged, failed or lacks the metric)")
-    if n < 2:
-        verdict = INCONCLUSIVE
-        reasons.append("fewer than two paired seeds: no interval")
-    elif low > 0:
-        verdict = SUPPORTED
-    elif high < 0:
-        verdict = CONTRADICTED
-    else:
-        verdict = INCONCLUSIVE
-        reasons.append(f"the {int(CONFIDENCE * 100)}% interval of the difference contains zero")
+    if decision.reason:
+        reasons.append(decision.reason)
     pairs = [{"seed": int(seed), "better": row.better, "worse": row.worse} for seed, row in paired.iterrows()]
-    return Verdict(claim=claim, verdict=verdict, effect=effect, ci=(low, high), n=n,
-                   better_mean=float(paired["better"].mean()) if n else math.nan,
-                   worse_mean=float(paired["worse"].mean()) if n else math.nan,
-                   reason="; ".join(reasons), pairs=pairs)
+    by_epoch = judge_by_epoch(claim, trials, epochs)
+    return Verdict(claim=claim, verdict=decision.verdict, effect=decision.effect, ci=decision.ci, n=decision.n,
+                   better_mean=float(paired["better"].mean()) if len(paired) else math.nan,
+                   worse_mean=float(paired["worse"].mean()) if len(paired) else math.nan,
+                   reason="; ".join(reasons), pairs=pairs, method=decision.method, p_value=decision.p_value,
+                   mde=decision.mde, seeds_needed=decision.seeds_needed, by_epoch=by_epoch,
+                   curve=describe_curve(by_epoch))
+
+
+def steps_per_epoch(trials: pd.DataFrame) -> float | None:
+    """SGD steps in one epoch of the selected trials (their median), for budget curves in steps."""
+    if "steps_per_epoch" not in trials or trials.empty:
+        return None
+    steps = pd.to_numeric(trials.loc[trials["selected"], "steps_per_epoch"], errors="coerce").dropna()
+    return float(steps.median()) if len(steps) else None
+
+
+def judge_by_epoch(claim: Claim, trials: pd.DataFrame, epochs: pd.DataFrame) -> list[dict]:
+    """A claim on a per-epoch metric judged at every stored epoch: the budget curve."""
+    if epochs.empty or claim.metric not in epochs or claim.metric == "epochs_to_target":
+        return []
+    per_step = steps_per_epoch(trials)
+    rows = []
+    for epoch in sorted(int(e) for e in epochs.loc[epochs[claim.metric].notna(), "epoch"].unique()):
+        paired, _ = paired_values(dataclasses.replace(claim, epoch=epoch), trials, epochs)
+        if len(paired) == 0:
+            continue
+        decision = decide(claim, paired)
+        rows.append({"epoch": epoch, "steps": None if per_step is None else int(round(epoch * per_step)),
+                     "effect": _round(decision.effect), "ci": [_round(decision.ci[0]), _round(decision.ci[1])],
+                     "verdict": decision.verdict, "n": decision.n})
+    return rows
+
+
+def _round(x):
+    return None if x is None or not math.isfinite(x) else round(float(x), 6)
+
+
+def describe_curve(rows: list[dict]) -> str:
+    """The budget curve in one sentence: where the claim holds, and where the effect changes sign."""
+    if len(rows) < 2:
+        return ""
+    unit = "step" if all(row["steps"] is not None for row in rows) else "epoch"
+    at = [row["steps"] if unit == "step" else row["epoch"] for row in rows]
+    holds = [row["verdict"] == (SUPPORTED if row["verdict"] != EQUIVALENT else EQUIVALENT) and
+             row["verdict"] in (SUPPORTED, EQUIVALENT) for row in rows]
+    supported = [row["verdict"] == SUPPORTED for row in rows]
+    signs = [0 if row["effect"] is None else (1 if row["effect"] > 0 else -1 if row["effect"] < 0 else 0) for row in rows]
+    flips = [i for i in range(1, len(rows)) if signs[i] and signs[i - 1] and signs[i] != signs[i - 1]]
+    parts = []
+    if all(supported):
+        parts.append(f"holds at every {unit} measured (from {unit} {at[0]})")
+    elif supported[-1]:
+        first = len(supported) - 1
+        while first > 0 and supported[first - 1]:
+            first -= 1
+        parts.append("holds only at the end" if first == len(supported) - 1 else f"holds from {unit} {at[first]} on")
+    elif any(supported):
+        parts.append(f"held at {unit}s {', '.join(str(a) for a, s in zip(at, supported) if s)}, not at the end")
+    else:
+        parts.append(f"does not hold at any {unit} measured")
+    if flips:
+        parts.append(f"the effect changes sign at {unit} {at[flips[-1]]}")
+    del holds
+    return "; ".join(parts)
 
 
 def judge_claims(study: Study, trials: pd.DataFrame, epochs: pd.DataFrame) -> list[Verdict]:
-    return [judge_claim(claim, trials, epochs) for claim in study.claims]
+    """Every claim's verdict, with the Holm-adjusted verdict over the study's claims beside it."""
+    judged = [judge_claim(claim, trials, epochs) for claim in study.claims]
+    decisions = [verdicts.Decision(v.verdict, v.effect, v.ci, v.p_value, v.n, v.method) for v in judged]
+    return [dataclasses.replace(v, holm_verdict=holm) for v, holm in zip(judged, verdicts.holm(decisions))]
 
 
 def status_counts(trials: pd.DataFrame) -> dict:

@@ -93,9 +93,9 @@ class ClaimFile(_Strict):
     expect: dict[str, Literal[EXPECTABLE]] = Field(default_factory=dict)
     notes: str = ""
     seeds: PositiveInt | None = Field(None, description="the fewest seeds the compared arms run (power)")
-    margin: Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)] | None = Field(
-        None, description="the smallest difference that matters, in the metric's units (for `ratio`: a factor > 1)")
-    margin_reason: Text | None = Field(None, description="why that margin, in one line")
+    margin: Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)] = Field(
+        description="the smallest difference that matters, in the metric's units (for `ratio`: a factor > 1)")
+    margin_reason: Text = Field(description="why that margin, in one line")
     test: Literal[TESTS] = Field("superior", description="superior (A beats B), noninferior (A is not worse than B "
                                                           "by more than the margin), equivalent (A is about as good as B)")
     ratio: Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)] | None = Field(
@@ -386,15 +386,11 @@ class _Checker:
                     self.selector(raw[side], study, arms_by_profile, f"{where}.{side}")
             if raw.get("worse") is not None and raw["better"] == raw["worse"]:
                 self.fail(where, "`better` and `worse` select the same arms")
-            if raw.get("margin") is not None and not raw.get("margin_reason"):
-                self.fail(f"{where}.margin_reason", "required with `margin`: say in one line why that much matters")
             if raw.get("ratio") is not None:
                 if raw.get("worse") is None:
                     self.fail(f"{where}.ratio", "a ratio compares two arms: needs `worse`, not `than`")
                 if raw.get("margin") is not None and raw["margin"] <= 1:
                     self.fail(f"{where}.margin", "for a ratio claim the margin is a factor > 1 (1.2: within 20%)")
-            if raw.get("test", "superior") != "superior" and raw.get("margin") is None:
-                self.fail(f"{where}.margin", f"a {raw['test']} claim needs a margin: the difference that does not matter")
             for profile in raw.get("expect", {}):
                 if profile not in study.profiles:
                     self.fail(f"{where}.expect.{profile}", f"no such profile; profiles: {', '.join(study.profiles)}")

@@ -48,7 +48,8 @@ class Claim:
     # power: the fewest seeds the compared arms run (in a run of two or more seeds), for an
     # effect that is small next to its seed-to-seed spread; None: the profile's seeds
     seeds: int | None = None
-    margin: float | None = None  # the smallest difference that matters, in the metric's units (a factor for `ratio`)
+    margin: float | None = None  # the smallest difference that matters, in the metric's units (a factor for `ratio`);
+    # every study file declares one (the loader requires it); None only in hand-built claims
     margin_reason: str = ""  # why that much, one line
     test: str = "superior"  # superior | noninferior | equivalent (suite.core.verdicts)
     ratio: float | None = None  # judge log(better / worse) against this stated ratio ("6x sooner")

@@ -31,6 +31,7 @@ Every inconclusive verdict carries the smallest effect its seeds could detect at
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,6 +79,7 @@ def _power_notes(diffs: np.ndarray, margin: float, test: str) -> tuple[float | N
     if n < 2 or not math.isfinite(sd) or sd == 0:
         return None, None
     power = TTestPower()
+    warnings.filterwarnings("ignore", module="statsmodels")  # a root finder that cannot converge returns nan: handled
     mde = float(power.solve_power(nobs=n, alpha=ALPHA, power=POWER, alternative="two-sided")) * sd
     effect = abs(float(np.mean(diffs)))
     if test == "superior":
@@ -101,8 +103,9 @@ def _tost(diffs: np.ndarray, margin: float) -> float:
     return float(DescrStatsW(diffs).ttost_mean(-margin, margin)[0])
 
 
-def decide(diffs, margin: float, test: str = "superior", scale: str = "continuous") -> Decision:
-    """The verdict for paired differences (> 0 favours the claim); see the module docstring."""
+def decide(diffs, margin: float, test: str = "superior", scale: str = "continuous", power_notes: bool = True) -> Decision:
+    """The verdict for paired differences (> 0 favours the claim); see the module docstring.
+    `power_notes=False` skips the (slow) power calculation of an inconclusive verdict."""
     diffs = np.asarray([d for d in diffs if d is not None and math.isfinite(d)], dtype=float)
     n = len(diffs)
     effect = float(diffs.mean()) if n else math.nan
@@ -116,7 +119,10 @@ def decide(diffs, margin: float, test: str = "superior", scale: str = "continuou
                         "every seed gave the same difference: no spread to build an interval on")
     p_equivalent = _tost(diffs, margin)
     p_zero = float(DescrStatsW(diffs).ttest_mean(0)[1])
-    mde, needed = _power_notes(diffs, margin, test)
+
+    def notes(kind: str = test) -> tuple:  # only an inconclusive verdict carries them
+        return _power_notes(diffs, margin, kind) if power_notes else (None, None)
+
     if test == "superior":
         if p_equivalent < ALPHA:
             note = "different from zero, but by less than the margin" if low > 0 or high < 0 else ""
@@ -126,7 +132,7 @@ def decide(diffs, margin: float, test: str = "superior", scale: str = "continuou
         if high < 0:
             return Decision(CONTRADICTED, effect, (low, high), p_zero, n, "paired t")
         return Decision(INCONCLUSIVE, effect, (low, high), math.nan, n, "paired t",
-                        "the 95% interval contains zero and reaches beyond the margin", mde, needed)
+                        "the 95% interval contains zero and reaches beyond the margin", *notes())
     if test == "noninferior":
         p_noninferior = float(stats.ttest_1samp(diffs, -margin, alternative="greater").pvalue)
         if low > -margin:
@@ -135,8 +141,7 @@ def decide(diffs, margin: float, test: str = "superior", scale: str = "continuou
             p_inferior = float(stats.ttest_1samp(diffs, -margin, alternative="less").pvalue)
             return Decision(CONTRADICTED, effect, (low, high), p_inferior, n, "paired t (non-inferiority)")
         return Decision(INCONCLUSIVE, effect, (low, high), math.nan, n, "paired t (non-inferiority)",
-                        "the 95% interval reaches below -margin and above it", mde,
-                        _power_notes(diffs, margin, "noninferior")[1])
+                        "the 95% interval reaches below -margin and above it", *notes())
     # test == "equivalent"
     if p_equivalent < ALPHA:
         return Decision(SUPPORTED, effect, (low, high), p_equivalent, n, "TOST")
@@ -145,7 +150,7 @@ def decide(diffs, margin: float, test: str = "superior", scale: str = "continuou
                           else stats.ttest_1samp(diffs, -margin, alternative="less").pvalue)
         return Decision(CONTRADICTED, effect, (low, high), p_outside, n, "paired t (outside the margin)")
     return Decision(INCONCLUSIVE, effect, (low, high), math.nan, n, "TOST",
-                    "the 90% interval is not inside the margin", mde, needed)
+                    "the 90% interval is not inside the margin", *notes())
 
 
 def _exact(diffs: np.ndarray, scale: str) -> Decision:

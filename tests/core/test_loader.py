@@ -65,6 +65,12 @@ BAD_STUDIES = [
     ("probes a procedure does not run", lambda s: s["training"].update(procedure="regression", loss="mse",
                                                                      outlier_fraction=0.1, logistic_learning_rate=0.1),
      "probes: procedure regression runs no probes"),
+    ("a claim without a margin", lambda s: s["claims"][0].pop("margin"), "claims[0].margin: required field is missing"),
+    ("a margin without its reason", lambda s: s["claims"][0].pop("margin_reason"),
+     "claims[0].margin_reason: required field is missing"),
+    ("an unknown test", lambda s: s["claims"][0].update(test="bigger"), "claims[0].test: input should be 'superior',"),
+    ("a ratio margin that is not a factor", lambda s: s["claims"][0].update(ratio=2, margin=0.5),
+     "claims[0].margin: for a ratio claim the margin is a factor > 1"),
     ("a string where a mapping belongs", lambda s: s["profiles"].update(quick="fast"),
      "profiles.quick: input should be a valid dictionary"),
 ]

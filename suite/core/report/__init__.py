@@ -19,7 +19,9 @@ from markupsafe import Markup
 from suite.core import analysis
 from suite.core.report import figures
 from suite.core.report.sections import study_sections
-from suite.core.study import Profile, Study
+from suite.core.study import PROFILE_NAMES, Profile, Study
+from suite.core.verdicts import ALPHA as CHANCE_ALPHA
+from suite.core.verdicts import DECIDED
 
 _ENV = Environment(loader=PackageLoader("suite.core.report", "templates"), autoescape=select_autoescape(["html"]))
 
@@ -119,13 +121,19 @@ def build_study_report(study: Study, profile: Profile, records: list[dict], out_
         "generated": generated, "wall_seconds": round(run_seconds, 2),
         "trial_seconds": round(float(trials["wall_seconds"].sum()), 1) if "wall_seconds" in trials else None,
         "trials": analysis.status_counts(trials),
+        "chance": {"alpha": CHANCE_ALPHA, "claims": len(verdicts),
+                   "decided": sum(v.verdict in DECIDED for v in verdicts),
+                   "decided_after_holm": sum(v.holm_verdict in DECIDED for v in verdicts)},
         "claims": [v.as_dict() for v in verdicts] + [
             {"id": c.id, "text": c.text, "verdict": "not judged", "reason": c.reason, "effect": None,
              "ci": [None, None], "n": 0} for c in study.not_judged],
         "tuned": _chosen_values(tuning, study), "provenance": provenance,
         "records_digest": records_digest(study, records),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+    text = json.dumps(summary, indent=2, default=str)
+    (out / "summary.json").write_text(text, encoding="utf-8")
+    # kept per profile too, so the index can show a claim's verdict at every budget side by side
+    (out / f"summary-{profile.name}.json").write_text(text, encoding="utf-8")
     trials.to_parquet(out / "trials.parquet", index=False)
     if not epochs.empty:
         epochs.to_parquet(out / "epochs.parquet", index=False)
@@ -140,7 +148,9 @@ def build_study_report(study: Study, profile: Profile, records: list[dict], out_
         else:
             worse = _arms_named(trials, verdict.claim.worse)
         claims_view.append({"v": verdict, "better": better, "worse": worse,
-                            "figure": figures.claim_pairs(verdict.pairs, verdict.claim.metric)})
+                            "figure": figures.claim_pairs(verdict.pairs, verdict.claim.metric),
+                            "budget_curve": figures.budget_curve(verdict.by_epoch, verdict.claim.margin,
+                                                                 verdict.claim.test, verdict.claim.metric)})
     targets = _targets_table(study, trials, epochs)
     summary_cols = ["arm", "trials", "ok", "test_accuracy", "test_accuracy_low", "test_accuracy_high",
                     "val_accuracy", "train_accuracy", "train_loss", "parameters", "step_seconds"]
@@ -215,7 +225,16 @@ def write_index(out_dir: str | Path, known_studies: list[tuple[str, str]]) -> Pa
     for name, title in known_studies:
         path = out / name / "summary.json"
         summary = json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
-        entries.append({"name": name, "title": title, "summary": summary})
-    page = _ENV.get_template("index.html").render(entries=entries)
+        by_profile = {}  # profile -> claim id -> verdict, for the profiles stored
+        for profile in PROFILE_NAMES:
+            stored = out / name / f"summary-{profile}.json"
+            if stored.exists():
+                by_profile[profile] = {c["id"]: c["verdict"] for c in json.loads(stored.read_text(encoding="utf-8"))["claims"]}
+        entries.append({"name": name, "title": title, "summary": summary, "by_profile": by_profile})
+    judged = [c for e in entries if e["summary"] for c in e["summary"]["claims"] if c["verdict"] != "not judged"]
+    chance = {"claims": len(judged), "decided": sum(c["verdict"] in DECIDED for c in judged),
+              "holm": sum(c.get("holm_verdict") in DECIDED for c in judged),
+              "expected": CHANCE_ALPHA * len(judged), "alpha": CHANCE_ALPHA}
+    page = _ENV.get_template("index.html").render(entries=entries, chance=chance)
     (out / "index.html").write_text(page, encoding="utf-8")
     return out / "index.html"

@@ -12,6 +12,7 @@ import io
 import matplotlib
 
 matplotlib.use("Agg")  # no display; figures go straight into the HTML
+import matplotlib.lines  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
@@ -178,3 +179,32 @@ def claim_pairs(pairs: list[dict], metric: str) -> str | None:
     figure.tight_layout()
     return to_data_uri(figure)
 
+
+
+def budget_curve(rows: list[dict], margin: float | None, test: str, metric: str) -> str | None:
+    """A claim judged at every stored epoch: its effect and 95% interval against SGD steps (or
+    epochs), with zero and the margin drawn in; points coloured by that epoch's verdict."""
+    rows = [row for row in rows if row["effect"] is not None]
+    if len(rows) < 2:
+        return None
+    use_steps = all(row["steps"] is not None for row in rows)
+    x = [row["steps"] if use_steps else row["epoch"] for row in rows]
+    colours = {"supported": "#2a8a43", "contradicted": "#b33a3a", "equivalent": "#3a6fb3", "inconclusive": "#8c8a76"}
+    figure, ax = plt.subplots(figsize=(4.6, 2.8))
+    low = [row["ci"][0] if row["ci"][0] is not None else np.nan for row in rows]
+    high = [row["ci"][1] if row["ci"][1] is not None else np.nan for row in rows]
+    ax.fill_between(x, low, high, color="#c9d6e8", alpha=0.7, label="95% interval")
+    ax.plot(x, [row["effect"] for row in rows], color="#33475b", lw=1.2)
+    for xi, row in zip(x, rows):
+        ax.plot(xi, row["effect"], "o", color=colours.get(row["verdict"], "grey"), ms=5)
+    ax.axhline(0, color="black", lw=0.8)
+    if margin:
+        for level in ((-margin,) if test == "noninferior" else (-margin, margin)):
+            ax.axhline(level, color="#b36b00", lw=0.8, ls="--")
+    ax.set_xlabel("SGD steps" if use_steps else "epoch", fontsize=9)
+    ax.set_ylabel(f"effect on {metric.replace('_', ' ')}", fontsize=9)
+    ax.tick_params(labelsize=8)
+    handles = [matplotlib.lines.Line2D([], [], marker="o", ls="", color=c, label=v) for v, c in colours.items()]
+    ax.legend(handles=handles, fontsize=7, loc="best", frameon=False)
+    figure.tight_layout()
+    return to_data_uri(figure)

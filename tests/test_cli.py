@@ -21,7 +21,16 @@ def test_smoke_run_writes_the_report_and_resumes(tmp_path, studies_dir, capsys):
     summary = json.loads((page_dir / "summary.json").read_text())
     assert summary["study"] == "tiny" and summary["profile"] == "quick"
     assert [c["id"] for c in summary["claims"]] == ["T1", "T2"]
-    assert all(c["verdict"] in ("supported", "contradicted", "inconclusive") and c["n"] == 2 for c in summary["claims"])
+    assert all(c["verdict"] in ("supported", "contradicted", "equivalent", "inconclusive") and c["n"] == 2
+               for c in summary["claims"])
+    # what a reader needs to weigh each verdict (issue 14)
+    for claim in summary["claims"]:
+        assert {"margin", "test", "mde", "seeds_needed", "holm_verdict", "by_epoch"} <= set(claim)
+        assert claim["holm_verdict"] in ("supported", "contradicted", "equivalent", "inconclusive")
+    t2 = summary["claims"][1]  # a probe metric stored at epochs 0, 1, 2: judged at each
+    assert [row["epoch"] for row in t2["by_epoch"]] == [0, 1, 2]
+    assert {"epoch", "steps", "effect", "ci", "verdict"} <= set(t2["by_epoch"][0])
+    assert (page_dir / "summary-quick.json").exists()
     assert summary["trials"] == {"ok": 8}
     assert set(summary["tuned"]) == {"he_normal / relu", "normal_0.01 / relu"}
     trials = pd.read_parquet(page_dir / "trials.parquet")

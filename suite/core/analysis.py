@@ -319,8 +319,6 @@ def describe_curve(rows: list[dict]) -> str:
         return ""
     unit = "step" if all(row["steps"] is not None for row in rows) else "epoch"
     at = [row["steps"] if unit == "step" else row["epoch"] for row in rows]
-    holds = [row["verdict"] == (SUPPORTED if row["verdict"] != EQUIVALENT else EQUIVALENT) and
-             row["verdict"] in (SUPPORTED, EQUIVALENT) for row in rows]
     supported = [row["verdict"] == SUPPORTED for row in rows]
     signs = [0 if row["effect"] is None else (1 if row["effect"] > 0 else -1 if row["effect"] < 0 else 0) for row in rows]
     flips = [i for i in range(1, len(rows)) if signs[i] and signs[i - 1] and signs[i] != signs[i - 1]]
@@ -333,12 +331,12 @@ def describe_curve(rows: list[dict]) -> str:
             first -= 1
         parts.append("holds only at the end" if first == len(supported) - 1 else f"holds from {unit} {at[first]} on")
     elif any(supported):
-        parts.append(f"held at {unit}s {', '.join(str(a) for a, s in zip(at, supported) if s)}, not at the end")
+        where = [str(a) for a, s in zip(at, supported) if s]
+        parts.append(f"holds at {unit}{'s' if len(where) > 1 else ''} {', '.join(where)} only, not at the end")
     else:
         parts.append(f"does not hold at any {unit} measured")
     if flips:
         parts.append(f"the effect changes sign at {unit} {at[flips[-1]]}")
-    del holds
     return "; ".join(parts)
 
 

@@ -132,3 +132,20 @@ def test_diverged_is_a_metric():
     study = _study(tuned=False)
     records = [_record("a", 0.1, 0, float("nan"), status="diverged"), _record("b", 0.1, 0, 0.5)]
     assert analysis.trials_frame(records, study)["diverged"].tolist() == [1.0, 0.0]
+
+
+@pytest.mark.parametrize("verdicts_by_epoch, effects, expected", [
+    (["supported"] * 3, [0.1, 0.2, 0.3], "holds at every step measured (from step 0)"),
+    (["inconclusive", "supported", "supported"], [0.01, 0.2, 0.3], "holds from step 10 on"),
+    (["inconclusive", "inconclusive", "supported"], [0.01, 0.02, 0.3], "holds only at the end"),
+    (["supported", "inconclusive", "contradicted"], [0.2, 0.0, -0.3], "holds at step 0 only, not at the end"),
+    (["contradicted", "inconclusive", "supported"], [-0.2, -0.01, 0.3],
+     "holds only at the end; the effect changes sign at step 20"),
+    (["inconclusive"] * 3, [0.01, -0.01, 0.01], "does not hold at any step measured; the effect changes sign at step 20"),
+])
+def test_budget_curve_in_words(verdicts_by_epoch, effects, expected):
+    from suite.core.analysis import describe_curve
+
+    rows = [{"epoch": e, "steps": 10 * e, "effect": effect, "ci": [None, None], "verdict": verdict}
+            for e, (verdict, effect) in enumerate(zip(verdicts_by_epoch, effects))]
+    assert describe_curve(rows) == expected

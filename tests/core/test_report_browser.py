@@ -61,3 +61,23 @@ def test_page_renders_offline_without_errors(report_dir, page_path, tmp_path):
     assert all(complete and width > 0 for _, complete, width in images), images
     if page_path == "tiny/index.html":
         assert len(images) >= 4 and "<script>" in title  # the title shows as text
+
+
+def test_budget_curve_shows_in_the_browser(report_dir, tmp_path):
+    """A per-epoch claim (T2, a probe metric) is judged at every epoch: its figure decodes, with its sentence."""
+    from playwright.sync_api import sync_playwright
+
+    shots = Path(os.environ.get("SUITE_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu",
+                                                                     "--disable-background-networking"])
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.goto((report_dir / "tiny" / "index.html").as_uri())
+        figure = page.locator("#T2 figure.budget-curve")
+        figure.screenshot(path=str(shots / "tiny_T2_budget_curve.png"))
+        width = figure.locator("img").evaluate("i => i.complete ? i.naturalWidth : 0")
+        sentence = page.locator("#T2").inner_text()
+        browser.close()
+    assert width > 0
+    assert "Over the budget:" in sentence and "holds" in sentence

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from suite.core import backend, loader
+from suite.core import backend, loader, schema
 from suite.core.device import PRECISIONS, XLA_CHOICES, DeviceOptions
 from suite.core.plugins import load_plugins
 
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     if args.write_schema:
         load_plugins()
-        print(f"wrote {loader.write_json_schema()}")
+        print(f"wrote {schema.write_json_schema()}")
         return EXIT_OK
     if not args.study:
         print("error: name a study with --study NAME (or --study all); --list shows them", file=sys.stderr)

@@ -5,23 +5,20 @@ dotted field (`factors.activation[1]`) and, for names, the known ones:
 1. the file's structure and types, by the pydantic models below (`StudyFile` ...);
 2. what only the registered techniques know: setting values (their declared types), names,
    metrics, selectors that must pick arms, and settings that nothing in an arm uses.
-`write_json_schema` writes the same rules as `studies/schema.json` for editors. The CLI turns
+`suite.core.schema` holds the pydantic models and writes them as `studies/schema.json`. The CLI turns
 a `SpecError` into exit status 2 before anything is trained. Reads no Keras.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from suite.core import registry, settings
-from suite.core.settings import NonNegativeInt, PositiveInt
+from suite.core.schema import MODELS_BY_PATH, STUDIES_DIR, StudyFile
 from suite.core.study import (
-    EXPECTABLE,
     FINAL_ONLY_METRICS,
     HISTORY_METRICS,
     PROFILE_NAMES,
@@ -32,10 +29,7 @@ from suite.core.study import (
     arm_label,
     matches,
 )
-from suite.core.verdicts import TESTS
 
-STUDIES_DIR = Path(__file__).resolve().parents[2] / "studies"
-SCHEMA_PATH = STUDIES_DIR / "schema.json"
 REQUIRED_TRAINING = ("optimizer", "learning_rate", "batch_size")  # in `training:` or as a factor
 
 
@@ -53,84 +47,7 @@ class SpecError(ValueError):
             super().__init__(f"{path}: {len(lines)} problems:\n  " + "\n  ".join(lines))
 
 
-# ---- pass 1: structure (pydantic) ------------------------------------------------------
-Text = Annotated[str, StringConstraints(strict=True, pattern=r"\S")]  # a non-empty string
-Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class ProfileFile(_Strict):
-    """One budget: how much data, how long, how many seeds."""
-
-    train_examples: PositiveInt = Field(description="training examples per arm (an arm may set its own)")
-    epochs: PositiveInt
-    seeds: PositiveInt
-    dataset: Text | None = Field(None, description="replaces the study's dataset for this profile")
-    factors: dict[str, list[Any]] | None = Field(None, description="replaces the levels of some factors")
-    exclude: list[dict[str, Any]] | None = Field(None, description="arms (selectors) this profile does not run")
-
-
-class TargetFile(_Strict):
-    metric: Text
-    value: Number
-
-
-class ClaimFile(_Strict):
-    """A claim judged from the trials: `better` arms beat `worse` arms (or the value `than`) on `metric`."""
-
-    id: Text
-    text: Text
-    metric: Text
-    better: Any = Field(description="factor -> level (or list of levels), or a list of such mappings")
-    worse: Any = None
-    than: Number | None = None
-    direction: Literal["higher", "lower"] = "higher"
-    epoch: NonNegativeInt | None = Field(None, description="judge at this epoch (0 = before training); default: the last")
-    target: TargetFile | None = None
-    expect: dict[str, Literal[EXPECTABLE]] = Field(default_factory=dict)
-    notes: str = ""
-    seeds: PositiveInt | None = Field(None, description="the fewest seeds the compared arms run (power)")
-    margin: Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)] = Field(
-        description="the smallest difference that matters, in the metric's units (for `ratio`: a factor > 1)")
-    margin_reason: Text = Field(description="why that margin, in one line")
-    test: Literal[TESTS] = Field("superior", description="superior (A beats B), noninferior (A is not worse than B "
-                                                          "by more than the margin), equivalent (A is about as good as B)")
-    ratio: Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)] | None = Field(
-        None, description="judge log(better / worse) against this stated ratio (\"6x sooner\": 6)")
-
-
-class NotJudgedFile(_Strict):
-    id: Text
-    text: Text
-    reason: Text
-
-
-class StudyFile(_Strict):
-    """A study: a factor grid, budgets per profile, and the claims to judge."""
-
-    name: Text = Field(description="equals the file name")
-    title: Text
-    question: Text
-    dataset: Text
-    model: dict[str, Any] = Field(description="model settings (fixed for every arm)")
-    factors: dict[str, list[Any]] = Field(default_factory=dict, description="setting -> levels; every combination is an arm")
-    training: dict[str, Any] = Field(description="training settings; a list of values is tuned per arm on validation data")
-    probes: list[Text] = Field(default_factory=list)
-    report: list[Text] = Field(default_factory=list, description="report sections drawn on this study's page, in order")
-    profiles: dict[str, ProfileFile]
-    claims: list[ClaimFile] = Field(default_factory=list)
-    not_judged: list[NotJudgedFile] = Field(default_factory=list)
-    version: PositiveInt = 1
-    notes: str = ""
-
-
-_MODELS = {"": StudyFile, "profiles.*": ProfileFile, "claims.*": ClaimFile, "claims.*.target": TargetFile,
-           "not_judged.*": NotJudgedFile}
-
-
+# ---- pass 1: structure (the pydantic models of suite.core.schema) ------------------------
 def dotted(loc: tuple) -> str:
     """('factors', 'activation', 1) -> 'factors.activation[1]'."""
     out = ""
@@ -146,7 +63,7 @@ def _message(error: dict) -> str:
     if kind == "extra_forbidden":
         parent = ".".join("*" if isinstance(p, int) or i == 1 and loc[0] == "profiles" else str(p)
                           for i, p in enumerate(loc[:-1]))
-        model = _MODELS.get(parent)
+        model = MODELS_BY_PATH.get(parent)
         allowed = f"; allowed: {', '.join(model.model_fields)}" if model else ""
         return f"unknown field{allowed}"
     message = error["msg"].removeprefix("Value error, ")
@@ -431,36 +348,3 @@ class _Checker:
         for profile, arms in arms_by_profile.items():
             if not any(matches(arm, selector) for arm in arms):
                 self.fail(where, f"selects no arm of profile {profile!r}")
-
-
-# ---- the JSON Schema of the study format ----------------------------------------------------
-def json_schema() -> dict:
-    """The study format as JSON Schema (draft 2020-12), with the settings the loaded techniques declare."""
-    schema = StudyFile.model_json_schema()
-    by_section = {section: {} for section in settings.SECTIONS}
-    for name, setting in sorted(settings.list_settings().items()):
-        one = TypeAdapter(setting.type).json_schema()
-        if setting.doc:
-            one["description"] = setting.doc
-        by_section[setting.section][name] = one
-    props = schema["properties"]
-    props["model"] = {"type": "object", "additionalProperties": False, "properties": by_section["model"],
-                      "description": props["model"].get("description", "")}
-    props["training"] = {"type": "object", "additionalProperties": False, "description": props["training"]["description"],
-                         "properties": {name: {"anyOf": [one, {"type": "array", "items": one, "minItems": 1}]}
-                                        for name, one in by_section["training"].items()}}
-    every = {**by_section["model"], **by_section["training"]}
-    props["factors"] = {"type": "object", "additionalProperties": False, "description": props["factors"]["description"],
-                        "properties": {name: {"type": "array", "items": one, "minItems": 1} for name, one in every.items()}}
-    for field, kind in (("dataset", "dataset"), ("probes", "probe"), ("report", "report_section")):
-        names = {"type": "string", "enum": registry.list_names(kind)}
-        props[field] = {"type": "array", "items": names} if field != "dataset" else names
-    schema["properties"]["profiles"]["required"] = list(PROFILE_NAMES)
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "Study file (studies/<name>.yaml)"
-    return schema
-
-
-def write_json_schema(path: Path = SCHEMA_PATH) -> Path:
-    path.write_text(json.dumps(json_schema(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return path

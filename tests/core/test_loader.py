@@ -4,7 +4,7 @@ import pytest
 from conftest import REPO, write_study
 
 from suite import cli
-from suite.core import loader
+from suite.core import loader, schema
 
 
 def _mutate(study: dict, change) -> dict:
@@ -215,7 +215,7 @@ def test_json_schema_is_current():
     """studies/schema.json is what `run_all.py --write-schema` writes now (rerun it after changing a setting)."""
     import json
 
-    assert json.loads(loader.SCHEMA_PATH.read_text()) == json.loads(json.dumps(loader.json_schema(), sort_keys=True))
+    assert json.loads(schema.SCHEMA_PATH.read_text()) == json.loads(json.dumps(schema.json_schema(), sort_keys=True))
 
 
 @pytest.mark.parametrize("path", loader.list_study_paths(REPO / "studies"), ids=lambda p: p.stem)
@@ -224,4 +224,4 @@ def test_every_shipped_study_passes_its_json_schema(path):
     import json
 
     jsonschema = pytest.importorskip("jsonschema")
-    jsonschema.validate(loader.read_yaml(path), json.loads(loader.SCHEMA_PATH.read_text()))
+    jsonschema.validate(loader.read_yaml(path), json.loads(schema.SCHEMA_PATH.read_text()))

@@ -214,6 +214,9 @@ def print_verdicts(summary: dict, page: Path) -> None:
           + ", ".join(f"{v} {k}" for k, v in summary["trials"].items()))
     for claim in summary["claims"]:
         low, high = claim["ci"]
+        holm = claim.get("holm_verdict")
+        after = f" (after Holm: {holm})" if holm and holm != claim["verdict"] else ""
+        why = f" [{claim['power_note']}]" if claim.get("power_note") else ""
         print(f"  {claim['id']:5s} {claim['verdict']:13s} effect {num(claim['effect'])} "
-              f"CI [{num(low)}, {num(high)}] n={claim['n']}  {claim['text'][:70]}")
+              f"CI [{num(low)}, {num(high)}] n={claim['n']}{after}{why}  {claim['text'][:70]}")
     print(f"report: {page}")

@@ -28,6 +28,7 @@ TINY_STUDY = {
     "factors": {"kernel_initializer": ["he_normal", "normal_0.01"], "activation": ["relu"]},
     "training": {"optimizer": "sgd", "learning_rate": [0.1, 0.05], "batch_size": 64},
     "probes": ["activation_stats"],
+    "report": ["probe_curves", "activation_histograms"],
     "profiles": {
         "smoke": {"train_examples": 256, "epochs": 1, "seeds": 1},
         "quick": {"train_examples": 512, "epochs": 2, "seeds": 2},

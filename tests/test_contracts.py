@@ -88,5 +88,5 @@ def test_report_section_contract(name):
     """A section is named by some shipped study, and draws nothing (no crash) from empty frames."""
     named_by = [path.stem for path in list_study_paths() if name in load_study(path).report]
     assert named_by, f"report section {name!r} is registered but no study names it"
-    entries = registry.get("report_section", name)(pd.DataFrame(), pd.DataFrame(), EMPTY_STUDY)
+    entries = registry.get("report_section", name)(pd.DataFrame(), pd.DataFrame(), EMPTY_STUDY, pd.DataFrame())
     assert entries == []

@@ -61,6 +61,8 @@ def test_page_renders_offline_without_errors(report_dir, page_path, tmp_path):
     assert all(complete and width > 0 for _, complete, width in images), images
     if page_path == "tiny/index.html":
         assert len(images) >= 4 and "<script>" in title  # the title shows as text
+        alts = [alt for alt, _, _ in images]  # the probe sections the study file names are drawn
+        assert "Inside the network" in alts and any(alt.startswith("Per-layer activation histograms") for alt in alts)
 
 
 def test_budget_curve_shows_in_the_browser(report_dir, tmp_path):

@@ -48,32 +48,6 @@ def csv_link(frame: pd.DataFrame, filename: str) -> Markup:
     return Markup(f'<a class="csv" download="{filename}" href="data:text/csv;base64,{payload}">download CSV</a>')
 
 
-def _histogram_figures(study: Study, layers: pd.DataFrame, trials: pd.DataFrame) -> list[dict]:
-    """Per group of arms (by the last factor) and for the first and last epoch."""
-    if "probe" in layers:
-        layers = layers[layers["probe"] == "activation_stats"]
-    if layers.empty:
-        return []
-    chosen = trials[trials["selected"]]
-    first_seed = chosen.sort_values("seed").groupby("arm", sort=False).head(1)
-    data = layers[layers["key"].isin(first_seed["key"])]
-    factors = list(study.factors)
-    group_by = factors[-1] if len(factors) >= 2 else None
-    groups = list(dict.fromkeys(chosen[group_by])) if group_by else [None]
-    last_epoch = int(data["epoch"].max()) if not data.empty else 0
-    result = []
-    for level in groups:
-        in_group = chosen if group_by is None else chosen[chosen[group_by] == level]
-        arms = list(dict.fromkeys(in_group["arm"]))
-        for epoch, when in ((0, "at initialisation"), (last_epoch, f"after epoch {last_epoch}")):
-            subset = data[data["epoch"] == epoch]
-            title = f"{group_by}={level}, {when}" if group_by else when
-            uri = figures.layer_histograms(subset, arms, title)
-            if uri:
-                result.append({"title": title, "uri": uri})
-    return result
-
-
 def records_digest(study: Study, records: list[dict]) -> str:
     """Identifies what a report was drawn from: the study file's content and every record."""
     import hashlib
@@ -158,14 +132,10 @@ def build_study_report(study: Study, profile: Profile, records: list[dict], out_
         study=study, profile=profile, summary=summary, claims=claims_view, dataset=dataset_info,
         tuned_keys=list(study.tuned),
         curves=figures.learning_curves(epochs_sel, factors),
-        probes=figures.probe_curves(epochs_sel, factors),
         final=figures.final_comparison(trials, factors),
-        gradients=figures.gradient_by_layer(layers[layers["key"].isin(selected_keys)] if not layers.empty else layers,
-                                            factors),
         targets=table_html(targets),
         targets_csv=csv_link(targets, f"{study.name}-epochs-to-target.csv"),
-        extras=study_sections(trials, epochs, study),
-        histograms=_histogram_figures(study, layers, trials),
+        extras=study_sections(trials, epochs, study, layers),
         arm_table=table_html(summary_table[[c for c in summary_cols if c in summary_table]]),
         arm_csv=csv_link(summary_table, f"{study.name}-arms.csv"),
         tuning_table=table_html(analysis.tuning_overview(tuning, study)),

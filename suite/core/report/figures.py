@@ -23,8 +23,6 @@ from suite.core.analysis import mean_ci  # noqa: E402
 
 sns.set_theme(style="whitegrid", context="notebook")
 DPI = 80
-PROBE_COLUMNS = ("saturated_fraction", "dead_fraction", "symmetry", "activation_std", "depth_std_ratio",
-                 "activation_abs_mean", "preactivation_std", "log10_grad_ratio")
 
 
 def t_interval(values) -> tuple[float, float]:
@@ -77,37 +75,6 @@ def learning_curves(epochs: pd.DataFrame, factors: list[str], metrics=("train_lo
     return to_data_uri(grid.figure)
 
 
-def probe_curves(epochs: pd.DataFrame, factors: list[str]) -> str | None:
-    """The probes' scalar columns per epoch (0 = at initialisation), per arm."""
-    columns = [c for c in PROBE_COLUMNS if c in epochs and epochs[c].notna().any()]
-    if epochs.empty or not columns:
-        return None
-    hue, col = facet_roles(factors)
-    long = epochs.melt(id_vars=["epoch", "seed", "arm", *factors], value_vars=columns, var_name="probe").dropna(subset=["value"])
-    grid = sns.relplot(data=long, x="epoch", y="value", hue=hue, kind="line", errorbar=t_interval, marker="o",
-                       height=2.4, aspect=1.4, **_panels("probe", col, len(columns)))
-    grid.set_axis_labels("epoch", "")
-    for name, ax in grid.axes_dict.items():  # keys: a probe, or (probe, column level)
-        if "depth_std_ratio" in (name if isinstance(name, tuple) else (name,)):
-            ax.set_yscale("log")  # a ratio spans orders of magnitude (I4, I5)
-    return to_data_uri(grid.figure)
-
-
-def gradient_by_layer(layers: pd.DataFrame, factors: list[str]) -> str | None:
-    """Weight-gradient norm per hidden layer (log scale), at initialisation and at the end (A1, R3)."""
-    data = layers[layers["probe"] == "gradient_stats"] if "probe" in layers else pd.DataFrame()
-    if data.empty:
-        return None
-    last = int(data["epoch"].max())
-    data = data[data["epoch"].isin([0, last])].assign(
-        when=lambda d: np.where(d["epoch"] == 0, "at initialisation", f"after epoch {last}"))
-    hue, col = facet_roles(factors)
-    grid = sns.relplot(data=data, x="layer", y="grad_norm", hue=hue, col=col, row="when", kind="line",
-                       errorbar=t_interval, marker="o", height=2.8, aspect=1.3,
-                       facet_kws={"sharey": False, "margin_titles": True})
-    grid.set(yscale="log")
-    grid.set_axis_labels("hidden layer (input side first)", "gradient norm")
-    return to_data_uri(grid.figure)
 
 
 def final_comparison(trials: pd.DataFrame, factors: list[str], metric: str = "test_accuracy") -> str | None:
@@ -122,47 +89,6 @@ def final_comparison(trials: pd.DataFrame, factors: list[str], metric: str = "te
     grid.set_axis_labels(x, metric.replace("_", " "))
     return to_data_uri(grid.figure)
 
-
-def layer_histograms(layers: pd.DataFrame, rows: list[str], title: str) -> str | None:
-    """Per-layer activation histograms: one row per arm, one column per hidden layer.
-
-    The picture of the study notes: how each initialisation spreads (or piles up) the
-    activations of every layer. `layers` holds one trial per arm, at one epoch. All
-    panels share one Axes (each histogram scaled into its cell): 30 small Axes took
-    ~2 s per figure to lay out.
-    """
-    if layers.empty:
-        return None
-    depth = int(layers["layer"].max())
-    figure, ax = plt.subplots(figsize=(1.9 * depth + 1.6, 0.95 * len(rows) + 0.7))
-    cell_w, cell_h = 0.86, 0.78
-    for r, arm in enumerate(rows):
-        top = len(rows) - r
-        for c in range(depth):
-            left = c + 0.07
-            ax.add_patch(plt.Rectangle((left, top - cell_h - 0.04), cell_w, cell_h + 0.02,
-                                       fill=False, lw=0.4, ec="#bbb"))
-            match = layers[(layers["arm"] == arm) & (layers["layer"] == c + 1)]
-            if match.empty or len(match.iloc[0]["hist_counts"]) == 0:
-                ax.text(left + cell_w / 2, top - cell_h / 2, "no data\n(diverged)", ha="center", va="center", fontsize=7)
-                continue
-            row = match.iloc[0]
-            edges, counts = np.asarray(row["hist_edges"]), np.asarray(row["hist_counts"], dtype=float)
-            heights = counts / max(counts.max(), 1.0) * (cell_h - 0.06)
-            x = left + (edges - edges[0]) / (edges[-1] - edges[0]) * cell_w
-            ax.stairs(top - cell_h + heights, x, baseline=top - cell_h, fill=True, color="#4c72b0")
-            ax.text(left, top - cell_h - 0.03, f"{edges[0]:.3g}", fontsize=6, va="top", ha="left", color="#555")
-            ax.text(left + cell_w, top - cell_h - 0.03, f"{edges[-1]:.3g}", fontsize=6, va="top", ha="right", color="#555")
-    ax.set_xlim(0, depth)
-    ax.set_ylim(0, len(rows) + 0.1)
-    ax.set_xticks([c + 0.5 for c in range(depth)], [f"layer {c + 1}" for c in range(depth)], fontsize=9)
-    ax.xaxis.tick_top()
-    ax.set_yticks([len(rows) - r - cell_h / 2 for r in range(len(rows))], rows, fontsize=8)
-    ax.grid(False)
-    for spine in ax.spines.values():
-        spine.set_visible(False)
-    ax.set_title(title, fontsize=10, pad=22)
-    return to_data_uri(figure)
 
 
 def claim_pairs(pairs: list[dict], metric: str) -> str | None:

@@ -2,7 +2,8 @@
 
 A technique registers its sections beside its code; a study names the ones its page shows
 (`report: [transfer_curves, ...]` in the study file), in that order. A section receives the
-study's frames and returns a list of entries: {title, caption} plus `uri` (a figure) and/or
+study's frames (trials, per-epoch rows, per-layer probe rows) and returns
+a list of entries: {title, caption} plus `uri` (a figure) and/or
 `table` (an HTML table) and optionally `csv` (a download link).
 """
 
@@ -14,6 +15,7 @@ from suite.core import registry
 from suite.core.study import Study
 
 
-def study_sections(trials: pd.DataFrame, epochs: pd.DataFrame, study: Study) -> list[dict]:
+def study_sections(trials: pd.DataFrame, epochs: pd.DataFrame, study: Study, layers: pd.DataFrame) -> list[dict]:
     """The entries of every section the study file names, in its order."""
-    return [entry for name in study.report for entry in registry.get("report_section", name)(trials, epochs, study)]
+    return [entry for name in study.report
+            for entry in registry.get("report_section", name)(trials, epochs, study, layers)]

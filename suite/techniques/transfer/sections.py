@@ -48,7 +48,8 @@ def labels_figure(data: pd.DataFrame) -> str:
 
 
 @registry.register("report_section")
-def accuracy_against_labels(trials: pd.DataFrame, epochs: pd.DataFrame, study: Study) -> list[dict]:
+def accuracy_against_labels(trials: pd.DataFrame, epochs: pd.DataFrame, study: Study,
+        layers: pd.DataFrame | None = None) -> list[dict]:
     """(T1-T5) Which way of reusing a network pays off, as the target labels grow."""
     data = _chosen(trials)
     if data.empty:
@@ -104,14 +105,16 @@ def _figure_entry(uri: str | None, title: str, caption: str) -> list[dict]:
 
 
 @registry.register("report_section")
-def self_training_iterations(trials: pd.DataFrame, epochs: pd.DataFrame, study: Study) -> list[dict]:
+def self_training_iterations(trials: pd.DataFrame, epochs: pd.DataFrame, study: Study,
+        layers: pd.DataFrame | None = None) -> list[dict]:
     return _figure_entry(iteration_curves(trials), "Self-training iterations",
                          "Test accuracy of the fine-tuned teacher (iteration 0) and of each student generation; "
                          "each student becomes the next teacher.")
 
 
 @registry.register("report_section")
-def distillation_temperatures(trials: pd.DataFrame, epochs: pd.DataFrame, study: Study) -> list[dict]:
+def distillation_temperatures(trials: pd.DataFrame, epochs: pd.DataFrame, study: Study,
+        layers: pd.DataFrame | None = None) -> list[dict]:
     return _figure_entry(temperature_sweep(trials), "Distillation temperature sweep",
                          "Test accuracy of the small student against the distillation temperature T (log scale), "
                          "per labels-per-class level.")

@@ -165,7 +165,7 @@ def _exact(diffs: np.ndarray, scale: str) -> Decision:
     else:
         method = "exact paired permutation test"
         nonzero = diffs[diffs != 0]
-        if len(nonzero) == 0:
+        if len(nonzero) < 2:  # one sign (or none) to flip: both orders are equally likely, p = 1
             p = 1.0
         else:
             p = float(stats.permutation_test((nonzero,), lambda x, axis=-1: np.mean(x, axis=axis),

@@ -79,6 +79,8 @@ def test_tied_integer_outcomes_get_an_exact_permutation_test():
     assert tied.verdict == INCONCLUSIVE and tied.method == "exact paired permutation test"
     assert decide([2, 1, 3, 2, 1, 2], M, scale="count").verdict == SUPPORTED  # 6 of 6 signs: p = 1/32
     assert decide([2, 1, -3, 2, 1, 2], M, scale="count").verdict == INCONCLUSIVE
+    one = decide([0, 0, 1], M, scale="count")  # a single seed that differs (measured: D3 at quick)
+    assert one.verdict == INCONCLUSIVE and "p = 1" in one.reason
 
 
 def test_ratio_claims_use_log_ratios_against_the_stated_ratio():

@@ -92,3 +92,25 @@ def test_core_imports_no_technique():
 ])
 def test_the_cycle_finder_finds_cycles(graph, expected):
     assert find_cycle(graph) == expected
+
+
+def test_every_import_of_the_suite_resolves():
+    """Imports inside functions run late (a report section, a worker): a name that moved must fail here, not there."""
+    import importlib
+
+    missing = []
+    for path in SUITE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").startswith("suite"):
+                module = importlib.import_module(node.module)
+                for alias in node.names:
+                    if not hasattr(module, alias.name):
+                        try:
+                            importlib.import_module(f"{node.module}.{alias.name}")
+                        except ImportError:
+                            missing.append(f"{path.relative_to(REPO)}:{node.lineno}: from {node.module} import {alias.name}")
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name.startswith("suite"):
+                        importlib.import_module(alias.name)
+    assert missing == []

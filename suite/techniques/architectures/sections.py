@@ -93,8 +93,8 @@ def architecture_counts(trials: pd.DataFrame, epochs: pd.DataFrame, study: Study
     data = _chosen(trials)
     if data.empty:
         return []
-    from suite import architectures
     from suite.core.report import csv_link, table_html
+    from suite.techniques.architectures import classic as architectures
     from suite.techniques.architectures.families import build_model
 
     saving = pd.DataFrame(architectures.one_by_one_saving())

@@ -50,8 +50,8 @@ class Verdict:
     @property
     def power_note(self) -> str:
         """Which kind of inconclusive: too few seeds, or no difference larger than the interval allows."""
-        if self.verdict != INCONCLUSIVE or self.n < 2:
-            return ""
+        if self.verdict != INCONCLUSIVE or self.n < 2 or not self.ci[0] < self.ci[1]:
+            return ""  # no interval (or one of zero width): the reason says why
         if self.seeds_needed is not None and self.seeds_needed > self.n:
             return f"too few seeds: about {self.seeds_needed} would decide it"
         bound = max(abs(self.ci[0]), abs(self.ci[1]))
@@ -332,7 +332,10 @@ def describe_curve(rows: list[dict]) -> str:
         parts.append("holds only at the end" if first == len(supported) - 1 else f"holds from {unit} {at[first]} on")
     elif any(supported):
         where = [str(a) for a, s in zip(at, supported) if s]
-        parts.append(f"holds at {unit}{'s' if len(where) > 1 else ''} {', '.join(where)} only, not at the end")
+        if len(where) <= 3:
+            parts.append(f"holds at {unit}{'s' if len(where) > 1 else ''} {', '.join(where)} only, not at the end")
+        else:
+            parts.append(f"holds at {len(where)} of {len(at)} {unit}s measured, not at the end")
     else:
         parts.append(f"does not hold at any {unit} measured")
     if flips:

@@ -116,7 +116,8 @@ def decide(diffs, margin: float, test: str = "superior", scale: str = "continuou
         return Decision(INCONCLUSIVE, effect, (low, high), math.nan, n, "paired t", "fewer than two paired seeds")
     if np.ptp(diffs) == 0:
         return Decision(INCONCLUSIVE, effect, (low, high), math.nan, n, "paired t",
-                        "every seed gave the same difference: no spread to build an interval on")
+                        f"every seed gave the same difference ({effect:+.4g}): the arms fix this quantity, so it "
+                        "is a fact by construction rather than a sampled effect, and there is no spread to test")
     p_equivalent = _tost(diffs, margin)
     p_zero = float(DescrStatsW(diffs).ttest_mean(0)[1])
 

@@ -142,6 +142,8 @@ def test_diverged_is_a_metric():
     (["contradicted", "inconclusive", "supported"], [-0.2, -0.01, 0.3],
      "holds only at the end; the effect changes sign at step 20"),
     (["inconclusive"] * 3, [0.01, -0.01, 0.01], "does not hold at any step measured; the effect changes sign at step 20"),
+    (["supported", "inconclusive"] * 3, [0.2, 0.01] * 3, "holds at steps 0, 20, 40 only, not at the end"),
+    (["supported", "supported", "inconclusive"] * 2, [0.2, 0.2, 0.01] * 2, "holds at 4 of 6 steps measured, not at the end"),
 ])
 def test_budget_curve_in_words(verdicts_by_epoch, effects, expected):
     from suite.core.analysis import describe_curve

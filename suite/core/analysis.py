@@ -50,10 +50,12 @@ class Verdict:
     @property
     def power_note(self) -> str:
         """Which kind of inconclusive: too few seeds, or no difference larger than the interval allows."""
-        if self.verdict != INCONCLUSIVE or self.n < 2 or not self.ci[0] < self.ci[1]:
-            return ""  # no interval (or one of zero width): the reason says why
+        if self.verdict != INCONCLUSIVE or self.n < 2:
+            return ""
         if self.seeds_needed is not None and self.seeds_needed > self.n:
             return f"too few seeds: about {self.seeds_needed} would decide it"
+        if not self.ci[0] < self.ci[1]:
+            return ""  # an interval of zero width: the reason says why
         bound = max(abs(self.ci[0]), abs(self.ci[1]))
         return f"no difference larger than {bound:.3g}" if math.isfinite(bound) else ""
 

@@ -72,7 +72,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 def test_the_graph_is_read():
     graph = import_graph()
     assert "suite.core.runner" in graph and "suite.core.plan" in graph["suite.core.runner"]
-    assert "suite.core.fit" in graph["suite.techniques.transfer.transfer"]
+    assert "suite.core.fit" in graph["suite.techniques.transfer.protocol"]
 
 
 def test_no_import_cycle():

@@ -10,7 +10,7 @@ import pytest
 from suite.core.artifacts import ArtifactStore
 from suite.core.backend import import_keras
 from suite.core.fit import TrialContext
-from suite.techniques.transfer import transfer
+from suite.techniques.transfer import procedures, protocol
 
 keras = import_keras()
 CONFIG = {"optimizer": "sgd", "learning_rate": 0.05, "batch_size": 32, "lr_ratio": 0.1, "source_epochs": 1,
@@ -24,20 +24,20 @@ def _context(path) -> TrialContext:
 
 
 def test_split_hides_pool_labels_and_relabels_the_target(synthetic_data):
-    tdata = transfer.split_transfer(synthetic_data, 5, 40, seed=0)
+    tdata = protocol.split_transfer(synthetic_data, 5, 40, seed=0)
     assert not any("pool" in f.name and f.name.endswith("_y") for f in dataclasses.fields(tdata))
-    assert set(np.unique(tdata.source_y)) <= set(transfer.SOURCE_CLASSES)
+    assert set(np.unique(tdata.source_y)) <= set(protocol.SOURCE_CLASSES)
     assert np.bincount(tdata.labelled_y, minlength=5).tolist() == [5] * 5
     assert set(np.unique(tdata.test_y)) <= set(range(5)) and len(tdata.pool_x) <= 40
 
 
 def test_frozen_backbone_and_its_bn_statistics_are_bit_identical_after_fit(synthetic_data):
-    tdata = transfer.split_transfer(synthetic_data, 5, 40, seed=0)
-    backbone = transfer.build_backbone("cnn_small", synthetic_data.input_shape)
+    tdata = protocol.split_transfer(synthetic_data, 5, 40, seed=0)
+    backbone = protocol.build_backbone("cnn_small", synthetic_data.input_shape)
     backbone.trainable = False
     before = [w.copy() for w in backbone.get_weights()]  # includes BN moving mean/variance
-    model = transfer.build_classifier(backbone, 5, pretrained=True)
-    transfer.compile_classifier(model, CONFIG, decay_steps=100)
+    model = protocol.build_classifier(backbone, 5, pretrained=True)
+    protocol.compile_classifier(model, CONFIG, decay_steps=100)
     head_before = model.get_layer("head").get_weights()[0].copy()
     model.fit(tdata.labelled_x, tdata.labelled_y, epochs=2, batch_size=8, verbose=0)
     assert all(np.array_equal(a, b) for a, b in zip(before, backbone.get_weights()))
@@ -45,12 +45,12 @@ def test_frozen_backbone_and_its_bn_statistics_are_bit_identical_after_fit(synth
 
 
 def test_distillation_leaves_the_teacher_unchanged(synthetic_data):
-    tdata = transfer.split_transfer(synthetic_data, 5, 40, seed=0)
-    teacher = transfer.build_classifier(transfer.build_backbone("cnn_small", synthetic_data.input_shape), 5)
-    student = transfer.build_classifier(transfer.build_backbone("cnn_small", synthetic_data.input_shape), 5)
+    tdata = protocol.split_transfer(synthetic_data, 5, 40, seed=0)
+    teacher = protocol.build_classifier(protocol.build_backbone("cnn_small", synthetic_data.input_shape), 5)
+    student = protocol.build_classifier(protocol.build_backbone("cnn_small", synthetic_data.input_shape), 5)
     before = [w.copy() for w in teacher.get_weights()]
-    distiller = transfer.Distiller(teacher, student, temperature=4.0, alpha=0.1)
-    transfer.compile_classifier(distiller, CONFIG, decay_steps=100)
+    distiller = procedures.Distiller(teacher, student, temperature=4.0, alpha=0.1)
+    protocol.compile_classifier(distiller, CONFIG, decay_steps=100)
     distiller.fit(tdata.labelled_x, tdata.labelled_y, epochs=2, batch_size=8, verbose=0)
     assert all(np.array_equal(a, b) for a, b in zip(before, teacher.get_weights()))
 
@@ -58,9 +58,9 @@ def test_distillation_leaves_the_teacher_unchanged(synthetic_data):
 def test_distillation_reads_no_label_where_the_weight_is_zero(synthetic_data):
     """Pool images enter distillation with weight 0: whatever sits in their label slot, the loss is the same."""
     x = synthetic_data.x_train[:8]
-    teacher = transfer.build_classifier(transfer.build_backbone("cnn_small", synthetic_data.input_shape), 5)
-    student = transfer.build_classifier(transfer.build_backbone("cnn_small", synthetic_data.input_shape), 5)
-    distiller = transfer.Distiller(teacher, student, temperature=4.0, alpha=0.5)
+    teacher = protocol.build_classifier(protocol.build_backbone("cnn_small", synthetic_data.input_shape), 5)
+    student = protocol.build_classifier(protocol.build_backbone("cnn_small", synthetic_data.input_shape), 5)
+    distiller = procedures.Distiller(teacher, student, temperature=4.0, alpha=0.5)
     weight = np.array([1, 1, 1, 1, 0, 0, 0, 0], "float32")
     labels = np.array([0, 1, 2, 3, 0, 0, 0, 0])
     other = np.array([0, 1, 2, 3, 4, 3, 2, 1])
@@ -72,10 +72,10 @@ def test_distillation_reads_no_label_where_the_weight_is_zero(synthetic_data):
 
 
 def test_a_few_shot_epoch_has_steps_per_epoch_sgd_steps(synthetic_data):
-    tdata = transfer.split_transfer(synthetic_data, 2, 40, seed=0)  # 10 labelled images
-    model = transfer.build_classifier(transfer.build_backbone("cnn_small", synthetic_data.input_shape), 5)
+    tdata = protocol.split_transfer(synthetic_data, 2, 40, seed=0)  # 10 labelled images
+    model = protocol.build_classifier(protocol.build_backbone("cnn_small", synthetic_data.input_shape), 5)
     config = {**CONFIG, "steps_per_epoch": 7}
-    transfer.train(model, tdata.labelled_x, tdata.labelled_y, tdata, config, epochs=2, context=TrialContext())
+    protocol.train(model, tdata.labelled_x, tdata.labelled_y, tdata, config, epochs=2, context=TrialContext())
     assert int(model.optimizer.iterations) == 14
     assert float(model.optimizer.learning_rate) < 1e-6  # the cosine ends at 0
 
@@ -85,8 +85,8 @@ def test_finetune_backbone_learning_rate_is_the_smaller_one(synthetic_data):
 
     def one_step(scale):
         keras.utils.set_random_seed(0)
-        backbone = transfer.build_backbone("cnn_small", synthetic_data.input_shape)
-        model = transfer.build_classifier(backbone, 5, backbone_lr_scale=scale)
+        backbone = protocol.build_backbone("cnn_small", synthetic_data.input_shape)
+        model = protocol.build_classifier(backbone, 5, backbone_lr_scale=scale)
         model.compile(optimizer=keras.optimizers.SGD(0.1),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         start_backbone = backbone.get_layer("conv_1").get_weights()[0].copy()
@@ -103,23 +103,24 @@ def test_finetune_backbone_learning_rate_is_the_smaller_one(synthetic_data):
 
 def test_source_artifact_is_built_once_then_loaded(tmp_path, synthetic_data):
     store = _context(tmp_path)
-    first, notes = transfer.source_backbone(CONFIG, 0, synthetic_data, store, "cnn_small")
-    again, notes_again = transfer.source_backbone(CONFIG, 0, synthetic_data, _context(tmp_path), "cnn_small")
+    first, notes = protocol.source_backbone(CONFIG, 0, synthetic_data, store, "cnn_small")
+    again, notes_again = protocol.source_backbone(CONFIG, 0, synthetic_data, _context(tmp_path), "cnn_small")
     assert len(store.artifacts.built) == 1 and len(list(tmp_path.glob("*.weights.h5"))) == 1
     assert all(np.array_equal(a, b) for a, b in zip(first.get_weights(), again.get_weights()))
     assert notes == notes_again and 0.0 <= notes["source_val_accuracy"] <= 1.0  # the notes come back with it
-    transfer.source_backbone(CONFIG, 1, synthetic_data, store, "cnn_small")  # another seed: another artifact
+    protocol.source_backbone(CONFIG, 1, synthetic_data, store, "cnn_small")  # another seed: another artifact
     assert len(store.artifacts.built) == 2
 
 
 def test_self_training_never_reads_the_pool_labels(tmp_path, synthetic_data, monkeypatch):
     """The split is the only place that sees labels, and it hands out none for the pool:
     with the split fixed, scrambling every label of the dataset changes no number."""
-    tdata = transfer.split_transfer(synthetic_data, 5, 40, seed=0)
-    monkeypatch.setattr(transfer, "split_transfer", lambda *args, **kwargs: tdata)
+    tdata = protocol.split_transfer(synthetic_data, 5, 40, seed=0)
+    for module in (protocol, procedures):  # the source model's split and the trial's
+        monkeypatch.setattr(module, "split_transfer", lambda *args, **kwargs: tdata)
     scrambled = dataclasses.replace(synthetic_data, y_train=np.random.default_rng(1).permutation(synthetic_data.y_train))
     store = _context(tmp_path)
-    results = [transfer.self_train(CONFIG, 0, d, store)["final"] for d in (synthetic_data, scrambled)]
+    results = [procedures.self_train(CONFIG, 0, d, store)["final"] for d in (synthetic_data, scrambled)]
     assert results[0] == pytest.approx(results[1])
     assert results[0]["pseudo_labels_iteration_1"] <= len(tdata.pool_x)
 
@@ -133,7 +134,7 @@ def test_pseudo_labels_are_confident_and_class_balanced():
     logits[12:14, 1] = 6.0
     logits[14:, 2] = 0.5
     teacher = lambda x, training=False: logits[x[:, 0].astype(int)]  # noqa: E731
-    x, y, distinct = transfer.pseudo_label(teacher, pool, classes=4)
+    x, y, distinct = procedures.pseudo_label(teacher, pool, classes=4)
     quota = 20 // 4
     assert np.bincount(y, minlength=4).tolist() == [quota, quota, 0, 0]
     assert sorted(x[y == 0, 0].astype(int)) == [7, 8, 9, 10, 11]  # class 0's five most confident
@@ -144,13 +145,13 @@ def test_pseudo_labels_are_confident_and_class_balanced():
 @pytest.mark.parametrize("arch", ["mobilenet_v3_small"])
 def test_online_backbone_path_builds_and_trains_without_weights(arch, synthetic_data):
     """The keras.applications path of GPU runners, here with weights=None on tiny inputs."""
-    backbone = transfer.build_backbone(arch, synthetic_data.input_shape, weights=None)
+    backbone = protocol.build_backbone(arch, synthetic_data.input_shape, weights=None)
     backbone.trainable = False
-    model = transfer.build_classifier(backbone, 5)
-    transfer.compile_classifier(model, CONFIG, decay_steps=100)
-    tdata = transfer.split_transfer(synthetic_data, 5, 40, seed=0)
+    model = protocol.build_classifier(backbone, 5)
+    protocol.compile_classifier(model, CONFIG, decay_steps=100)
+    tdata = protocol.split_transfer(synthetic_data, 5, 40, seed=0)
     model.fit(tdata.labelled_x, tdata.labelled_y, epochs=1, batch_size=8, verbose=0)
-    assert 0.0 <= transfer.test_accuracy(model, tdata) <= 1.0
+    assert 0.0 <= protocol.test_accuracy(model, tdata) <= 1.0
 
 
 def test_every_procedure_runs_on_tiny_data(tmp_path, synthetic_data):
@@ -158,9 +159,9 @@ def test_every_procedure_runs_on_tiny_data(tmp_path, synthetic_data):
 
     store = _context(tmp_path)
     # the transfer procedures (other studies register procedures of their own, with other settings)
-    procedures = {name: fn for name, fn in registry.entries("procedure").items() if fn.__module__ == transfer.__name__}
-    assert {"scratch", "freeze", "finetune", "distill_t4", "self_train"} <= set(procedures)
-    for name, procedure in procedures.items():
+    ours = {name: fn for name, fn in registry.entries("procedure").items() if fn.__module__ == procedures.__name__}
+    assert {"scratch", "freeze", "finetune", "distill_t4", "self_train"} <= set(ours)
+    for name, procedure in ours.items():
         outcome = procedure(CONFIG, 0, synthetic_data, store)
         assert outcome["status"] == "ok" and 0.0 <= outcome["final"]["test_accuracy"] <= 1.0, name
     # one source backbone and one fine-tuned teacher, shared by all; each finetune_ratio_<r> variant fine-tunes its own
@@ -169,9 +170,9 @@ def test_every_procedure_runs_on_tiny_data(tmp_path, synthetic_data):
 
 def test_the_finetune_arm_is_the_teacher_and_reports_its_history_when_loaded(tmp_path, synthetic_data):
     """`finetune` and the teacher are one model, trained once; a trial that loads it still has its curves."""
-    built = transfer.finetune(CONFIG, 0, synthetic_data, _context(tmp_path))
-    loaded = transfer.finetune(CONFIG, 0, synthetic_data, _context(tmp_path))
-    distilled = transfer.distill(CONFIG, 0, synthetic_data, _context(tmp_path))
+    built = procedures.finetune(CONFIG, 0, synthetic_data, _context(tmp_path))
+    loaded = procedures.finetune(CONFIG, 0, synthetic_data, _context(tmp_path))
+    distilled = procedures.distill(CONFIG, 0, synthetic_data, _context(tmp_path))
     assert loaded["history"] == built["history"] and len(built["history"]) == CONFIG["head_epochs"] + CONFIG["epochs"]
     assert loaded["final"]["test_accuracy"] == built["final"]["test_accuracy"]
     assert distilled["final"]["teacher_test_accuracy"] == built["final"]["test_accuracy"]
@@ -182,10 +183,10 @@ def test_a_trial_gives_the_same_numbers_whether_it_builds_the_source_model_or_lo
         procedure, tmp_path, synthetic_data):
     """Which trial builds a shared artifact depends on the schedule (workers, resumes); the
     draws that pre-training consumes must not shift the trial's own initial weights."""
-    run = getattr(transfer, procedure)
+    run = getattr(procedures, procedure)
     builds = run(CONFIG, 0, synthetic_data, _context(tmp_path / "empty"))
     prebuilt = _context(tmp_path / "prebuilt")
-    transfer.source_backbone(CONFIG, 0, synthetic_data, prebuilt, CONFIG["teacher_arch"])
+    protocol.source_backbone(CONFIG, 0, synthetic_data, prebuilt, CONFIG["teacher_arch"])
     loads = run(CONFIG, 0, synthetic_data, prebuilt)
     assert loads["history"] == builds["history"] and loads["final"] == builds["final"]
 
@@ -212,8 +213,8 @@ def test_finetune_ratio_variants_fine_tune_at_their_own_backbone_rate(tmp_path, 
     from suite.core import registry
 
     seen = []
-    real = transfer.cached_teacher
-    monkeypatch.setattr(transfer, "cached_teacher", lambda config, *args: seen.append(config["lr_ratio"]) or
+    real = procedures.cached_teacher
+    monkeypatch.setattr(procedures, "cached_teacher", lambda config, *args: seen.append(config["lr_ratio"]) or
                         real(config, *args))
     store = _context(tmp_path)
     for name in ("finetune", "finetune_ratio_1", "finetune_ratio_0.01"):

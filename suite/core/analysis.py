@@ -60,9 +60,7 @@ class Verdict:
         return f"no difference larger than {bound:.3g}" if math.isfinite(bound) else ""
 
     def as_dict(self) -> dict:
-        def num(x):
-            return None if x is None or not math.isfinite(x) else round(float(x), 6)
-
+        num = _round
         return {"id": self.claim.id, "text": self.claim.text, "metric": self.claim.metric,
                 "epoch": self.claim.epoch, "direction": self.claim.direction, "verdict": self.verdict,
                 "effect": num(self.effect), "ci": [num(self.ci[0]), num(self.ci[1])], "n": self.n,
@@ -257,15 +255,15 @@ def paired_values(claim: Claim, trials: pd.DataFrame, epochs: pd.DataFrame) -> t
     return paired.dropna(), len(paired)
 
 
-def decide(claim: Claim, paired: pd.DataFrame) -> verdicts.Decision:
+def decide(claim: Claim, paired: pd.DataFrame, power_notes: bool = True) -> verdicts.Decision:
     """The claim's verdict from its paired values (suite.core.verdicts has the rule)."""
     if claim.ratio is not None:  # judged on log ratios against the stated ratio; the margin is a factor
         diffs = verdicts.log_ratio_differences(paired["better"], paired["worse"], claim.ratio, claim.direction)
         margin = math.log(claim.margin) if claim.margin else 0.0
-        return verdicts.decide(diffs, margin, claim.test)
+        return verdicts.decide(diffs, margin, claim.test, power_notes=power_notes)
     sign = 1.0 if claim.direction == "higher" else -1.0
     diffs = sign * (paired["better"] - paired["worse"])
-    return verdicts.decide(diffs, claim.margin or 0.0, claim.test, metric_scale(claim.metric))
+    return verdicts.decide(diffs, claim.margin or 0.0, claim.test, metric_scale(claim.metric), power_notes)
 
 
 def judge_claim(claim: Claim, trials: pd.DataFrame, epochs: pd.DataFrame) -> Verdict:
@@ -304,7 +302,7 @@ def judge_by_epoch(claim: Claim, trials: pd.DataFrame, epochs: pd.DataFrame) -> 
         paired, _ = paired_values(dataclasses.replace(claim, epoch=epoch), trials, epochs)
         if len(paired) == 0:
             continue
-        decision = decide(claim, paired)
+        decision = decide(claim, paired, power_notes=False)  # a curve point keeps its word, not its power notes
         rows.append({"epoch": epoch, "steps": None if per_step is None else int(round(epoch * per_step)),
                      "effect": _round(decision.effect), "ci": [_round(decision.ci[0]), _round(decision.ci[1])],
                      "verdict": decision.verdict, "n": decision.n})
@@ -312,6 +310,7 @@ def judge_by_epoch(claim: Claim, trials: pd.DataFrame, epochs: pd.DataFrame) -> 
 
 
 def _round(x):
+    """JSON-ready: 6 decimals, None for a missing or non-finite number."""
     return None if x is None or not math.isfinite(x) else round(float(x), 6)
 
 

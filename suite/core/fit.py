@@ -98,9 +98,9 @@ class Deadline(keras.callbacks.Callback):
 class EpochReporter(keras.callbacks.Callback):
     """Reports progress after every epoch, counted over all of a trial's fits."""
 
-    def __init__(self, context: TrialContext, epochs: int):
+    def __init__(self, context: TrialContext):
         super().__init__()
-        self.context, self.epochs = context, epochs
+        self.context = context
 
     def on_epoch_end(self, epoch, logs=None):
         self.context.epochs_done += 1
@@ -126,7 +126,7 @@ def fit(model: keras.Model, context: TrialContext, *, epochs: int, callbacks=(),
     """`model.fit` with the divergence guard, the deadline and progress; never prints."""
     guard = DivergenceGuard()
     deadline = Deadline(context) if context.time_limit else None
-    extra = [EpochReporter(context, epochs)] if context.on_epoch is not None else []
+    extra = [EpochReporter(context)] if context.on_epoch is not None else []
     if not context.planned_epochs:
         context.planned_epochs = epochs
     started = time.perf_counter()

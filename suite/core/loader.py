@@ -225,16 +225,20 @@ class _Checker:
         tuned = {key: values[0] for key, values in study.tuned.items() if values}
         stated = {**{key: f"model.{key}" for key in model}, **{key: f"training.{key}" for key in study.training},
                   **{key: f"factors.{key}" for key in study.factors}}
+        reported = set()  # one problem per field: the first arm that does not use it
         for profile in study.profiles.values():
             for arm in study.list_arms(profile):
                 config = {**study.model, **fixed, **tuned, **arm}
                 used = settings.settings_used(config)
                 procedure = config.get("procedure", settings.STANDARD_PROCEDURE)
-                if study.probes and not registry.metadata("procedure", procedure).get("probes"):
+                if study.probes and not registry.metadata("procedure", procedure).get("probes") \
+                        and "probes" not in reported:
+                    reported.add("probes")
                     self.fail("probes", f"procedure {procedure} runs no probes (arm {arm_label(arm)!r}); "
                                         "remove them or use a procedure that runs them")
                 for key, where in stated.items():
-                    if key not in used:
+                    if key not in used and where not in reported:
+                        reported.add(where)
                         self.fail(where, f"is not used by anything in arm {arm_label(arm)!r} "
                                          f"({settings.describe_users(config)})")
 

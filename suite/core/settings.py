@@ -111,28 +111,31 @@ def family_parameters(family: str) -> set[str]:
     return set(inspect.signature(fn).parameters) - {"input_shape", "num_classes"}
 
 
-def settings_used(config: dict) -> dict[str, str]:
-    """setting -> what reads it, for one arm's config."""
+def _readers(config: dict) -> tuple[str, set[str], str | None]:
+    """(procedure, the settings it declares, the model family it builds or None) for one arm."""
     procedure = config.get("procedure", STANDARD_PROCEDURE)
     meta = registry.metadata("procedure", procedure)
-    used = {name: "core" for name in CORE_SETTINGS}
-    used.update({name: f"procedure {procedure}" for name in meta.get("settings", ())})
-    if meta.get("model_family"):
-        family = config.get("family", DEFAULT_FAMILY)
-        used.update({name: f"model family {family}" for name in {"family", *family_parameters(family)}})
+    family = config.get("family", DEFAULT_FAMILY) if meta.get("model_family") else None
+    return procedure, set(meta.get("settings", ())), family
+
+
+def settings_used(config: dict) -> set[str]:
+    """Every setting something in this arm reads: core, its procedure, its model family, its data view."""
+    _, used, family = _readers(config)
+    used |= CORE_SETTINGS
+    if family is not None:
+        used |= {"family", *family_parameters(family)}
     view = config.get("data_view")
     if view:
-        used.update({name: f"data view {view}" for name in registry.metadata("data_view", view).get("settings", ())})
+        used |= set(registry.metadata("data_view", view).get("settings", ()))
     return used
 
 
 def describe_users(config: dict) -> str:
     """What an arm's settings can be used by, for an error message."""
-    procedure = config.get("procedure", STANDARD_PROCEDURE)
-    meta = registry.metadata("procedure", procedure)
-    parts = [f"procedure {procedure} reads {', '.join(sorted(meta.get('settings', ()))) or 'nothing'}"]
-    if meta.get("model_family"):
-        family = config.get("family", DEFAULT_FAMILY)
+    procedure, reads, family = _readers(config)
+    parts = [f"procedure {procedure} reads {', '.join(sorted(reads)) or 'nothing'}"]
+    if family is not None:
         parts.append(f"model family {family} takes {', '.join(sorted(family_parameters(family)))}")
     else:
         parts.append("it builds no model family")

@@ -79,27 +79,27 @@ def _power_notes(diffs: np.ndarray, margin: float, test: str) -> tuple[float | N
     if n < 2 or not math.isfinite(sd) or sd == 0:
         return None, None
     power = TTestPower()
-    warnings.filterwarnings("ignore", module="statsmodels")  # a root finder that cannot converge returns nan: handled
-    mde = float(power.solve_power(nobs=n, alpha=ALPHA, power=POWER, alternative="two-sided")) * sd
     effect = abs(float(np.mean(diffs)))
     if test == "superior":
         size = effect / sd  # to tell the observed effect from zero
     else:  # to put the interval inside the margin (one-sided, per TOST half), given the observed effect
         size = (margin - effect) / sd if margin > effect else 0.0
-    if size <= 0:
-        return mde, None
-    needed = power.solve_power(effect_size=size, alpha=ALPHA, power=POWER,
-                               alternative="two-sided" if test == "superior" else "larger")
+    with warnings.catch_warnings():  # a root finder that cannot converge returns nan: handled below
+        warnings.simplefilter("ignore")
+        mde = float(power.solve_power(nobs=n, alpha=ALPHA, power=POWER, alternative="two-sided")) * sd
+        if size <= 0:
+            return mde, None
+        needed = power.solve_power(effect_size=size, alpha=ALPHA, power=POWER,
+                                   alternative="two-sided" if test == "superior" else "larger")
     needed = float(np.atleast_1d(needed)[0])
     return mde, (math.ceil(needed) if math.isfinite(needed) and needed < MAX_SEEDS else None)
 
 
 def _tost(diffs: np.ndarray, margin: float) -> float:
-    """p of the two one-sided tests that the mean lies inside (-margin, +margin)."""
-    if len(diffs) < 2 or margin <= 0:
+    """p of the two one-sided tests that the mean lies inside (-margin, +margin); no margin, no test.
+    (`decide` calls it only with two or more differences that vary.)"""
+    if margin <= 0:
         return math.nan
-    if np.ptp(diffs) == 0:
-        return 0.0 if abs(diffs[0]) < margin else 1.0
     return float(DescrStatsW(diffs).ttost_mean(-margin, margin)[0])
 
 
@@ -121,8 +121,8 @@ def decide(diffs, margin: float, test: str = "superior", scale: str = "continuou
     p_equivalent = _tost(diffs, margin)
     p_zero = float(DescrStatsW(diffs).ttest_mean(0)[1])
 
-    def notes(kind: str = test) -> tuple:  # only an inconclusive verdict carries them
-        return _power_notes(diffs, margin, kind) if power_notes else (None, None)
+    def notes() -> tuple:  # only an inconclusive verdict carries them
+        return _power_notes(diffs, margin, test) if power_notes else (None, None)
 
     if test == "superior":
         if p_equivalent < ALPHA:

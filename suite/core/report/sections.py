@@ -15,6 +15,11 @@ from suite.core import registry
 from suite.core.study import Study
 
 
+def figure_entry(uri: str | None, title: str, caption: str) -> list[dict]:
+    """A section's one figure as its entries: none when there is nothing to draw."""
+    return [{"title": title, "uri": uri, "caption": caption}] if uri else []
+
+
 def study_sections(trials: pd.DataFrame, epochs: pd.DataFrame, study: Study, layers: pd.DataFrame) -> list[dict]:
     """The entries of every section the study file names, in its order."""
     return [entry for name in study.report

@@ -63,7 +63,7 @@ def cost_figure(table: pd.DataFrame, data: pd.DataFrame) -> str:
 
 @registry.register("report_section")
 def architecture_costs(trials: pd.DataFrame, epochs: pd.DataFrame, study: Study,
-        layers: pd.DataFrame | None = None) -> list[dict]:
+                       layers: pd.DataFrame | None = None) -> list[dict]:
     """(D6) What each architecture costs and what it reaches, at this budget."""
     data = _chosen(trials)
     if data.empty:
@@ -88,7 +88,7 @@ def architecture_costs(trials: pd.DataFrame, epochs: pd.DataFrame, study: Study,
 
 @registry.register("report_section")
 def architecture_counts(trials: pd.DataFrame, epochs: pd.DataFrame, study: Study,
-        layers: pd.DataFrame | None = None) -> list[dict]:
+                        layers: pd.DataFrame | None = None) -> list[dict]:
     """(D6) The notes' 1x1-convolution example, the classic nets' sizes, the layer shapes."""
     data = _chosen(trials)
     if data.empty:

@@ -91,7 +91,7 @@ def augmentation_figure(data: pd.DataFrame) -> str | None:
 
 @registry.register("report_section")
 def augmentation_gap(trials: pd.DataFrame, epochs: pd.DataFrame, study: Study,
-        layers: pd.DataFrame | None = None) -> list[dict]:
+                     layers: pd.DataFrame | None = None) -> list[dict]:
     """D1: the generalisation gap and test accuracy per augmentation at each training-set size."""
     data, rows = _selected(trials, epochs)
     if AUGMENTATION not in study.factors or data.empty or not {GAP, TRAIN, SIZE} <= set(data):
@@ -132,7 +132,7 @@ def regularization_table(data: pd.DataFrame, factors: list[str]) -> pd.DataFrame
 
 @registry.register("report_section")
 def regularization_curves(trials: pd.DataFrame, epochs: pd.DataFrame, study: Study,
-        layers: pd.DataFrame | None = None) -> list[dict]:
+                          layers: pd.DataFrame | None = None) -> list[dict]:
     """D4: the train - validation gap over epochs per L2 strength and dropout rate."""
     factors = [factor for factor in REGULARIZERS if factor in study.factors]
     data, rows = _selected(trials, epochs)

@@ -77,7 +77,7 @@ def selection_table(data: pd.DataFrame) -> pd.DataFrame:
 
 @registry.register("report_section")
 def split_distributions(trials: pd.DataFrame, epochs: pd.DataFrame, study: Study,
-        layers: pd.DataFrame | None = None) -> list[dict]:
+                        layers: pd.DataFrame | None = None) -> list[dict]:
     """(D2) Source vs target images, accuracy by training mix, and dev-set choices."""
     data = _chosen(trials)
     if data.empty:

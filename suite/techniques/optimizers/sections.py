@@ -67,7 +67,7 @@ def sensitivity_table(trials: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
 
 @registry.register("report_section")
 def learning_rate_vs_optimizer(trials: pd.DataFrame, epochs: pd.DataFrame, study: Study,
-        layers: pd.DataFrame | None = None) -> list[dict]:
+                               layers: pd.DataFrame | None = None) -> list[dict]:
     """(D3) Validation accuracy over the learning-rate grid, one line per optimizer."""
     if not _applies(trials, study):
         return []
@@ -104,7 +104,7 @@ def _selected_epochs(trials: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame
 
 @registry.register("report_section")
 def loss_by_steps(trials: pd.DataFrame, epochs: pd.DataFrame, study: Study,
-        layers: pd.DataFrame | None = None) -> list[dict]:
+                  layers: pd.DataFrame | None = None) -> list[dict]:
     """(D3) Training loss and validation accuracy against optimisation steps, each optimizer at its tuned rate."""
     if not _applies(trials, study) or epochs.empty or "train_loss" not in epochs:
         return []
@@ -124,7 +124,7 @@ def loss_by_steps(trials: pd.DataFrame, epochs: pd.DataFrame, study: Study,
 
 @registry.register("report_section")
 def steps_to_target(trials: pd.DataFrame, epochs: pd.DataFrame, study: Study,
-        layers: pd.DataFrame | None = None) -> list[dict]:
+                    layers: pd.DataFrame | None = None) -> list[dict]:
     """(D3) Per optimizer at its tuned rate: steps to the claims' loss target, early and final loss, test accuracy."""
     targets = list({(c.target["metric"], c.target["value"]): c.target for c in study.claims
                     if c.metric == "epochs_to_target"}.values())

@@ -14,6 +14,7 @@ import seaborn as sns
 
 from suite.core import registry
 from suite.core.report import figures
+from suite.core.report.sections import figure_entry
 from suite.core.study import Study
 
 PROBE_COLUMNS = ("saturated_fraction", "dead_fraction", "symmetry", "activation_std", "depth_std_ratio",
@@ -129,7 +130,7 @@ def probe_curves_section(trials: pd.DataFrame, epochs: pd.DataFrame, study: Stud
                          layers: pd.DataFrame | None = None) -> list[dict]:
     chosen = set(trials.loc[trials["selected"], "key"]) if not trials.empty else set()
     uri = probe_curves(epochs[epochs["key"].isin(chosen)] if not epochs.empty else epochs, list(study.factors))
-    return [{"title": "Inside the network", "uri": uri, "caption": PROBE_CAPTION}] if uri else []
+    return figure_entry(uri, "Inside the network", PROBE_CAPTION)
 
 
 @registry.register("report_section")
@@ -139,7 +140,7 @@ def gradients_by_layer(trials: pd.DataFrame, epochs: pd.DataFrame, study: Study,
         return []
     chosen = set(trials.loc[trials["selected"], "key"])
     uri = gradient_by_layer(layers[layers["key"].isin(chosen)], list(study.factors))
-    return [{"title": "Gradients by layer", "uri": uri, "caption": GRADIENT_CAPTION}] if uri else []
+    return figure_entry(uri, "Gradients by layer", GRADIENT_CAPTION)
 
 
 @registry.register("report_section")

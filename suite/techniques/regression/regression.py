@@ -16,7 +16,7 @@ import numpy as np
 from suite.core import registry
 from suite.core.backend import import_keras
 from suite.core.datasets import SPLIT_SEED, Dataset, fingerprint
-from suite.core.fit import DIVERGED, OK, TrialContext, compile_model, fit, outcome
+from suite.core.fit import DIVERGED, OK, TrialContext, compile_model, finite_or_none, fit, outcome
 from suite.core.keys import derive_seed
 from suite.core.settings import Fraction, PositiveNumber, declare_setting, one_of
 from suite.techniques.optimizers.optimizers import OPTIMIZER_SETTINGS
@@ -132,7 +132,7 @@ def build_regressor(config: dict, features: int) -> keras.Model:
 
 def _outcome(context: TrialContext, status: str, history: list[dict], final: dict, message: str = "") -> dict:
     result = outcome(context, status, history, final, message)
-    result["final"] = {k: (v if np.isfinite(v) else None) for k, v in result["final"].items()}
+    result["final"] = {k: finite_or_none(v) for k, v in result["final"].items()}
     return result
 
 

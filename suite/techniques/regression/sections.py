@@ -42,7 +42,7 @@ def metric_table(data: pd.DataFrame, metrics) -> pd.DataFrame:
 
 @registry.register("report_section")
 def regression_metrics(trials: pd.DataFrame, epochs: pd.DataFrame, study: Study,
-        layers: pd.DataFrame | None = None) -> list[dict]:
+                       layers: pd.DataFrame | None = None) -> list[dict]:
     """(D5) MAE, MSE, RMSE, RMSLE and R^2 on clean test labels, per loss and outlier fraction."""
     data = _arms(trials, "test_rmse")
     if data.empty:
@@ -68,7 +68,7 @@ def regression_metrics(trials: pd.DataFrame, epochs: pd.DataFrame, study: Study,
 
 @registry.register("report_section")
 def regression_convergence(trials: pd.DataFrame, epochs: pd.DataFrame, study: Study,
-        layers: pd.DataFrame | None = None) -> list[dict]:
+                           layers: pd.DataFrame | None = None) -> list[dict]:
     """(D5) Validation RMSE per epoch: a loss that had not converged would lose for the wrong reason."""
     data = _arms(trials, "test_rmse")
     if data.empty or epochs.empty or "val_rmse" not in epochs:
@@ -85,7 +85,7 @@ def regression_convergence(trials: pd.DataFrame, epochs: pd.DataFrame, study: St
 
 @registry.register("report_section")
 def logistic_starts(trials: pd.DataFrame, epochs: pd.DataFrame, study: Study,
-        layers: pd.DataFrame | None = None) -> list[dict]:
+                    layers: pd.DataFrame | None = None) -> list[dict]:
     """(D5) Logistic regression: training accuracy reached from each starting scale, stalls, convexity."""
     data = _arms(trials, "stalled_fraction")
     if data.empty:

@@ -13,6 +13,7 @@ import seaborn as sns
 
 from suite.core import analysis, registry
 from suite.core.report import figures
+from suite.core.report.sections import figure_entry
 from suite.core.study import Study
 
 LABELS, PROCEDURE = "labels_per_class", "procedure"
@@ -49,7 +50,7 @@ def labels_figure(data: pd.DataFrame) -> str:
 
 @registry.register("report_section")
 def accuracy_against_labels(trials: pd.DataFrame, epochs: pd.DataFrame, study: Study,
-        layers: pd.DataFrame | None = None) -> list[dict]:
+                            layers: pd.DataFrame | None = None) -> list[dict]:
     """(T1-T5) Which way of reusing a network pays off, as the target labels grow."""
     data = _chosen(trials)
     if data.empty:
@@ -100,21 +101,17 @@ def temperature_sweep(trials: pd.DataFrame, procedure: str = "procedure") -> str
     return figures.to_data_uri(grid.figure)
 
 
-def _figure_entry(uri: str | None, title: str, caption: str) -> list[dict]:
-    return [{"title": title, "uri": uri, "caption": caption}] if uri else []
-
-
 @registry.register("report_section")
 def self_training_iterations(trials: pd.DataFrame, epochs: pd.DataFrame, study: Study,
-        layers: pd.DataFrame | None = None) -> list[dict]:
-    return _figure_entry(iteration_curves(trials), "Self-training iterations",
+                             layers: pd.DataFrame | None = None) -> list[dict]:
+    return figure_entry(iteration_curves(trials), "Self-training iterations",
                          "Test accuracy of the fine-tuned teacher (iteration 0) and of each student generation; "
                          "each student becomes the next teacher.")
 
 
 @registry.register("report_section")
 def distillation_temperatures(trials: pd.DataFrame, epochs: pd.DataFrame, study: Study,
-        layers: pd.DataFrame | None = None) -> list[dict]:
-    return _figure_entry(temperature_sweep(trials), "Distillation temperature sweep",
+                              layers: pd.DataFrame | None = None) -> list[dict]:
+    return figure_entry(temperature_sweep(trials), "Distillation temperature sweep",
                          "Test accuracy of the small student against the distillation temperature T (log scale), "
                          "per labels-per-class level.")

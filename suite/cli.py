@@ -26,6 +26,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="study to run (repeatable, or 'all'); see --list")
     parser.add_argument("--profile", default="quick", help="budget: smoke, quick (default) or full")
     parser.add_argument("--seeds", type=int, default=None, metavar="N", help="override the profile's number of seeds")
+    parser.add_argument("--first-seed", type=int, default=0, metavar="N",
+                        help="use seeds N, N+1, ... (default 0): a fresh block of seeds replicates a run; the report "
+                             "shows every stored block's verdicts side by side")
+    parser.add_argument("--confirm", action="store_true",
+                        help="after the run, train each arm's chosen tuned values again on the next block of seeds "
+                             "and judge the claims on those trials only (the tuning run's verdicts shown beside)")
     parser.add_argument("--out", default="reports", metavar="DIR", help="where reports go (default: reports/)")
     parser.add_argument("--results", default="results", metavar="DIR", help="the trial store (default: results/)")
     parser.add_argument("--data-dir", default=None, metavar="DIR", help="directory with the dataset files")
@@ -101,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
         if value is not None and value <= 0:
             print(f"error: --{flag.replace('_', '-')} must be positive, got {value}", file=sys.stderr)
             return EXIT_BAD_INPUT
+    if args.first_seed < 0:
+        print(f"error: --first-seed must be 0 or more, got {args.first_seed}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     if args.ray_cpus_per_trial <= 0 or args.ray_gpus_per_trial < 0:
         print("error: --ray-cpus-per-trial must be positive and --ray-gpus-per-trial >= 0", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -127,8 +136,8 @@ def run_studies(studies: list, args, directory: Path) -> int:
     # Heavy imports only once the input is known to be good.
     from suite.core import report
     from suite.core.datasets import DataError, load_dataset
-    from suite.core.plan import plan_trials
-    from suite.core.runner import current_backend, run_study
+    from suite.core.replication import SeedBlock
+    from suite.core.runner import current_backend
     from suite.core.store import StoreLockedError, TrialStore
 
     errors, mismatches = 0, []
@@ -141,19 +150,10 @@ def run_studies(studies: list, args, directory: Path) -> int:
             return EXIT_BAD_INPUT
         store = TrialStore(args.results, study.name)
         started = time.perf_counter()
+        block = SeedBlock(profile.name, current_backend(), args.first_seed, args.seeds, args.confirm)
         try:
             with store.lock():
-                if args.report_only:
-                    trials = plan_trials(study, profile, data.fingerprint, args.seeds, backend=current_backend())
-                    stored = store.load_records().records
-                    records = [stored[t.key] for t in trials if t.key in stored]
-                    print(f"{study.name}: {len(records)} of {len(trials)} trials stored", file=sys.stderr)
-                else:
-                    result = run_study(study, profile, data, store, seeds=args.seeds, force=args.force,
-                                       show_progress=not args.quiet, executor=args.executor,
-                                       options=executor_options(args))
-                    records = [result.records[t.key] for t in result.trials if t.key in result.records]
-                    print(f"{study.name}: ran {result.ran} trials, reused {result.skipped} from {store.dir}", file=sys.stderr)
+                records, run = run_block(study, profile, data, store, block, args)
         except StoreLockedError as err:
             print(f"error: {err}", file=sys.stderr)
             return EXIT_BAD_INPUT
@@ -162,10 +162,10 @@ def run_studies(studies: list, args, directory: Path) -> int:
             continue
         dataset_info = {"name": data.name, "source": data.source, "fingerprint": data.fingerprint,
                         "train": len(data.y_train), "val": len(data.y_val), "test": len(data.y_test)}
-        summary = report.load_current_summary(args.out, study, profile, records) if not args.report_only else None
+        summary = report.load_current_summary(args.out, study, profile, records, run) if not args.report_only else None
         if summary is None:  # something changed since the last report (or it was asked for): draw it
             summary = report.build_study_report(study, profile, records, args.out, time.perf_counter() - started,
-                                                dataset_info)
+                                                dataset_info, run)
         else:
             print(f"{study.name}: nothing new since the last report; it is kept", file=sys.stderr)
         errors += summary["trials"].get("error", 0)
@@ -179,6 +179,45 @@ def run_studies(studies: list, args, directory: Path) -> int:
     if errors:
         print(f"{errors} trial(s) ended in error; see the reports' 'Failed and diverged trials'", file=sys.stderr)
     return EXIT_TRIAL_ERRORS if errors or (args.check and mismatches) else EXIT_OK
+
+
+def run_block(study, profile, data, store, block, args) -> tuple[list[dict], dict]:
+    """Train (or with --report-only, load) the block's trials and, with --confirm, each arm's
+    chosen values on the next block of seeds. Returns (records, run): `run` says which seeds
+    judge and carries the tuning run's and the other stored blocks' verdicts for the report."""
+    from suite.core import replication
+    from suite.core.plan import plan_trials
+    from suite.core.runner import run_study
+
+    def train_or_load(first_seed: int, chosen: dict | None = None) -> list[dict]:
+        if args.report_only:
+            trials = plan_trials(study, profile, data.fingerprint, args.seeds, backend=block.backend,
+                                 first_seed=first_seed, chosen=chosen)
+            stored = store.load_records().records
+            found = [stored[t.key] for t in trials if t.key in stored]
+            print(f"{study.name}: {len(found)} of {len(trials)} trials stored", file=sys.stderr)
+            return found
+        result = run_study(study, profile, data, store, seeds=args.seeds, force=args.force,
+                           show_progress=not args.quiet, executor=args.executor, options=executor_options(args),
+                           first_seed=first_seed, chosen=chosen)
+        print(f"{study.name}: ran {result.ran} trials, reused {result.skipped} from {store.dir}", file=sys.stderr)
+        return [result.records[t.key] for t in result.trials if t.key in result.records]
+
+    records = train_or_load(block.first)
+    run = {"label": block.label(study, profile), "judge_seeds": None, "others": []}
+    if block.confirm:  # the tuning trials choose, fresh trials judge
+        chosen = replication.chosen_tuning(study, records)
+        confirming = train_or_load(block.first + block.span(study, profile), chosen)
+        tuning_label = replication.SeedBlock(block.profile, block.backend, block.first, block.seeds).label(study, profile)
+        run["others"].append({"label": f"tuning run, {tuning_label}",
+                              "verdicts": replication.judged_verdicts(study, records)})
+        run["judge_seeds"] = sorted({r["seed"] for r in confirming})
+        records = records + confirming
+    if not args.report_only:
+        replication.note_block(store.dir, block)
+    run["others"] += replication.other_blocks(block, study, profile, data.fingerprint, store.dir,
+                                              store.load_records().records)
+    return records, run
 
 
 def executor_options(args):

@@ -136,19 +136,36 @@ def tuning_overview(table: pd.DataFrame, study: Study) -> pd.DataFrame:
     scores = tried.pivot(index="arm", columns="tried", values="val_accuracy")
     scores.columns = [f"val acc @ {c}" for c in scores.columns]
     failed = table.groupby("arm")["failed"].sum().rename("failed trials")
+    edges = pd.Series({arm: ", ".join(keys) for arm, keys in tuned_at_edge(table, study).items()},
+                      name="chosen at grid edge", dtype=object)
     order = list(dict.fromkeys(table["arm"]))
-    return chosen.join(scores).join(failed).loc[order].reset_index()
+    return chosen.join(scores).join(failed).join(edges).fillna({"chosen at grid edge": ""}).loc[order].reset_index()
 
 
-def mark_selected(trials: pd.DataFrame, study: Study) -> pd.DataFrame:
-    """Add `selected`: the trial uses its arm's chosen tuned values (all, if none tuned)."""
-    table = tuning_table(trials, study)
+def tuned_at_edge(table: pd.DataFrame, study: Study) -> dict:
+    """Arm -> the numeric tuned keys whose chosen value is the smallest or largest of its grid:
+    the best value may lie outside the grid, so the arm may be handicapped by the grid."""
+    edges: dict = {}
+    for _, row in table[table["chosen"]].iterrows() if not table.empty else []:
+        for key, grid in study.tuned.items():
+            numeric = [v for v in grid if isinstance(v, (int, float)) and not isinstance(v, bool)]
+            if len(numeric) >= 2 and len(numeric) == len(grid) and row[f"tuned_{key}"] in (min(numeric), max(numeric)):
+                edges.setdefault(row["arm"], []).append(key)
+    return edges
+
+
+def mark_selected(trials: pd.DataFrame, study: Study, judge_seeds: set | None = None) -> pd.DataFrame:
+    """Add `selected`: the trial uses its arm's chosen tuned values (all, if none tuned).
+    With `judge_seeds` (a confirmation run), the values are chosen on the other seeds and only
+    the trials of `judge_seeds` are selected: the tuning trials choose, fresh trials judge."""
+    judging = trials["seed"].isin(judge_seeds) if judge_seeds else pd.Series(True, index=trials.index)
+    table = tuning_table(trials[~judging] if judge_seeds else trials, study)
     if table.empty:
-        return trials.assign(selected=True)
+        return trials.assign(selected=judging)
     tuned = [f"tuned_{k}" for k in study.tuned]
     chosen = table.loc[table["chosen"], ["arm", *tuned]].assign(selected=True)
     merged = trials.merge(chosen, on=["arm", *tuned], how="left")
-    return merged.assign(selected=merged["selected"].fillna(False).astype(bool))
+    return merged.assign(selected=merged["selected"].fillna(False).astype(bool) & judging.to_numpy())
 
 
 # ---- aggregation ---------------------------------------------------------------------

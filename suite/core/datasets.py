@@ -10,6 +10,7 @@ every trial key, so changed data never reuses old results.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import os
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from suite.core import registry
+from suite.core.keys import derive_seed
 
 VALIDATION_EXAMPLES = 5000
 SPLIT_SEED = 20240601  # fixed forever: changing it changes every split and every key
@@ -54,6 +56,7 @@ class Dataset:
     num_classes: int
     fingerprint: str  # sha256 of the raw arrays, first 16 hex digits
     source: str  # where it was read from (provenance only: never in a key)
+    sample: str = "pool order"  # which order of the training pool x_train holds (see `seed_sample`)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -222,6 +225,18 @@ def cifar10(data_dir: str | None = None) -> Dataset:
     if arrays["x_train"].shape != (50000, 32, 32, 3) or arrays["x_test"].shape != (10000, 32, 32, 3):
         raise DataError(f"{source}: CIFAR-10 arrays have unexpected shapes. {CIFAR_HOW_TO_GET}")
     return split_dataset("cifar10", arrays, 10, source)
+
+
+def seed_sample(data: Dataset, seed: int) -> Dataset:
+    """The training pool in the order drawn for `seed`; validation and test unchanged.
+
+    Procedures train on the first `train_examples` images of x_train, so each seed gets its
+    own random subset of the pool, in its own order, and the spread over seeds covers the
+    data drawn as well as the initial weights (Bouthillier et al. 2021: data sampling is among
+    the largest sources of variance in a benchmark)."""
+    order = np.random.default_rng(derive_seed(seed, "train_sample")).permutation(len(data.y_train))
+    return dataclasses.replace(data, x_train=data.x_train[order], y_train=data.y_train[order],
+                               sample=f"drawn for seed {seed}")
 
 
 _CACHE: dict[tuple[str, str | None], Dataset] = {}

@@ -116,6 +116,7 @@ def apply_device_options(options: DeviceOptions | None = None) -> dict:
     gpus = _gpus(backend, options)
     precision = resolve_precision(options.precision, gpus)
     keras.config.set_dtype_policy(precision)  # float16 gets loss scaling from Model.compile
+    deterministic = _deterministic_ops(backend)
     _SETTINGS = {
         "device": ", ".join(name for name, _ in gpus) or "CPU",
         "precision": precision,
@@ -123,8 +124,23 @@ def apply_device_options(options: DeviceOptions | None = None) -> dict:
         "memory": (f"{options.memory_limit_mb} MiB cap" if options.memory_limit_mb else "growth") if gpus else "host",
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
         "requested": asdict(options),
+        "deterministic_ops": deterministic,
     }
     return _SETTINGS
+
+
+def _deterministic_ops(backend: str) -> bool:
+    """TensorFlow: op determinism on (same seed, same numbers, on CPU and GPU alike); JAX is
+    deterministic on CPU by construction and on GPU with XLA's deterministic-ops flag."""
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+        return True
+    if backend == "jax":
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_gpu_deterministic_ops=true").strip()
+        return True
+    return False
 
 
 def device_settings() -> dict:

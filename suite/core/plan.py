@@ -30,18 +30,22 @@ class Trial:
 
 
 def plan_trials(study: Study, profile: Profile, dataset_fingerprint: str, seeds: int | None = None,
-                backend: str = "tensorflow") -> list[Trial]:
-    """Every trial of `study` under `profile`; `seeds` overrides the profile's count (a claim
-    may raise it for the arms it compares: `Study.seeds_for`).
+                backend: str = "tensorflow", first_seed: int = 0, chosen: dict | None = None) -> list[Trial]:
+    """Every trial of `study` under `profile`: seeds `first_seed`, `first_seed` + 1, ...;
+    `seeds` overrides the profile's count (a claim may raise it for the arms it compares:
+    `Study.seeds_for`). `chosen` (arm label -> tuned values) plans only those values per arm:
+    a confirmation run of the values a tuning run chose.
     The Keras backend is part of the key: numbers from another backend are other trials."""
     fixed = {key: value for key, value in study.training.items() if not isinstance(value, list)}
     tuned = study.tuned
     budget = {"train_examples": profile.train_examples, "epochs": profile.epochs}
     trials = []
     for arm in study.list_arms(profile):
-        for values in itertools.product(*tuned.values()):
-            tuning = dict(zip(tuned, values))
-            for seed in range(study.seeds_for(arm, seeds or profile.seeds)):
+        grid = [dict(zip(tuned, values)) for values in itertools.product(*tuned.values())]
+        if chosen is not None:
+            grid = [chosen[arm_label(arm, study.factors)]] if arm_label(arm, study.factors) in chosen else []
+        for tuning in grid:
+            for seed in range(first_seed, first_seed + study.seeds_for(arm, seeds or profile.seeds)):
                 # an arm may set the training-set size itself (e.g. augmentation at two sizes)
                 config = {**study.model, **fixed, **budget, **arm, **tuning, "dataset": study.dataset_for(profile)}
                 identity = {

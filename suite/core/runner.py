@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from suite.core import executors, registry  # noqa: F401 (executors registers itself)
 from suite.core.artifacts import ArtifactStore
-from suite.core.datasets import Dataset
+from suite.core.datasets import Dataset, seed_sample
 from suite.core.device import device_settings
 from suite.core.executors import ExecutorOptions
 from suite.core.fit import DIVERGED, ERROR, OK, TrialContext, TrialStopped
@@ -82,9 +82,11 @@ def run_trial(config: dict, seed: int, probe_names: tuple, data: Dataset, artifa
               on_epoch=None, time_limit: float | None = None) -> dict:
     """Train one configuration with its procedure (kind "procedure"; `standard` when the study
     names none); returns {status, message, history, final, layers, timing}.
-    A `data_view` (e.g. a shifted test distribution) replaces the splits first."""
+    The seed draws the training subset and order first (`seed_sample`); then a `data_view`
+    (e.g. a shifted test distribution) replaces the splits."""
     context = TrialContext(artifacts=ArtifactStore(artifacts_dir or "results/artifacts"), probes=tuple(probe_names),
                            on_epoch=on_epoch, time_limit=time_limit)
+    data = seed_sample(data, seed)
     if "data_view" in config:
         data = registry.get("data_view", config["data_view"])(data, config)
     return registry.get("procedure", config.get("procedure", STANDARD_PROCEDURE))(config, seed, data, context)
@@ -92,9 +94,13 @@ def run_trial(config: dict, seed: int, probe_names: tuple, data: Dataset, artifa
 
 def run_study(study: Study, profile: Profile, data: Dataset, store: TrialStore, *,
               seeds: int | None = None, force: bool = False, show_progress: bool = True,
-              executor: str = "inline", options: ExecutorOptions | None = None) -> RunReport:
+              executor: str = "inline", options: ExecutorOptions | None = None, first_seed: int = 0,
+              chosen: dict | None = None) -> RunReport:
+    """Run the pending trials of `plan_trials(...)` (seeds from `first_seed`; only each arm's
+    `chosen` tuned values, if given) and store each record as it ends."""
     started = time.perf_counter()
-    trials = plan_trials(study, profile, data.fingerprint, seeds, backend=current_backend())
+    trials = plan_trials(study, profile, data.fingerprint, seeds, backend=current_backend(), first_seed=first_seed,
+                         chosen=chosen)
     loaded = store.load_records()
     for path, reason in loaded.unreadable:
         print(f"warning: {path}: {reason}; its trial will run again if this study needs it", file=sys.stderr)

@@ -17,6 +17,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from suite.core import analysis
+from suite.core.replication import agreement
 from suite.core.report import figures
 from suite.core.report.sections import study_sections
 from suite.core.study import PROFILE_NAMES, Profile, Study
@@ -48,40 +49,52 @@ def csv_link(frame: pd.DataFrame, filename: str) -> Markup:
     return Markup(f'<a class="csv" download="{filename}" href="data:text/csv;base64,{payload}">download CSV</a>')
 
 
-def records_digest(study: Study, records: list[dict]) -> str:
-    """Identifies what a report was drawn from: the study file's content and every record."""
+def records_digest(study: Study, records: list[dict], run: dict | None = None) -> str:
+    """Identifies what a report was drawn from: the study file's content, every record, and
+    the run's seed block with the other blocks' verdicts (`run`)."""
     import hashlib
 
     digest = hashlib.sha256(Path(study.path).read_bytes() if study.path else b"")
     for record in sorted(records, key=lambda r: r["key"]):
         digest.update(json.dumps(record, sort_keys=True, default=str).encode())
+    digest.update(json.dumps(run or {}, sort_keys=True, default=str).encode())
     return digest.hexdigest()[:20]
 
 
-def load_current_summary(out_dir: str | Path, study: Study, profile: Profile, records: list[dict]) -> dict | None:
-    """The existing summary when it was drawn from exactly these records, else None."""
+def load_current_summary(out_dir: str | Path, study: Study, profile: Profile, records: list[dict],
+                         run: dict | None = None) -> dict | None:
+    """The existing summary when it was drawn from exactly these records and blocks, else None."""
     path = Path(out_dir) / study.name / "summary.json"
     try:
         summary = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    fresh = summary.get("records_digest") == records_digest(study, records) and summary.get("profile") == profile.name
+    fresh = (summary.get("records_digest") == records_digest(study, records, run)
+             and summary.get("profile") == profile.name)
     return summary if fresh and (path.parent / "index.html").exists() else None
 
 
 def build_study_report(study: Study, profile: Profile, records: list[dict], out_dir: str | Path,
-                       run_seconds: float, dataset_info: dict) -> dict:
-    """Write <out>/<study>/{index.html, summary.json, *.parquet}; return the summary."""
+                       run_seconds: float, dataset_info: dict, run: dict | None = None) -> dict:
+    """Write <out>/<study>/{index.html, summary.json, *.parquet}; return the summary.
+
+    `run` (suite.core.replication) says which seeds judge: {"label": "seeds 0-2",
+    "judge_seeds": the confirmation's seeds or None, "others": [{"label", "verdicts"}]}, the
+    verdicts of other seed blocks (or of the tuning run) to show beside this run's."""
+    run = run or {}
+    judge_seeds = set(run["judge_seeds"]) if run.get("judge_seeds") else None
     out = Path(out_dir) / study.name
     out.mkdir(parents=True, exist_ok=True)
     factors = list(study.factors)
-    trials = analysis.mark_selected(analysis.trials_frame(records, study), study)
+    trials = analysis.mark_selected(analysis.trials_frame(records, study), study, judge_seeds)
     epochs = analysis.epochs_frame(records, study)
     layers = analysis.layers_frame(records, study)
     selected_keys = set(trials.loc[trials["selected"], "key"])
     epochs_sel = epochs[epochs["key"].isin(selected_keys)] if not epochs.empty else epochs
     verdicts = analysis.judge_claims(study, trials, epochs)
-    tuning = analysis.tuning_table(trials, study)
+    tuning = analysis.tuning_table(trials[~trials["seed"].isin(judge_seeds)] if judge_seeds else trials, study)
+    this_run = {v.claim.id: v.verdict for v in verdicts}
+    replication = [{**other, **agreement(this_run, other["verdicts"])} for other in run.get("others", [])]
     summary_table = analysis.arm_summary(trials)
     failed = trials.loc[trials["status"] != "ok", ["arm", *[c for c in trials if c.startswith("tuned_")],
                                                     "seed", "status", "message"]]
@@ -101,8 +114,10 @@ def build_study_report(study: Study, profile: Profile, records: list[dict], out_
         "claims": [v.as_dict() for v in verdicts] + [
             {"id": c.id, "text": c.text, "verdict": "not judged", "reason": c.reason, "effect": None,
              "ci": [None, None], "n": 0} for c in study.not_judged],
-        "tuned": _chosen_values(tuning, study), "provenance": provenance,
-        "records_digest": records_digest(study, records),
+        "tuned": _chosen_values(tuning, study), "tuned_at_edge": analysis.tuned_at_edge(tuning, study),
+        "seed_block": run.get("label", ""), "confirmation": bool(judge_seeds), "replication": replication,
+        "provenance": provenance,
+        "records_digest": records_digest(study, records, run),
     }
     text = json.dumps(summary, indent=2, default=str)
     (out / "summary.json").write_text(text, encoding="utf-8")
@@ -130,7 +145,7 @@ def build_study_report(study: Study, profile: Profile, records: list[dict], out_
                     "val_accuracy", "train_accuracy", "train_loss", "parameters", "step_seconds"]
     page = _ENV.get_template("study.html").render(
         study=study, profile=profile, summary=summary, claims=claims_view, dataset=dataset_info,
-        tuned_keys=list(study.tuned),
+        tuned_keys=list(study.tuned), replication=replication,
         curves=figures.learning_curves(epochs_sel, factors),
         final=figures.final_comparison(trials, factors),
         targets=table_html(targets),

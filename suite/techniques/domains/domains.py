@@ -63,7 +63,8 @@ _PHONE_CACHE: dict[tuple, np.ndarray] = {}
 
 def _phone_split(data: Dataset, split: str, settings: dict, count: int | None = None) -> np.ndarray:
     """The target version of one split (its first `count` images), made once per process."""
-    key = (data.fingerprint, split, count, json.dumps(settings, sort_keys=True))
+    # the training pool's order differs per seed (`seed_sample`); validation and test do not
+    key = (data.fingerprint, data.sample if split == "train" else "", split, count, json.dumps(settings, sort_keys=True))
     if key not in _PHONE_CACHE:
         x = getattr(data, f"x_{split}")
         _PHONE_CACHE[key] = phone_images(x[:count], settings["phone_size"], settings["phone_blur"],

@@ -142,7 +142,9 @@ def training_input(config: dict, x: np.ndarray, y: np.ndarray, num_classes: int,
     pipeline = (tf.data.Dataset.from_tensor_slices((x, one_hot(y, num_classes)))
                 .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
                 .batch(config["batch_size"])
-                .map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+                # sequential: the augmentations draw from one seeded stream in batch order, so a
+                # seed gives the same images every run (a parallel map reorders the draws)
+                .map(augment)
                 .prefetch(tf.data.AUTOTUNE))
     return {"x": pipeline, "shuffle": False}  # shuffled above; Keras warns when asked to shuffle a dataset
 

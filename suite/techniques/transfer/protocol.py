@@ -231,8 +231,9 @@ def source_backbone(config: dict, seed: int, data: Dataset, context: TrialContex
     Returns (backbone, notes); notes hold the source model's validation accuracy on its own classes."""
     if config.get("source_weights") == "imagenet":  # online runners: downloaded ImageNet weights
         return build_backbone(arch, data.input_shape, weights="imagenet"), {}
-    # `protocol` changes when pre-training does, so an older stored source model is not reused (4: derive_seed)
-    identity = {"what": "source", "arch": arch, "seed": seed, "data": data.fingerprint, "protocol": 4,
+    # `protocol` changes when pre-training does, so an older stored source model is not reused
+    # (4: derive_seed; 5: the source images in the order drawn for the seed, suite.core.datasets.seed_sample)
+    identity = {"what": "source", "arch": arch, "seed": seed, "data": data.fingerprint, "protocol": 5,
                 "epochs": config["source_epochs"], "optimizer": config["optimizer"],
                 "learning_rate": config["learning_rate"], "batch_size": config["batch_size"], "schedule": "cosine"}
 
@@ -277,9 +278,10 @@ def cached_teacher(config: dict, seed: int, data: Dataset, tdata: TransferData,
     `history` and its source model's notes."""
     arch = config["teacher_arch"]
     # `protocol` changes when the teacher's training does, so an older stored teacher is not reused
-    # (3: seeded after its source model, whether that was built or loaded; 4: seeds from derive_seed)
+    # (3: seeded after its source model, whether that was built or loaded; 4: seeds from derive_seed;
+    # 5: its images in the order drawn for the seed)
     identity = {"what": "teacher", "config": {k: v for k, v in config.items() if k != "procedure"}, "seed": seed,
-                "data": data.fingerprint, "protocol": 4}
+                "data": data.fingerprint, "protocol": 5}
 
     def train_teacher() -> tuple[keras.Model, dict]:
         _, source = source_backbone(config, seed, data, context, arch)  # first (module docstring)

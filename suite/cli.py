@@ -258,4 +258,11 @@ def print_verdicts(summary: dict, page: Path) -> None:
         why = f" [{claim['power_note']}]" if claim.get("power_note") else ""
         print(f"  {claim['id']:5s} {claim['verdict']:13s} effect {num(claim['effect'])} "
               f"CI [{num(low)}, {num(high)}] n={claim['n']}{after}{why}  {claim['text'][:70]}")
+    for fact in summary.get("facts", []):
+        values = "; ".join(f"{v['arms']}: {num(v['mean']).strip()}" for v in fact["values"])
+        print(f"  {fact['id']:5s} {'fact':13s} {values}  {fact['text'][:70]}")
+    reference = summary.get("reference")
+    if reference:
+        print(f"  reference: {reference['arm']} reaches {reference['metric']} {num(reference['reached']).strip()} "
+              f"of the {reference['known']:.3f} its net is known to reach ({reference['source'][:60]})")
     print(f"report: {page}")

@@ -18,7 +18,7 @@ import pandas as pd
 from scipy import stats
 
 from suite.core import registry, verdicts
-from suite.core.study import Claim, Study, arm_label
+from suite.core.study import Claim, Fact, Study, arm_label
 from suite.core.verdicts import CONTRADICTED, EQUIVALENT, INCONCLUSIVE, SUPPORTED, VERDICTS  # noqa: F401 (re-exported)
 
 CONFIDENCE = 0.95
@@ -26,6 +26,11 @@ CONFIDENCE = 0.95
 # with `registry.add("metric", name, kind, scale=...)`.
 METRIC_SCALES = {"diverged": "binary", "epochs_to_target": "count"}
 TUNING_METRIC = "val_accuracy"  # tuned values are chosen on validation data, never on test
+NOT_JUDGED = "not judged"  # a claim that needs converged nets, judged at a budget where they were not
+# Converged: over the last fifth of the epochs (at least the last one) the mean training loss
+# of every compared arm fell by less than 5% of its value. A loss still falling faster than
+# that would change a claim about trained nets with more steps.
+CONVERGENCE = {"metric": "train_loss", "last_share": 0.2, "tolerance": 0.05}
 
 
 @dataclass(frozen=True)
@@ -66,7 +71,8 @@ class Verdict:
                 "effect": num(self.effect), "ci": [num(self.ci[0]), num(self.ci[1])], "n": self.n,
                 "better_mean": num(self.better_mean), "worse_mean": num(self.worse_mean), "reason": self.reason,
                 "margin": self.claim.margin, "margin_reason": self.claim.margin_reason, "test": self.claim.test,
-                "ratio": self.claim.ratio, "method": self.method, "p_value": num(self.p_value), "mde": num(self.mde),
+                "ratio": self.claim.ratio, "needs": self.claim.needs,
+                "method": self.method, "p_value": num(self.p_value), "mde": num(self.mde),
                 "seeds_needed": self.seeds_needed, "power_note": self.power_note, "holm_verdict": self.holm_verdict,
                 "by_epoch": self.by_epoch, "curve": self.curve}
 
@@ -283,10 +289,46 @@ def decide(claim: Claim, paired: pd.DataFrame, power_notes: bool = True) -> verd
     return verdicts.decide(diffs, claim.margin or 0.0, claim.test, metric_scale(claim.metric), power_notes)
 
 
+def convergence_problem(claim: Claim, trials: pd.DataFrame, epochs: pd.DataFrame) -> str:
+    """Why the arms a claim compares cannot count as converged (`CONVERGENCE`), or ""."""
+    metric, tolerance = CONVERGENCE["metric"], CONVERGENCE["tolerance"]
+    if epochs.empty or metric not in epochs:
+        return f"no {metric} curve to check that training converged"
+    steps = steps_per_epoch(trials)
+    problems = []
+    for selector in [claim.better] + ([claim.worse] if claim.worse is not None else []):
+        keys = trials.loc[trials["selected"] & select_arms(trials, selector), "key"]
+        curve = epochs[epochs["key"].isin(keys) & (epochs["epoch"] >= 1)].groupby("epoch")[metric].mean().dropna()
+        if len(curve) < 2:
+            return f"{len(curve)} epoch(s) of {metric}: too few to tell whether training converged"
+        last = int(curve.index.max())
+        window = max(1, round(CONVERGENCE["last_share"] * last))
+        if last - window not in curve.index or curve[last - window] <= 0:
+            return f"no {metric} at epoch {last - window} to check that training converged"
+        fell = (curve[last - window] - curve[last]) / curve[last - window]
+        if fell >= tolerance:
+            problems.append(f"{metric} of {_selector_text(selector)} still fell {fell:.0%} over the last "
+                            f"{window} of {last} epochs")
+    if not problems:
+        return ""
+    budget = f"{int(round(last * steps))} SGD steps" if steps else f"{last} epochs"
+    return (f"not judged at this budget: training had not converged ({budget}; converged means the training loss "
+            f"fell less than {tolerance:.0%} over the last fifth of training): " + "; ".join(problems))
+
+
+def _selector_text(selector: dict | list) -> str:
+    parts = selector if isinstance(selector, list) else [selector]
+    return " + ".join(", ".join(f"{k}={v}" for k, v in part.items()) for part in parts)
+
+
 def judge_claim(claim: Claim, trials: pd.DataFrame, epochs: pd.DataFrame) -> Verdict:
     paired, total = paired_values(claim, trials, epochs)
     decision = decide(claim, paired)
     reasons = []
+    unconverged = convergence_problem(claim, trials, epochs) if claim.needs == "convergence" else ""
+    if unconverged:  # the numbers stay on the page; the word waits for a budget that can judge
+        decision = dataclasses.replace(decision, verdict=NOT_JUDGED)
+        reasons.append(unconverged)
     if total - len(paired):
         reasons.append(f"{total - len(paired)} of {total} seeds dropped (a trial diverged, failed or lacks the metric)")
     if decision.reason:
@@ -364,8 +406,33 @@ def describe_curve(rows: list[dict]) -> str:
 def judge_claims(study: Study, trials: pd.DataFrame, epochs: pd.DataFrame) -> list[Verdict]:
     """Every claim's verdict, with the Holm-adjusted verdict over the study's claims beside it."""
     judged = [judge_claim(claim, trials, epochs) for claim in study.claims]
-    decisions = [verdicts.Decision(v.verdict, v.effect, v.ci, v.p_value, v.n, v.method) for v in judged]
-    return [dataclasses.replace(v, holm_verdict=holm) for v, holm in zip(judged, verdicts.holm(decisions))]
+    family = [v for v in judged if v.verdict != NOT_JUDGED]  # a claim not judged is no test in the family
+    decisions = [verdicts.Decision(v.verdict, v.effect, v.ci, v.p_value, v.n, v.method) for v in family]
+    adjusted = {v.claim.id: holm for v, holm in zip(family, verdicts.holm(decisions))}
+    return [dataclasses.replace(v, holm_verdict=adjusted.get(v.claim.id, NOT_JUDGED)) for v in judged]
+
+
+def fact_values(fact: Fact, trials: pd.DataFrame, epochs: pd.DataFrame) -> list[dict]:
+    """Per arm selector of a fact: the measured mean and 95% interval over seeds (no verdict)."""
+    as_claim = Claim(id=fact.id, text=fact.text, metric=fact.metric, better={}, worse=None, epoch=fact.epoch)
+    rows = []
+    for selector in fact.arms:
+        mean, low, high, n = mean_ci(claim_values(as_claim, selector, trials, epochs))
+        rows.append({"arms": _selector_text(selector), "mean": _round(mean), "low": _round(low),
+                     "high": _round(high), "n": n})
+    return rows
+
+
+def reference_reached(study: Study, trials: pd.DataFrame) -> dict | None:
+    """How much of the accuracy the reference arm's net is known to reach this budget reached."""
+    reference = study.reference
+    if reference is None or trials.empty or reference.metric not in trials:
+        return None
+    chosen = trials[trials["selected"] & select_arms(trials, reference.arm)]
+    mean, low, high, n = mean_ci(chosen[reference.metric])
+    return {"arm": _selector_text(reference.arm), "metric": reference.metric, "reached": _round(mean),
+            "low": _round(low), "high": _round(high), "n": n, "known": reference.accuracy,
+            "source": reference.source, "short_by": _round(reference.accuracy - mean)}
 
 
 def status_counts(trials: pd.DataFrame) -> dict:

@@ -23,8 +23,10 @@ from suite.core.study import (
     HISTORY_METRICS,
     PROFILE_NAMES,
     Claim,
+    Fact,
     NotJudged,
     Profile,
+    Reference,
     Study,
     arm_label,
     matches,
@@ -216,8 +218,11 @@ class _Checker:
         )
         self.unused_settings(study, model)
         claims = self.claims(data.get("claims", []), study)
-        not_judged = self.not_judged(data.get("not_judged", []), {c.id for c in claims})
-        return Study(**{**study.__dict__, "claims": claims, "not_judged": not_judged})
+        facts = self.facts(data.get("facts", []), study, {c.id for c in claims})
+        not_judged = self.not_judged(data.get("not_judged", []), {c.id for c in claims} | {f.id for f in facts})
+        reference = self.reference(data.get("reference"), study)
+        return Study(**{**study.__dict__, "claims": claims, "not_judged": not_judged, "facts": facts,
+                        "reference": reference})
 
     def unused_settings(self, study: Study, model: dict) -> None:
         """A setting that nothing in an arm reads would be silently ignored: refuse it."""
@@ -246,9 +251,40 @@ class _Checker:
         result = []
         for i, raw in enumerate(entries):
             if raw["id"] in judged_ids:
-                self.fail(f"not_judged[{i}].id", f"claim {raw['id']!r} is also judged under `claims`")
+                self.fail(f"not_judged[{i}].id", f"{raw['id']!r} is also listed under `claims` or `facts`")
             result.append(NotJudged(id=raw["id"], text=raw["text"], reason=raw["reason"]))
         return tuple(result)
+
+    def facts(self, entries: list, study: Study, claim_ids: set) -> tuple:
+        metrics = self.metrics(study)
+        arms_by_profile = {name: study.list_arms(profile) for name, profile in study.profiles.items()}
+        seen, result = set(), []
+        for i, raw in enumerate(entries):
+            where = f"facts[{i}]"
+            if raw["id"] in claim_ids | seen:
+                self.fail(f"{where}.id", f"duplicate id {raw['id']!r} (ids are shared by claims and facts)")
+            seen.add(raw["id"])
+            if raw["metric"] not in metrics:
+                self.fail(f"{where}.metric", f"unknown metric {raw['metric']!r} for this study; "
+                                             f"known: {', '.join(sorted(metrics))}")
+            if raw.get("epoch") is not None and metrics.get(raw["metric"]) == "final":
+                self.fail(f"{where}.epoch", f"{raw['metric']} has one value per trial, not one per epoch")
+            for j, selector in enumerate(raw["arms"]):
+                self.selector(selector, study, arms_by_profile, f"{where}.arms[{j}]")
+            result.append(Fact(id=raw["id"], text=raw["text"], metric=raw["metric"], arms=tuple(raw["arms"]),
+                               why=raw["why"], epoch=raw.get("epoch")))
+        return tuple(result)
+
+    def reference(self, raw: dict | None, study: Study) -> Reference | None:
+        if raw is None:
+            return None
+        arms_by_profile = {name: study.list_arms(profile) for name, profile in study.profiles.items()}
+        self.selector(raw["arm"], study, arms_by_profile, "reference.arm")
+        for profile, arms in arms_by_profile.items():
+            count = sum(matches(arm, raw["arm"]) for arm in arms)
+            if count > 1:
+                self.fail("reference.arm", f"selects {count} arms of profile {profile!r}; name one arm")
+        return Reference(arm=dict(raw["arm"]), accuracy=float(raw["accuracy"]), source=raw["source"])
 
     def profiles(self, profiles: dict, factors: dict) -> dict:
         for name in PROFILE_NAMES:
@@ -320,7 +356,7 @@ class _Checker:
                                 than=None if raw.get("than") is None else float(raw["than"]), target=target,
                                 expect=dict(raw.get("expect", {})), notes=str(raw.get("notes", "")), seeds=raw.get("seeds"),
                                 margin=raw.get("margin"), margin_reason=raw.get("margin_reason") or "",
-                                test=raw.get("test", "superior"), ratio=raw.get("ratio")))
+                                test=raw.get("test", "superior"), ratio=raw.get("ratio"), needs=raw.get("needs", "training")))
         return tuple(result)
 
     def target(self, target: dict | None, metric: str, metrics: dict, where: str) -> dict | None:

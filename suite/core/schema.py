@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapte
 
 from suite.core import registry, settings
 from suite.core.settings import NonNegativeInt, PositiveInt
-from suite.core.study import EXPECTABLE, PROFILE_NAMES
+from suite.core.study import EXPECTABLE, NEEDS, PROFILE_NAMES
 from suite.core.verdicts import TESTS
 
 STUDIES_DIR = Path(__file__).resolve().parents[2] / "studies"
@@ -68,6 +68,26 @@ class ClaimFile(_Strict):
                                                           "by more than the margin), equivalent (A is about as good as B)")
     ratio: Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)] | None = Field(
         None, description="judge log(better / worse) against this stated ratio (\"6x sooner\": 6)")
+    needs: Literal[NEEDS] = Field("training", description="the budget it can be judged at: initialisation (epoch 0), training "
+                                              "(the course of training, any budget), convergence (trained nets: "
+                                              "not judged where the compared arms had not converged)")
+
+
+class FactFile(_Strict):
+    """A measured number shown without a verdict: it holds by construction, so a test could not fail."""
+    id: Text
+    text: Text
+    metric: Text
+    arms: list[Any] = Field(min_length=1, description="selectors (factor -> level): the arms shown side by side")
+    epoch: NonNegativeInt | None = Field(None, description="the value at this epoch (0 = before training); default: the last")
+    why: Text = Field(description="why it holds by construction")
+
+
+class ReferenceFile(_Strict):
+    """The reference arm and the accuracy its net is known to reach on this data when trained properly."""
+    arm: dict[str, Any]
+    accuracy: Annotated[float, Field(strict=True, gt=0, le=1, allow_inf_nan=False)]
+    source: Text = Field(description="where that accuracy comes from (a paper, a benchmark, a documented long run)")
 
 
 class NotJudgedFile(_Strict):
@@ -91,13 +111,15 @@ class StudyFile(_Strict):
     profiles: dict[str, ProfileFile]
     claims: list[ClaimFile] = Field(default_factory=list)
     not_judged: list[NotJudgedFile] = Field(default_factory=list)
+    facts: list[FactFile] = Field(default_factory=list)
+    reference: ReferenceFile | None = None
     version: PositiveInt = 1
     notes: str = ""
 
 
 MODELS_BY_PATH = {  # where in a file each model applies (for error messages)
     "": StudyFile, "profiles.*": ProfileFile, "claims.*": ClaimFile, "claims.*.target": TargetFile,
-    "not_judged.*": NotJudgedFile}
+    "not_judged.*": NotJudgedFile, "facts.*": FactFile, "reference": ReferenceFile}
 
 
 def json_schema() -> dict:

@@ -16,6 +16,11 @@ HISTORY_METRICS = ("val_accuracy", "val_loss", "train_accuracy", "train_loss")
 # Metrics with one value per trial: the test set is touched once; costs and outcomes.
 FINAL_ONLY_METRICS = ("test_accuracy", "test_loss", "step_seconds", "parameters", "diverged", "epochs_to_target")
 TRAINING_METRICS = HISTORY_METRICS + FINAL_ONLY_METRICS
+# What budget a claim needs to be judged (its `needs`): `initialisation`, a claim about the net
+# before training (epoch 0); `training`, about the course of training at any budget (speed to
+# a target, early behaviour); `convergence`, about trained nets: judged only where the compared
+# arms' training had converged (suite.core.analysis.convergence_problem), else "not judged".
+NEEDS = ("initialisation", "training", "convergence")
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,31 @@ class Claim:
     margin_reason: str = ""  # why that much, one line
     test: str = "superior"  # superior | noninferior | equivalent (suite.core.verdicts)
     ratio: float | None = None  # judge log(better / worse) against this stated ratio ("6x sooner")
+    needs: str = "training"  # one of NEEDS: the budget the claim can be judged at
+
+
+@dataclass(frozen=True)
+class Fact:
+    """A measured number shown without a verdict, because it holds by construction (a
+    parameter or FLOP count, an output range): a test of it could not fail."""
+
+    id: str
+    text: str
+    metric: str
+    arms: tuple  # selectors, shown side by side
+    why: str  # why it holds by construction
+    epoch: int | None = None  # None: the final epoch
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The study's reference arm and the accuracy its net is known to reach on this data when
+    trained properly: the report says how much of it the budget reaches."""
+
+    arm: dict
+    accuracy: float
+    source: str
+    metric: str = "test_accuracy"
 
 
 @dataclass(frozen=True)
@@ -77,6 +107,8 @@ class Study:
     profiles: dict  # profile name -> Profile
     claims: tuple
     not_judged: tuple = ()
+    facts: tuple = ()
+    reference: Reference | None = None
     version: int = 1
     notes: str = ""
     report: tuple = ()  # report sections (kind "report_section") drawn on this study's page, in order

@@ -35,6 +35,17 @@ def format_number(x, digits: int = 3) -> str:
 _ENV.filters["num"] = format_number
 
 
+def badge(verdict: str | None) -> Markup:
+    """A verdict as a coloured label (grey for "not judged" and anything unknown)."""
+    if not verdict:
+        return Markup("")
+    css = verdict if verdict in (*analysis.VERDICTS,) else "none"
+    return Markup('<span class="badge {}">{}</span>').format(css, verdict)
+
+
+_ENV.filters["badge"] = badge
+
+
 def table_html(frame: pd.DataFrame, float_format: str = "{:.3f}") -> Markup:
     """A frame as an escaped HTML table (pandas escapes cell text)."""
     if frame.empty:
@@ -108,12 +119,15 @@ def build_study_report(study: Study, profile: Profile, records: list[dict], out_
         "generated": generated, "wall_seconds": round(run_seconds, 2),
         "trial_seconds": round(float(trials["wall_seconds"].sum()), 1) if "wall_seconds" in trials else None,
         "trials": analysis.status_counts(trials),
-        "chance": {"alpha": CHANCE_ALPHA, "claims": len(verdicts),
+        "chance": {"alpha": CHANCE_ALPHA, "claims": sum(v.verdict != analysis.NOT_JUDGED for v in verdicts),
                    "decided": sum(v.verdict in DECIDED for v in verdicts),
                    "decided_after_holm": sum(v.holm_verdict in DECIDED for v in verdicts)},
         "claims": [v.as_dict() for v in verdicts] + [
             {"id": c.id, "text": c.text, "verdict": "not judged", "reason": c.reason, "effect": None,
              "ci": [None, None], "n": 0} for c in study.not_judged],
+        "facts": [{"id": f.id, "text": f.text, "metric": f.metric, "why": f.why,
+                   "values": analysis.fact_values(f, trials, epochs)} for f in study.facts],
+        "reference": analysis.reference_reached(study, trials),
         "tuned": _chosen_values(tuning, study), "tuned_at_edge": analysis.tuned_at_edge(tuning, study),
         "seed_block": run.get("label", ""), "confirmation": bool(judge_seeds), "replication": replication,
         "provenance": provenance,

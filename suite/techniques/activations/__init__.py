@@ -1,3 +1,3 @@
-"""activations: activation functions beyond Keras' own (PReLU, maxout) and the `activation` setting."""
+"""activations: activation functions beyond Keras' own (PReLU, maxout, zero-centred sigmoid) and the `activation` setting."""
 
 from suite.techniques.activations import activations  # noqa: F401 (registers)

@@ -22,11 +22,15 @@ HIST_BINS = 30
 SATURATION_MARGIN = 0.02  # within 2% of the output range's ends counts as saturated (A1, I2)
 SYMMETRY_RTOL = 1e-4  # units whose outputs agree this closely compute "the same function" (I1)
 MAX_ROWS = 512  # per layer, rows (examples x positions) used for unit statistics
+# A slope below 1/1000 of the identity's passes under 0.1% of the gradient: such a unit does not learn (A5, A6).
+NO_GRADIENT_SLOPE = 1e-3
+GRADIENT_BATCHES = 4  # training-mode gradients are averaged over this many batches of the probe images
 
 PROBE_METRICS = {
     "activation_stats": (
         "saturated_fraction",  # share of activations at either end of a bounded range (I2, A1, A3)
-        "dead_fraction",  # share of units that output exactly 0 for every probe example (A5)
+        "dead_fraction",  # share of units whose pre-activation is <= 0 for every probe example (A5, A6)
+        "no_gradient_fraction",  # share of units whose activation slope is ~0 for every probe example (A5, A6)
         "symmetry",  # share of units that duplicate another unit of their layer (I1, I3)
         "activation_std",  # mean over hidden layers of the activations' std (I3)
         "depth_std_ratio",  # std of the deepest hidden layer / std of the first (I4, I5)
@@ -34,14 +38,16 @@ PROBE_METRICS = {
         "preactivation_abs_mean",  # the same for the activation's input (B1)
         "preactivation_std",  # spread of the activation's input (B1)
     ),
-    "gradient_stats": (
-        "grad_norm_first",  # gradient norm of the first hidden layer's weights (R3)
+    "gradient_stats": (  # weight gradients in training mode (batch statistics), mean over GRADIENT_BATCHES batches
+        "grad_norm_first",  # gradient norm of the first hidden layer's weights
         "log10_grad_norm_first",  # the same on a log scale: seeds differ by orders of magnitude
         "grad_norm_last",  # ... and of the last hidden layer's
-        "log10_grad_ratio",  # log10(first / last): far below 0 = vanishing gradients (A1, R3)
+        "log10_grad_ratio",  # log10(first / last): far below 0 = vanishing gradients (A1)
+        "log10_grad_slope",  # log10 change of the norm per layer towards the input, fitted: below 0 = vanishing (R3)
     ),
     "generalization": (
         "train_eval_accuracy",  # accuracy on a fixed sample of the training images, inference mode (no dropout/augmentation)
+        "train_eval_loss",  # cross-entropy on the same sample, inference mode (R1, R2): not Keras' running mean
         "generalization_gap",  # train_eval_accuracy - val_accuracy: overfitting (D1, D4)
     ),
 }
@@ -81,8 +87,7 @@ def layer_stats(values: np.ndarray, activation: str) -> dict:
     """Statistics of one hidden layer's output on the probe batch."""
     if not np.all(np.isfinite(values)):
         nan = float("nan")
-        return {"mean": nan, "std": nan, "saturated_fraction": nan, "dead_fraction": nan,
-                "symmetry": nan, "hist_edges": [], "hist_counts": []}
+        return {"mean": nan, "std": nan, "saturated_fraction": nan, "symmetry": nan, "hist_edges": [], "hist_counts": []}
     matrix = _unit_matrix(values)
     bounds = BOUNDED_RANGE.get(activation)
     if bounds:
@@ -99,11 +104,51 @@ def layer_stats(values: np.ndarray, activation: str) -> dict:
         "mean": float(values.mean()),
         "std": float(values.std()),
         "saturated_fraction": saturated,
-        "dead_fraction": float(np.mean(np.all(matrix == 0.0, axis=0))),
         "symmetry": symmetry_score(matrix),
         "hist_edges": [float(e) for e in edges],
         "hist_counts": [int(c) for c in counts],
     }
+
+
+def unit_gradient_stats(pre: np.ndarray, slope: np.ndarray, elementwise: bool = True) -> dict:
+    """Dead and gradient-less units of one hidden layer, over every probe row (examples x positions).
+
+    dead_fraction: share of units whose pre-activation (the activation's input) is <= 0 on every
+    row: the same test for ReLU, Leaky ReLU and PReLU (for ReLU, the units that output 0 on every
+    row). NaN when the activation is not elementwise (maxout: a unit has several inputs).
+    no_gradient_fraction: share of the activation's input columns whose slope |f'(z)| is at most
+    NO_GRADIENT_SLOPE on every row, i.e. that pass (almost) no gradient back to their weights. `slope`
+    is the activation's own derivative at the measured z (see `activation_slope`): a dead ReLU unit
+    counts, a dead Leaky ReLU unit (slope alpha > 0) does not, a PReLU unit counts while its learned
+    slope is ~0. For maxout it counts the linear pieces that never win.
+    """
+    pre = pre.reshape(-1, pre.shape[-1])
+    slope = slope.reshape(-1, slope.shape[-1])
+    if not (np.all(np.isfinite(pre)) and np.all(np.isfinite(slope))):
+        return {"dead_fraction": float("nan"), "no_gradient_fraction": float("nan")}
+    dead = float(np.mean(np.all(pre <= 0.0, axis=0))) if elementwise else float("nan")
+    return {"dead_fraction": dead, "no_gradient_fraction": float(np.mean(np.all(np.abs(slope) <= NO_GRADIENT_SLOPE, axis=0)))}
+
+
+def activation_slope(layer, pre) -> np.ndarray:
+    """d(sum of the layer's outputs) / d(its input) at the measured pre-activations: for an elementwise
+    activation f, f'(z) at every z (for maxout, 1 where a piece wins, 0 elsewhere). The layer's own
+    autodiff, so a leaky or a learned PReLU slope is read from the layer, never from its name."""
+    backend = keras.config.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        z = tf.convert_to_tensor(pre)
+        with tf.GradientTape() as tape:
+            tape.watch(z)
+            total = tf.reduce_sum(layer(z))
+        return tape.gradient(total, z).numpy()
+    if backend == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        return np.asarray(jax.grad(lambda z: jnp.sum(layer(z)))(jnp.asarray(pre)))
+    raise NotImplementedError(f"activation_stats supports the tensorflow and jax backends, not {backend}")
 
 
 def summarize_layers(rows: list[dict]) -> dict:
@@ -117,6 +162,7 @@ def summarize_layers(rows: list[dict]) -> dict:
     return {
         "saturated_fraction": mean("saturated_fraction"),
         "dead_fraction": mean("dead_fraction"),
+        "no_gradient_fraction": mean("no_gradient_fraction"),
         "symmetry": mean("symmetry"),
         "activation_std": mean("std"),
         "depth_std_ratio": float(ratio),
@@ -127,7 +173,7 @@ def summarize_layers(rows: list[dict]) -> dict:
 
 
 class ActivationStats(keras.callbacks.Callback):
-    """Per hidden layer: histogram, mean/std, saturated, dead and duplicated units."""
+    """Per hidden layer: histogram, mean/std, saturated, dead, gradient-less and duplicated units."""
 
     def __init__(self, probe_x: np.ndarray, activation: str):
         super().__init__()
@@ -136,11 +182,11 @@ class ActivationStats(keras.callbacks.Callback):
         self.epoch_columns: dict[int, dict] = {}  # epoch -> scalar columns
 
     def on_train_begin(self, logs=None):
-        hidden = list_hidden_layers(self.model)
-        # inputs (pre-activations, B1) and outputs of every hidden activation
-        tensors = [layer.input for layer in hidden] + [layer.output for layer in hidden]
+        self.hidden = list_hidden_layers(self.model)
+        # inputs (pre-activations: the dense/conv output, after the norm and shortcut where there are any)
+        # and outputs of every hidden activation
+        tensors = [layer.input for layer in self.hidden] + [layer.output for layer in self.hidden]
         self.probe_model = keras.Model(self.model.input, tensors)
-        self.names = [layer.name for layer in hidden]
         self.measure(0)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -148,13 +194,15 @@ class ActivationStats(keras.callbacks.Callback):
 
     def measure(self, epoch: int):
         tensors = self.probe_model(self.probe_x, training=False)
-        depth = len(self.names)
+        depth = len(self.hidden)
         rows = []
-        for index, (name, pre, out) in enumerate(zip(self.names, tensors[:depth], tensors[depth:]), start=1):
-            stats = layer_stats(keras.ops.convert_to_numpy(out), self.activation)
-            pre = keras.ops.convert_to_numpy(pre)
+        for index, (layer, pre, out) in enumerate(zip(self.hidden, tensors[:depth], tensors[depth:]), start=1):
+            slope = activation_slope(layer, pre)
+            out, pre = keras.ops.convert_to_numpy(out), keras.ops.convert_to_numpy(pre)
             finite = np.all(np.isfinite(pre))
-            rows.append({"probe": "activation_stats", "epoch": epoch, "layer": index, "layer_name": name, **stats,
+            rows.append({"probe": "activation_stats", "epoch": epoch, "layer": index, "layer_name": layer.name,
+                         **layer_stats(out, self.activation),
+                         **unit_gradient_stats(pre, slope, elementwise=pre.shape == out.shape),
                          "pre_mean": float(pre.mean()) if finite else float("nan"),
                          "pre_std": float(pre.std()) if finite else float("nan")})
         self.layer_rows.extend(rows)
@@ -166,40 +214,69 @@ def activation_stats(probe_x: np.ndarray, probe_y: np.ndarray, config: dict) -> 
     return ActivationStats(probe_x, config.get("activation", ""))
 
 
-def kernel_gradient_norms(model, x: np.ndarray, y: np.ndarray, kernels: list) -> list[float]:
-    """Norm of d(loss)/d(kernel) for each kernel on one batch, in inference mode (so BN
-    uses its moving statistics and no state changes). TensorFlow and JAX backends."""
+def kernel_gradient_norms(model, x: np.ndarray, y: np.ndarray, kernels: list, batch_size: int = 128) -> list[float]:
+    """Mean over GRADIENT_BATCHES batches of the probe images of ||d(loss)/d(kernel)|| for each kernel,
+    in training mode: batch-norm normalises with the batch's own statistics and dropout drops, as in
+    the steps the optimizer takes. Through `model.stateless_call`, so no variable of the model changes
+    (weights, BN moving statistics, dropout seeds): the state each batch would update is carried to
+    the next batch and then dropped. TensorFlow and JAX backends."""
     loss_fn = keras.losses.SparseCategoricalCrossentropy()
+    size = max(1, min(batch_size, len(x) // GRADIENT_BATCHES))
+    batches = [(x[i * size:(i + 1) * size], y[i * size:(i + 1) * size]) for i in range(min(GRADIENT_BATCHES, len(x)))]
+    position = {id(v): i for i, v in enumerate(model.trainable_variables)}
+    chosen = [position[id(k)] for k in kernels]
+    frozen = [v.value for v in model.non_trainable_variables]
     backend = keras.config.backend()
+    per_batch = []
     if backend == "tensorflow":
         import tensorflow as tf
 
-        with tf.GradientTape() as tape:
-            loss = loss_fn(y, model(x, training=False))
-        return [float(tf.norm(g)) for g in tape.gradient(loss, kernels)]
-    if backend == "jax":
+        trainable = [tf.convert_to_tensor(v.value) for v in model.trainable_variables]
+        for xb, yb in batches:
+            with tf.GradientTape() as tape:
+                tape.watch(trainable)
+                out, frozen = model.stateless_call(trainable, frozen, xb, training=True)
+                loss = loss_fn(yb, out)
+            grads = tape.gradient(loss, [trainable[i] for i in chosen])
+            per_batch.append([float(tf.norm(g)) for g in grads])
+    elif backend == "jax":
         import jax
         import jax.numpy as jnp
 
         trainable = [v.value for v in model.trainable_variables]
-        frozen = [v.value for v in model.non_trainable_variables]
+        for xb, yb in batches:
+            def loss_of(values, state, xb=xb, yb=yb):
+                out, state = model.stateless_call(values, state, xb, training=True)
+                return loss_fn(yb, out), state
 
-        def loss_of(values):
-            out, _ = model.stateless_call(values, frozen, x, training=False)
-            return loss_fn(y, out)
+            grads, frozen = jax.grad(loss_of, has_aux=True)(trainable, frozen)
+            per_batch.append([float(jnp.linalg.norm(grads[i])) for i in chosen])
+    else:
+        raise NotImplementedError(f"gradient_stats supports the tensorflow and jax backends, not {backend}")
+    return [float(v) for v in np.mean(per_batch, axis=0)]
 
-        grads = jax.grad(loss_of)(trainable)
-        position = {id(v): i for i, v in enumerate(model.trainable_variables)}
-        return [float(jnp.linalg.norm(grads[position[id(k)]])) for k in kernels]
-    raise NotImplementedError(f"gradient_stats supports the tensorflow and jax backends, not {backend}")
+
+def log10_slope(norms: list[float]) -> float:
+    """Least-squares slope of log10(norm) per layer, read from the last hidden layer towards the input.
+
+    The layers are indexed 0 (first hidden) ... L-1 (last) and log10(norm) is fitted as a line in the
+    index within one net; the result is minus that line's slope, so it has the sign of
+    log10_grad_ratio: below 0 = the norm shrinks towards the input (vanishing, R3), above 0 = it grows
+    (exploding), -0.1 = a factor 10^0.1 = 1.26 smaller each layer nearer the input. NaN when a norm
+    is 0 or not finite, or there are fewer than two layers.
+    """
+    norms = np.asarray(norms, dtype=np.float64)
+    if len(norms) < 2 or not np.all(np.isfinite(norms)) or np.any(norms <= 0):
+        return float("nan")
+    return -float(np.polyfit(np.arange(len(norms)), np.log10(norms), 1)[0])
 
 
 class GradientStats(keras.callbacks.Callback):
-    """Per hidden layer: the norm of the loss gradient w.r.t. its weights (A1, R3)."""
+    """Per hidden layer: the norm of the loss gradient w.r.t. its weights in training mode (A1, R3)."""
 
-    def __init__(self, probe_x: np.ndarray, probe_y: np.ndarray):
+    def __init__(self, probe_x: np.ndarray, probe_y: np.ndarray, batch_size: int = 128):
         super().__init__()
-        self.probe_x, self.probe_y = probe_x, probe_y
+        self.probe_x, self.probe_y, self.batch_size = probe_x, probe_y, batch_size
         self.layer_rows: list[dict] = []
         self.epoch_columns: dict[int, dict] = {}
 
@@ -211,7 +288,8 @@ class GradientStats(keras.callbacks.Callback):
         self.measure(epoch + 1)
 
     def measure(self, epoch: int):
-        norms = kernel_gradient_norms(self.model, self.probe_x, self.probe_y, [layer.kernel for layer in self.layers])
+        norms = kernel_gradient_norms(self.model, self.probe_x, self.probe_y, [layer.kernel for layer in self.layers],
+                                      self.batch_size)
         for index, (layer, norm) in enumerate(zip(self.layers, norms), start=1):
             self.layer_rows.append({"probe": "gradient_stats", "epoch": epoch, "layer": index,
                                     "layer_name": layer.name, "grad_norm": norm})
@@ -220,21 +298,24 @@ class GradientStats(keras.callbacks.Callback):
             ratio = float(np.log10(first / last)) if first > 0 and last > 0 else float("nan")
         self.epoch_columns[epoch] = {"grad_norm_first": first, "grad_norm_last": last,
                                      "log10_grad_norm_first": float(np.log10(first)) if first > 0 else float("nan"),
-                                     "log10_grad_ratio": ratio if np.isfinite(ratio) else float("nan")}
+                                     "log10_grad_ratio": ratio if np.isfinite(ratio) else float("nan"),
+                                     "log10_grad_slope": log10_slope(norms)}
 
 
 @registry.register("probe")
 def gradient_stats(probe_x: np.ndarray, probe_y: np.ndarray, config: dict) -> GradientStats:
-    return GradientStats(probe_x, probe_y)
+    return GradientStats(probe_x, probe_y, int(config.get("batch_size", 128)))
 
 
 TRAIN_SAMPLE = 2000  # training images the generalisation probe re-measures
 
 
 class Generalization(keras.callbacks.Callback):
-    """Accuracy on the training images the net learns from, measured like validation
-    (inference mode: no dropout, no augmentation), and its gap to validation accuracy.
-    Keras' own `accuracy` is a running mean over the epoch with dropout on: biased."""
+    """Accuracy and loss on the training images the net learns from, measured like validation
+    (inference mode: no dropout, no augmentation, BN with its moving statistics), after every
+    epoch on the same sample, and the accuracy's gap to validation accuracy. Keras' own
+    `accuracy` and `loss` are running means over the epoch in training mode, of a net that
+    changes during the epoch: biased."""
 
     def __init__(self, probe_x: np.ndarray, probe_y: np.ndarray):
         super().__init__()
@@ -245,9 +326,11 @@ class Generalization(keras.callbacks.Callback):
     def use_training_sample(self, x: np.ndarray, y: np.ndarray):
         self.train_x, self.train_y = x[:TRAIN_SAMPLE], y[:TRAIN_SAMPLE]
 
-    def _accuracy(self, x, y) -> float:
-        predicted = np.argmax(self.model.predict(x, batch_size=1024, verbose=0), axis=-1)
-        return float(np.mean(predicted == y))
+    def _evaluate(self, x, y) -> tuple[float, float]:
+        """Accuracy and mean cross-entropy (no regularisation penalty) in inference mode."""
+        probabilities = self.model.predict(x, batch_size=1024, verbose=0)
+        loss = keras.losses.sparse_categorical_crossentropy(y, probabilities)
+        return float(np.mean(np.argmax(probabilities, axis=-1) == y)), float(np.mean(keras.ops.convert_to_numpy(loss)))
 
     def on_train_begin(self, logs=None):
         self.measure(0, None)
@@ -258,9 +341,10 @@ class Generalization(keras.callbacks.Callback):
     def measure(self, epoch: int, val_accuracy):
         if self.train_x is None:
             raise RuntimeError("the generalization probe needs the training sample (suite.train sets it)")
-        train = self._accuracy(self.train_x, self.train_y)
-        val = float(val_accuracy) if val_accuracy is not None else self._accuracy(self.val_x, self.val_y)
-        self.epoch_columns[epoch] = {"train_eval_accuracy": train, "generalization_gap": train - val}
+        train, train_loss = self._evaluate(self.train_x, self.train_y)
+        val = float(val_accuracy) if val_accuracy is not None else self._evaluate(self.val_x, self.val_y)[0]
+        self.epoch_columns[epoch] = {"train_eval_accuracy": train, "train_eval_loss": train_loss,
+                                     "generalization_gap": train - val}
 
 
 @registry.register("probe")

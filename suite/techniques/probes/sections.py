@@ -17,8 +17,9 @@ from suite.core.report import figures
 from suite.core.report.sections import figure_entry
 from suite.core.study import Study
 
-PROBE_COLUMNS = ("saturated_fraction", "dead_fraction", "symmetry", "activation_std", "depth_std_ratio",
-                 "activation_abs_mean", "preactivation_std", "log10_grad_ratio")
+PROBE_COLUMNS = ("saturated_fraction", "dead_fraction", "no_gradient_fraction", "symmetry", "activation_std",
+                 "depth_std_ratio", "activation_abs_mean", "preactivation_std", "log10_grad_ratio", "log10_grad_slope",
+                 "train_eval_loss")
 
 
 
@@ -154,13 +155,20 @@ def activation_histograms(trials: pd.DataFrame, epochs: pd.DataFrame, study: Stu
 
 PROBE_CAPTION = (
     "Probe statistics on 512 fixed validation images, epoch 0 = at initialisation. saturated_fraction: share of "
-    "activations within 2% of either end of a bounded activation (sigmoid, tanh); dead_fraction: share of units that "
-    "output 0 for every image; symmetry: share of units that duplicate another unit of their layer (dead units duplicate "
+    "activations within 2% of either end of a bounded activation (sigmoid, tanh); dead_fraction: share of units whose "
+    "input (pre-activation) is <= 0 for every image, for any activation; no_gradient_fraction: share of units whose "
+    "activation slope is below 0.001 for every image, so they pass no gradient (a dead ReLU unit; not a dead Leaky ReLU "
+    "unit); symmetry: share of units that duplicate another unit of their layer (dead units duplicate "
     "one another); activation_std: spread of the activations; depth_std_ratio: std of the deepest hidden layer over the "
-    "first (log scale; 1 = the scale is kept).")
+    "first (log scale; 1 = the scale is kept); log10_grad_ratio: log10 of the first over the last hidden layer's "
+    "weight-gradient norm, in training mode; log10_grad_slope: the least-squares slope of log10 gradient norm per layer "
+    "towards the input (below 0 = gradients shrink towards the input); train_eval_loss: cross-entropy on a fixed sample "
+    "of the training images in inference mode.")
 GRADIENT_CAPTION = (
-    "Norm of the loss gradient with respect to each hidden layer's weights on the probe images (log scale), at "
-    "initialisation and after training. A line falling steeply towards the input side (layer 1) means vanishing gradients.")
+    "Norm of the loss gradient with respect to each hidden layer's weights on the probe images (log scale), in "
+    "training mode (batch-norm uses each batch's statistics, as in a training step; no weight or statistic changes), "
+    "mean over 4 batches, at initialisation and after training. A line falling steeply towards the input side "
+    "(layer 1) means vanishing gradients.")
 HISTOGRAM_CAPTION = (
     "As in the study notes: the distribution of every hidden layer's outputs on the probe images, for the first seed of "
     "each arm. Look for piles at the ends of the range (saturation), a single spike (collapse, all units alike) or mass "

@@ -2,7 +2,10 @@ import numpy as np
 import pytest
 
 from suite.core import registry
+from suite.core.backend import import_keras
 from suite.techniques.probes import probes
+
+keras = import_keras()
 
 
 def test_symmetry_score_counts_duplicated_units():
@@ -16,17 +19,59 @@ def test_symmetry_score_counts_duplicated_units():
     assert np.isclose(probes.symmetry_score(half), 2 / 6)
 
 
-def test_layer_stats_saturation_and_dead_units():
+def test_layer_stats_saturation():
     saturated = np.concatenate([np.full((100, 5), 0.001), np.full((100, 5), 0.999)], axis=1)
     stats = probes.layer_stats(saturated, "sigmoid")
     assert stats["saturated_fraction"] == 1.0
     assert sum(stats["hist_counts"]) == saturated.size and len(stats["hist_edges"]) == probes.HIST_BINS + 1
     spread = np.random.default_rng(1).uniform(0.2, 0.8, size=(100, 10))
     assert probes.layer_stats(spread, "sigmoid")["saturated_fraction"] == 0.0
-    relu = np.maximum(np.random.default_rng(2).normal(size=(100, 10)), 0)
-    relu[:, :3] = 0.0
-    stats = probes.layer_stats(relu, "relu")
-    assert np.isclose(stats["dead_fraction"], 0.3) and np.isnan(stats["saturated_fraction"])
+    assert np.isnan(probes.layer_stats(spread, "relu")["saturated_fraction"])
+
+
+def _unit_stats(activation: str, pre: np.ndarray) -> dict:
+    """dead_fraction and no_gradient_fraction of a layer of Keras activation `activation` at `pre`."""
+    layer = keras.layers.Activation(activation)
+    pre = pre.astype("float32")
+    return probes.unit_gradient_stats(pre, probes.activation_slope(layer, pre))
+
+
+def test_a_relu_unit_with_one_positive_preactivation_is_alive():
+    pre = -np.abs(np.random.default_rng(2).normal(size=(100, 10)))  # every unit negative on every row
+    pre[17, 4] = 0.5  # unit 4 fires on one example
+    pre[:, 7] = 0.0  # exactly 0 counts as dead: ReLU passes no gradient there
+    stats = _unit_stats("relu", pre)
+    assert stats["dead_fraction"] == pytest.approx(0.9)
+    assert stats["no_gradient_fraction"] == pytest.approx(0.9)  # for ReLU, the dead units are the gradient-less ones
+
+
+def test_a_leaky_unit_with_negative_preactivations_is_dead_but_still_gets_gradient():
+    pre = np.random.default_rng(3).normal(size=(100, 10))
+    pre[:, :3] = -np.abs(pre[:, :3]) - 0.1  # units 0-2 negative on every example
+    stats = _unit_stats("leaky_relu", pre)
+    assert stats["dead_fraction"] == pytest.approx(0.3)  # dead by the same test as ReLU (A6 can fail)
+    assert stats["no_gradient_fraction"] == 0.0  # slope alpha > 0: they still pass a gradient
+    slope = probes.activation_slope(keras.layers.Activation("leaky_relu"), pre[:, :3].astype("float32"))
+    assert np.all(slope > probes.NO_GRADIENT_SLOPE)  # measured from the layer, not assumed from its name
+    relu = _unit_stats("relu", pre)
+    assert relu["dead_fraction"] == relu["no_gradient_fraction"] == pytest.approx(0.3)
+
+
+def test_a_prelu_units_gradient_follows_its_learned_slope():
+    pre = -np.abs(np.random.default_rng(4).normal(size=(50, 4))).astype("float32") - 0.1
+    layer = keras.layers.PReLU()
+    layer.build(pre.shape)
+    alpha = np.array([0.0, 1e-5, 0.05, 0.3], dtype="float32")  # at init Keras' PReLU has alpha 0: a ReLU
+    layer.alpha.assign(np.broadcast_to(alpha, layer.alpha.shape))
+    stats = probes.unit_gradient_stats(pre, probes.activation_slope(layer, pre))
+    assert stats["dead_fraction"] == 1.0
+    assert stats["no_gradient_fraction"] == pytest.approx(0.5)  # the two with slope <= NO_GRADIENT_SLOPE
+
+
+def test_maxout_has_no_dead_fraction_but_counts_pieces_that_never_win():
+    pre = np.random.default_rng(5).normal(size=(64, 6)).astype("float32")
+    stats = probes.unit_gradient_stats(pre, np.zeros_like(pre), elementwise=False)
+    assert np.isnan(stats["dead_fraction"]) and stats["no_gradient_fraction"] == 1.0
 
 
 def test_non_finite_activations_give_nan_not_a_crash():
@@ -36,7 +81,7 @@ def test_non_finite_activations_give_nan_not_a_crash():
 
 def test_summary_columns_match_the_declared_metrics():
     rows = [{**probes.layer_stats(np.random.default_rng(i).normal(scale=1 / (i + 1), size=(64, 8)), "tanh"),
-             "pre_mean": 0.1, "pre_std": 1.0} for i in range(3)]
+             "dead_fraction": 0.0, "no_gradient_fraction": 0.0, "pre_mean": 0.1, "pre_std": 1.0} for i in range(3)]
     summary = probes.summarize_layers(rows)
     assert set(summary) == set(probes.PROBE_METRICS["activation_stats"])
     assert np.isclose(summary["depth_std_ratio"], rows[-1]["std"] / rows[0]["std"])
@@ -66,6 +111,7 @@ def test_gradient_probe_sees_vanishing_gradients_in_a_deep_sigmoid_net(synthetic
     sigmoid, relu = first_epoch("sigmoid", "glorot_normal"), first_epoch("relu", "he_normal")
     assert set(probes.PROBE_METRICS["gradient_stats"]) <= set(sigmoid)
     assert sigmoid["log10_grad_ratio"] < relu["log10_grad_ratio"] - 1  # A1: ten times smaller, at least
+    assert sigmoid["log10_grad_slope"] < relu["log10_grad_slope"] - 0.2  # the fitted line falls too
 
 
 @pytest.mark.parametrize("name", registry.list_names("probe"))
@@ -94,6 +140,7 @@ def test_generalization_probe_measures_training_images_in_inference_mode(synthet
     assert last["generalization_gap"] == pytest.approx(last["train_eval_accuracy"] - last["val_accuracy"])
     assert final["test_gap"] == pytest.approx(final["train_eval_accuracy"] - final["test_accuracy"])
     assert last["train_eval_accuracy"] > outcome["history"][0]["train_eval_accuracy"] + 0.2  # it learns
+    assert last["train_eval_loss"] < outcome["history"][0]["train_eval_loss"]
 
 
 def _metrics_of(probe: str) -> list[str]:
@@ -103,3 +150,89 @@ def _metrics_of(probe: str) -> list[str]:
 
 def test_every_probe_declares_its_metrics():
     assert all(_metrics_of(name) for name in registry.list_names("probe"))
+
+
+def _bn_net(seed: int = 0):
+    """dense -> BN -> relu, twice, then the head; fresh BN moving statistics are (0, 1)."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((6,))
+    x = inputs
+    for i in (1, 2):
+        x = keras.layers.Dense(8, name=f"dense_{i}")(x)
+        x = keras.layers.BatchNormalization(name=f"norm_{i}")(x)
+        x = keras.layers.Activation("relu", name=f"act_{i}")(x)
+    return keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="head")(x))
+
+
+def _manual_norms(model, x, y, kernels, size: int, training: bool) -> np.ndarray:
+    """Mean over 4 batches of each kernel's gradient norm, by a plain GradientTape (state restored after)."""
+    import tensorflow as tf
+
+    saved = [v.numpy() for v in model.non_trainable_variables]
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+    norms = []
+    for i in range(probes.GRADIENT_BATCHES):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y[i * size:(i + 1) * size], model(x[i * size:(i + 1) * size], training=training))
+        norms.append([float(tf.norm(g)) for g in tape.gradient(loss, kernels)])
+    for variable, value in zip(model.non_trainable_variables, saved):
+        variable.assign(value)
+    return np.mean(norms, axis=0)
+
+
+@pytest.mark.skipif(keras.config.backend() != "tensorflow", reason="the reference gradients use tf.GradientTape")
+def test_gradient_probe_uses_batch_statistics_and_leaves_bn_state_alone():
+    """Moving statistics (0, 1) but inputs of mean 3 and std 5: in training mode BN normalises with
+    the batch's statistics, in inference mode it is the identity, and the gradients differ (R3)."""
+    model = _bn_net()
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(128, 6)) * 5 + 3).astype("float32")
+    y = rng.integers(0, 3, size=128)
+    kernels = [model.get_layer(f"dense_{i}").kernel for i in (1, 2)]
+    state = [v.numpy().copy() for v in model.variables]
+    probed = np.array(probes.kernel_gradient_norms(model, x, y, kernels, batch_size=32))
+    assert all(np.array_equal(before, after.numpy()) for before, after in zip(state, model.variables))
+    training = _manual_norms(model, x, y, kernels, 32, training=True)
+    inference = _manual_norms(model, x, y, kernels, 32, training=False)
+    assert probed == pytest.approx(training, rel=1e-4)
+    assert np.all(np.abs(probed / inference - 1) > 0.1)  # the old inference-mode probe measured another net
+
+
+def test_gradient_probe_callback_does_not_change_bn_moving_statistics(synthetic_data):
+    model = _bn_net(1)
+    x = synthetic_data.x_val[:64].reshape(64, -1)[:, :6].astype("float32") * 4 + 2
+    y = synthetic_data.y_val[:64] % 3
+    before = {v.path: keras.ops.convert_to_numpy(v.value).copy() for v in model.non_trainable_variables}
+    callback = probes.gradient_stats(x, y, {"batch_size": 16})
+    callback.set_model(model)
+    callback.on_train_begin()
+    after = {v.path: keras.ops.convert_to_numpy(v.value) for v in model.non_trainable_variables}
+    assert before.keys() == after.keys() and all(np.array_equal(before[k], after[k]) for k in before)
+    assert np.isfinite(callback.epoch_columns[0]["log10_grad_slope"])
+
+
+def test_log10_slope_sign_reads_towards_the_input():
+    vanishing = [1e-4, 1e-3, 1e-2, 1e-1]  # first hidden layer ... last: ten times smaller per layer nearer the input
+    assert probes.log10_slope(vanishing) == pytest.approx(-1.0)
+    assert probes.log10_slope(vanishing[::-1]) == pytest.approx(1.0)  # exploding towards the input
+    assert probes.log10_slope([0.5, 0.5, 0.5]) == pytest.approx(0.0)
+    # same sign as log10_grad_ratio, and on a straight line it is that ratio per layer
+    assert probes.log10_slope(vanishing) == pytest.approx(np.log10(vanishing[0] / vanishing[-1]) / 3)
+    assert np.isnan(probes.log10_slope([0.0, 1.0])) and np.isnan(probes.log10_slope([1.0]))
+
+
+def test_generalization_probe_records_the_inference_mode_training_loss():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((5,))
+    hidden = keras.layers.Dropout(0.5)(keras.layers.Dense(16, activation="relu")(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(hidden))
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(300, 5)).astype("float32"), rng.integers(0, 3, size=300)
+    callback = probes.generalization(x[:10], y[:10], {})
+    callback.set_model(model)
+    callback.use_training_sample(x, y)
+    callback.measure(1, 0.5)
+    probabilities = keras.ops.convert_to_numpy(model(x, training=False))
+    expected = -np.mean(np.log(probabilities[np.arange(len(y)), y]))
+    assert callback.epoch_columns[1]["train_eval_loss"] == pytest.approx(expected, rel=1e-5)
+    assert callback.epoch_columns[1]["train_eval_accuracy"] == pytest.approx(np.mean(probabilities.argmax(-1) == y))

@@ -163,7 +163,7 @@ PROBE_CAPTION = (
     "first (log scale; 1 = the scale is kept); log10_grad_ratio: log10 of the first over the last hidden layer's "
     "weight-gradient norm, in training mode; log10_grad_slope: the least-squares slope of log10 gradient norm per layer "
     "towards the input (below 0 = gradients shrink towards the input); train_eval_loss: cross-entropy on a fixed sample "
-    "of the training images in inference mode.")
+    "of the training images in inference mode (batch-norm with the sample's own statistics).")
 GRADIENT_CAPTION = (
     "Norm of the loss gradient with respect to each hidden layer's weights on the probe images (log scale), in "
     "training mode (batch-norm uses each batch's statistics, as in a training step; no weight or statistic changes), "

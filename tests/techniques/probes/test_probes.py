@@ -236,3 +236,29 @@ def test_generalization_probe_records_the_inference_mode_training_loss():
     expected = -np.mean(np.log(probabilities[np.arange(len(y)), y]))
     assert callback.epoch_columns[1]["train_eval_loss"] == pytest.approx(expected, rel=1e-5)
     assert callback.epoch_columns[1]["train_eval_accuracy"] == pytest.approx(np.mean(probabilities.argmax(-1) == y))
+
+
+def test_training_sample_metrics_of_a_bn_net_use_the_sample_statistics_and_store_nothing():
+    """Fresh BN moving statistics are (0, 1): with inputs of mean 3 and std 5 the inference-mode
+    loss would measure the stale statistics; the probe re-estimates them on the sample."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((5,))
+    hidden = keras.layers.BatchNormalization()(keras.layers.Dense(16)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(keras.layers.ReLU()(hidden)))
+    rng = np.random.default_rng(0)
+    x, y = (3 + 5 * rng.normal(size=(300, 5))).astype("float32"), rng.integers(0, 3, size=300)
+    before = [keras.ops.convert_to_numpy(v.value).copy() for v in model.variables]
+    callback = probes.generalization(x[:10], y[:10], {})
+    callback.set_model(model)
+    callback.use_training_sample(x, y)
+    callback.measure(1, 0.5)
+    # the same as a training-mode pass over the whole sample as one batch (this net has no dropout)
+    probabilities, _ = model.stateless_call([v.value for v in model.trainable_variables],
+                                            [v.value for v in model.non_trainable_variables], x, training=True)
+    probabilities = keras.ops.convert_to_numpy(probabilities)
+    expected = -np.mean(np.log(probabilities[np.arange(len(y)), y]))
+    assert callback.epoch_columns[1]["train_eval_loss"] == pytest.approx(expected, rel=1e-4)
+    stale = keras.ops.convert_to_numpy(model(x, training=False))
+    assert abs(-np.mean(np.log(stale[np.arange(len(y)), y])) - expected) > 0.01  # the moving statistics differ
+    assert all(np.array_equal(b, keras.ops.convert_to_numpy(v.value)) for b, v in zip(before, model.variables))
+    assert model.layers[2].momentum == 0.99  # restored

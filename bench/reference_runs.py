@@ -8,6 +8,7 @@ may cite as "a documented long run of the suite itself"; the study page then say
 of it the quick budget reaches.
 
     python bench/reference_runs.py --study init --study activation [--seeds 2] [--epochs N]
+    python bench/reference_runs.py --study init --arm kernel_initializer=he_normal,activation=relu
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._timing import machine  # noqa: E402
@@ -28,10 +31,10 @@ from suite.core.plugins import load_plugins  # noqa: E402
 from suite.core.study import matches  # noqa: E402
 
 
-def reference_profile(study, profile_name: str, epochs: int | None):
-    """The profile with every arm but the reference arm excluded (and `epochs` if given)."""
+def reference_profile(study, arm: dict, profile_name: str, epochs: int | None):
+    """The profile with every arm but `arm` excluded (and `epochs` if given)."""
     profile = study.profiles[profile_name]
-    others = [arm for arm in study.list_arms(profile) if not matches(arm, study.reference.arm)]
+    others = [level for level in study.list_arms(profile) if not matches(level, arm)]
     return dataclasses.replace(profile, exclude=tuple(profile.exclude) + tuple(others),
                                epochs=epochs or profile.epochs)
 
@@ -43,6 +46,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
     parser.add_argument("--results", default=None, help="trial store (default: a temporary folder)")
+    parser.add_argument("--arm", default=None, help="factor=level,... (default: the study's reference arm)")
     args = parser.parse_args()
     backend.import_keras()
     load_plugins()
@@ -57,10 +61,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="reference-") as scratch:
         for name in args.study:
             study = loader.load_study(loader.find_study_path(name))
-            if study.reference is None:
-                print(f"| {name} | (no reference arm declared) | | | | | |")
+            arm = {key: yaml.safe_load(value) for key, value in (part.split("=", 1) for part in args.arm.split(","))} \
+                if args.arm else (
+                study.reference.arm if study.reference else None)
+            if arm is None:
+                print(f"| {name} | (no reference arm declared; pass --arm) | | | | | |")
                 continue
-            profile = reference_profile(study, args.profile, args.epochs)
+            profile = reference_profile(study, arm, args.profile, args.epochs)
             data = load_dataset(study.dataset_for(profile))
             started = time.perf_counter()
             report = run_study(study, profile, data, TrialStore(args.results or scratch, name), seeds=args.seeds,
@@ -75,7 +82,7 @@ def main() -> None:
             for tuned, values in by_value.items():
                 accuracy = statistics.mean(v[0] for v in values if v[0] is not None)
                 fell = statistics.mean(v[1] for v in values)
-                print(f"| {name} | {loader.arm_label(study.reference.arm)} | {tuned} | "
+                print(f"| {name} | {loader.arm_label(arm)} | {tuned} | "
                       f"{profile.train_examples} x {profile.epochs} | {accuracy:.4f} | {fell:.1%} | {seconds:.0f} s |")
 
 

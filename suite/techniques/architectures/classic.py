@@ -3,7 +3,8 @@ what they cost (kind "model" families, a FLOP counter, an `architecture_stats` p
 
 LeNet-5 keeps its paper size (61,706 parameters); the AlexNet-, VGG-, Network-in-Network
 and Inception-style nets keep their papers' layer patterns with channel widths scaled
-down to a 28x28x1 input; the small ResNet is `models.residual_net`. Every hidden layer
+down to a 28x28x1 input; the small ResNet is `models.residual_net` with batch-norm after
+every conv, as He et al.'s (the others have none, as their papers). Every hidden layer
 goes through `models.Block` (`conv_<i>`/`dense_<i>` -> `act_<i>`), so the suite's probes
 read any of them. This module builds and measures networks; it trains nothing and
 judges nothing (suite.train and suite.analysis do).
@@ -193,7 +194,12 @@ def inception_style(input_shape, num_classes, width=8, activation="relu", kernel
 @registry.register("model")
 def small_resnet(input_shape, num_classes, depth=8, width=8, activation="relu", kernel_initializer="he_normal",
                  norm="batchnorm") -> keras.Model:
-    """He et al. (2016), small: `models.residual_net` with three residual blocks (depth 8)."""
+    """He et al. (2016), small: `models.residual_net` with three residual blocks (depth 8) and,
+    as in the paper, batch-norm right after every conv and before its activation: conv -> BN ->
+    ReLU, and conv -> BN -> + shortcut -> ReLU in the block's second layer. `norm` defaults to
+    batchnorm, so a study that leaves `norm` unset trains the paper's net (D6); `norm: none`
+    removes it for comparisons. Where the shape changes the shortcut is a 1x1 projection (option B)
+    without a batch-norm of its own."""
     return residual_net(input_shape, num_classes, depth, width, activation, kernel_initializer, norm)
 
 

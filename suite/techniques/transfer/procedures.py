@@ -85,38 +85,50 @@ for _ratio in (0.01, 1):
 class Distiller(keras.Model):
     """(T4, Hinton et al. 2015) loss = alpha * CE(labels, student)
     + (1 - alpha) * T^2 * KL(softmax(teacher / T) || softmax(student / T)); the teacher is frozen.
-    Images with sample weight 0 (the unlabelled pool) enter the KL term only."""
+    Images with sample weight 0 (the unlabelled pool) enter the KL term only. With `hard` the
+    teacher's target is its argmax as a one-hot vector instead of its softened outputs (T4's
+    control: the same loss, images and steps, without what soft labels add)."""
 
-    def __init__(self, teacher: keras.Model, student: keras.Model, temperature: float, alpha: float):
+    def __init__(self, teacher: keras.Model, student: keras.Model, temperature: float, alpha: float,
+                 hard: bool = False):
         super().__init__()
         self.teacher, self.student = teacher, student
-        self.temperature, self.alpha = temperature, alpha
+        self.temperature, self.alpha, self.hard = temperature, alpha, hard
         self.teacher.trainable = False
 
     def call(self, x, training=False):
         return self.student(x, training=training)
+
+    def teacher_targets(self, x):
+        """What the student is taught on `x`: softmax(teacher / T), or with `hard` one_hot(argmax teacher)."""
+        logits = self.teacher(x, training=False)
+        if self.hard:
+            return keras.ops.one_hot(keras.ops.argmax(logits, axis=-1), int(logits.shape[-1]), dtype=logits.dtype)
+        return keras.ops.softmax(logits / self.temperature)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         hard = keras.losses.sparse_categorical_crossentropy(y, y_pred, from_logits=True)
         if sample_weight is not None:
             hard = hard * keras.ops.reshape(keras.ops.cast(sample_weight, hard.dtype), keras.ops.shape(hard))
         t = self.temperature
-        teacher_soft = keras.ops.softmax(self.teacher(x, training=False) / t)
+        target = self.teacher_targets(x)
         student_log_soft = keras.ops.log_softmax(y_pred / t)
-        kl = keras.ops.sum(teacher_soft * (keras.ops.log(teacher_soft + 1e-8) - student_log_soft), axis=-1)
+        # a one-hot target's zeros contribute 0 * (log 1e-8 - ...) = 0: the KL is then the cross-entropy
+        kl = keras.ops.sum(target * (keras.ops.log(target + 1e-8) - student_log_soft), axis=-1)
         return keras.ops.mean(self.alpha * hard + (1.0 - self.alpha) * t * t * kl)
 
 
-def distill(config, seed, data, context, temperature: float = 4.0, alpha: float = 0.1):
+def distill(config, seed, data, context, temperature: float = 4.0, alpha: float = 0.1, hard: bool = False):
     """(T4) The small student learns from the fine-tuned large teacher's soft labels on the
     transfer set: the labelled images (cross-entropy and KL) and the unlabelled pool (KL only:
     the teacher knows more than the few labels, and its outputs on unlabelled images are
-    what distillation can pass on; Hinton et al. likewise use an unlabelled transfer set)."""
+    what distillation can pass on; Hinton et al. likewise use an unlabelled transfer set).
+    `hard` teaches the teacher's argmax instead (`distill_hard`), everything else equal."""
     tdata = _setup(config, seed, data)
     teacher, _ = cached_teacher(config, seed, data, tdata, context)
     keras.utils.set_random_seed(seed)
     student = build_classifier(build_backbone(config["student_arch"], data.input_shape), tdata.classes)
-    distiller = Distiller(teacher, student, temperature, alpha)
+    distiller = Distiller(teacher, student, temperature, alpha, hard=hard)
     # the pool's label slots hold 0 with weight 0: no label of the pool exists to read
     x = np.concatenate([tdata.labelled_x, tdata.pool_x])
     y = np.concatenate([tdata.labelled_y, np.zeros(len(tdata.pool_x), tdata.labelled_y.dtype)])
@@ -131,6 +143,14 @@ def distill(config, seed, data, context, temperature: float = 4.0, alpha: float 
 for _t in (1, 2, 4, 8):
     registry.register("procedure", f"distill_t{_t}", settings=TRANSFER_SETTINGS)(
         lambda config, seed, data, context, _t=_t: distill(config, seed, data, context, temperature=float(_t)))
+
+
+# T4's control: the same student, images (labelled + pool), true-label term, seed, steps and
+# schedule as distill_t<T>, taught the teacher's hard decisions (one-hot argmax; at T = 1, since
+# a temperature only softens soft targets, and T^2 = 1 keeps the loss on the hard-label scale
+# that Hinton et al.'s T^2 factor matches the soft term to). Its teacher is the same artifact.
+registry.register("procedure", "distill_hard", settings=TRANSFER_SETTINGS)(
+    lambda config, seed, data, context: distill(config, seed, data, context, temperature=1.0, hard=True))
 
 
 def pseudo_label(teacher: keras.Model, pool_x: np.ndarray, classes: int) -> tuple[np.ndarray, np.ndarray, int]:

@@ -107,3 +107,40 @@ def test_edge_kernels_match_sobel_and_random_filters_rarely_do():
 
 def test_families_are_registered_models():
     assert set(FAMILIES) <= set(registry.list_names("model"))
+
+
+def _study_models(profile: str = "smoke") -> dict:
+    """family -> the model the architecture study's arm builds (its planned config, as a trial gets it)."""
+    from conftest import REPO
+
+    from suite.core import loader
+    from suite.core.plan import plan_trials
+
+    study = loader.load_study(REPO / "studies" / "architecture.yaml")
+    trials = plan_trials(study, study.profiles[profile], "fingerprint")
+    return {t.config["family"]: build_model(t.config, (28, 28, 1), 10) for t in trials}
+
+
+def test_the_studys_small_resnet_has_batchnorm_between_every_conv_and_its_relu():
+    """D6 (He et al. 2016): conv -> BN -> [+ shortcut] -> ReLU, in the net the architecture study trains."""
+    resnet = _study_models()["small_resnet"]
+    norms = [layer for layer in resnet.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    convs = [layer for layer in resnet.layers if layer.name.startswith("conv_")]
+    assert len(convs) == 7 and len(norms) == len(convs)
+    for conv in convs:
+        i = conv.name.split("_")[1]
+        norm, act = resnet.get_layer(f"norm_{i}"), resnet.get_layer(f"act_{i}")
+        assert norm.input is conv.output  # BN reads the conv ...
+        feeds_act = act.input if f"add_{i}" not in [layer.name for layer in resnet.layers] else \
+            resnet.get_layer(f"add_{i}").input
+        assert any(t is norm.output for t in (feeds_act if isinstance(feeds_act, list) else [feeds_act]))  # ... before ReLU
+        assert act.get_config()["activation"] == "relu"
+
+
+def test_in_the_architecture_study_only_the_small_resnet_has_batchnorm():
+    """Each classic net as its paper built it: the study leaves `norm` to the families' defaults."""
+    models = _study_models()
+    assert set(models) == set(FAMILIES)
+    with_bn = {family for family, model in models.items()
+               if any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)}
+    assert with_bn == {"small_resnet"}

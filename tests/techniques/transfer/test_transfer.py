@@ -32,6 +32,7 @@ def test_split_hides_pool_labels_and_relabels_the_target(synthetic_data):
 
 
 def test_frozen_backbone_and_its_bn_statistics_are_bit_identical_after_fit(synthetic_data):
+    keras.utils.set_random_seed(0)  # op determinism (suite.core.device) refuses unseeded random ops
     tdata = protocol.split_transfer(synthetic_data, 5, 40, seed=0)
     backbone = protocol.build_backbone("cnn_small", synthetic_data.input_shape)
     backbone.trainable = False
@@ -45,6 +46,7 @@ def test_frozen_backbone_and_its_bn_statistics_are_bit_identical_after_fit(synth
 
 
 def test_distillation_leaves_the_teacher_unchanged(synthetic_data):
+    keras.utils.set_random_seed(0)  # op determinism (suite.core.device) refuses unseeded random ops
     tdata = protocol.split_transfer(synthetic_data, 5, 40, seed=0)
     teacher = protocol.build_classifier(protocol.build_backbone("cnn_small", synthetic_data.input_shape), 5)
     student = protocol.build_classifier(protocol.build_backbone("cnn_small", synthetic_data.input_shape), 5)
@@ -72,6 +74,7 @@ def test_distillation_reads_no_label_where_the_weight_is_zero(synthetic_data):
 
 
 def test_a_few_shot_epoch_has_steps_per_epoch_sgd_steps(synthetic_data):
+    keras.utils.set_random_seed(0)  # op determinism (suite.core.device) refuses unseeded random ops
     tdata = protocol.split_transfer(synthetic_data, 2, 40, seed=0)  # 10 labelled images
     model = protocol.build_classifier(protocol.build_backbone("cnn_small", synthetic_data.input_shape), 5)
     config = {**CONFIG, "steps_per_epoch": 7}
@@ -221,3 +224,57 @@ def test_finetune_ratio_variants_fine_tune_at_their_own_backbone_rate(tmp_path, 
         registry.lookup("procedure", name)(CONFIG, 0, synthetic_data, store)
     assert seen == [CONFIG["lr_ratio"], 1.0, 0.01]
     assert len(store.artifacts.built) == 4  # one source, and a fine-tuned model per ratio
+
+
+def test_the_hard_label_student_sees_the_distilled_students_images_and_learns_the_teachers_argmax(
+        tmp_path, synthetic_data, monkeypatch):
+    """T4's control: distill_hard trains the same student (same initial weights) on the same images,
+    labels and weights as distill_t4, from the same stored teacher; only the teacher's target is hard."""
+    from suite.core import registry
+
+    seen = {}
+    real_train = procedures.train
+
+    def spy(model, x, y, tdata, config, epochs, context, sample_weight=None):
+        seen[model.hard] = {"model": model, "x": x.copy(), "y": y.copy(), "weight": sample_weight.copy(),
+                            "start": [w.copy() for w in model.student.get_weights()], "epochs": epochs}
+        return real_train(model, x, y, tdata, config, epochs, context, sample_weight=sample_weight)
+
+    monkeypatch.setattr(procedures, "train", spy)
+    store = _context(tmp_path)
+    soft_final = registry.lookup("procedure", "distill_t4")(CONFIG, 0, synthetic_data, store)["final"]
+    hard_final = registry.lookup("procedure", "distill_hard")(CONFIG, 0, synthetic_data, store)["final"]
+    soft, hard = seen[False], seen[True]
+    tdata = protocol.split_transfer(synthetic_data, CONFIG["labels_per_class"], CONFIG["train_examples"], 0)
+    assert len(hard["x"]) == len(tdata.labelled_x) + len(tdata.pool_x) > len(tdata.labelled_x)  # the pool too
+    for key in ("x", "y", "weight"):
+        np.testing.assert_array_equal(hard[key], soft[key])
+    assert hard["epochs"] == soft["epochs"]
+    assert all(np.array_equal(a, b) for a, b in zip(hard["start"], soft["start"]))
+    assert len(store.artifacts.built) == 2  # one source model, one teacher: no second teacher
+    assert hard_final["teacher_test_accuracy"] == soft_final["teacher_test_accuracy"]
+
+    # the targets: the teacher's argmax as one-hot rows for distill_hard, its softened outputs for distill_t4
+    x = hard["x"][:32]
+    teacher_logits = keras.ops.convert_to_numpy(hard["model"].teacher(x, training=False))
+    hard_targets = keras.ops.convert_to_numpy(hard["model"].teacher_targets(x))
+    np.testing.assert_array_equal(hard_targets, np.eye(5)[teacher_logits.argmax(axis=1)])
+    soft_targets = keras.ops.convert_to_numpy(soft["model"].teacher_targets(x))
+    assert np.all((soft_targets > 0) & (soft_targets < 1))
+    np.testing.assert_array_equal(soft_targets.argmax(axis=1), teacher_logits.argmax(axis=1))
+
+
+def test_hard_distillation_loss_is_cross_entropy_on_the_teachers_argmax(synthetic_data):
+    """With hard targets and T = 1 the teacher term is the plain cross-entropy against argmax(teacher)."""
+    keras.utils.set_random_seed(0)
+    x = synthetic_data.x_train[:8]
+    teacher = protocol.build_classifier(protocol.build_backbone("cnn_small", synthetic_data.input_shape), 5)
+    student = protocol.build_classifier(protocol.build_backbone("cnn_small", synthetic_data.input_shape), 5)
+    logits = student(x)
+    pseudo = keras.ops.convert_to_numpy(teacher(x, training=False)).argmax(axis=1)
+    cross_entropy = keras.ops.convert_to_numpy(
+        keras.losses.sparse_categorical_crossentropy(pseudo, logits, from_logits=True))
+    hard = procedures.Distiller(teacher, student, temperature=1.0, alpha=0.0, hard=True)
+    assert float(hard.compute_loss(x, np.zeros(8, "int32"), logits)) == pytest.approx(cross_entropy.mean(), rel=1e-5)
+    soft = procedures.Distiller(teacher, student, temperature=1.0, alpha=0.0)
+    assert float(soft.compute_loss(x, np.zeros(8, "int32"), logits)) != pytest.approx(cross_entropy.mean(), rel=1e-3)

@@ -37,10 +37,10 @@ TINY_STUDY = {
     "claims": [
         {"id": "T1", "text": "He learns, N(0, 0.01) does not", "metric": "test_accuracy",
          "better": {"kernel_initializer": "he_normal"}, "worse": {"kernel_initializer": "normal_0.01"},
-         "margin": 0.01, "margin_reason": "one point of accuracy"},
+         "margin": 0.01, "margin_reason": "one point of accuracy", "needs": "training"},
         {"id": "T2", "text": "He spreads activations at init", "metric": "depth_std_ratio", "epoch": 0,
          "better": {"kernel_initializer": "he_normal"}, "worse": {"kernel_initializer": "normal_0.01"},
-         "margin": 0.1, "margin_reason": "a tenth of the first layer's spread"},
+         "margin": 0.1, "margin_reason": "a tenth of the first layer's spread", "needs": "initialisation"},
     ],
 }
 

@@ -68,7 +68,7 @@ class ClaimFile(_Strict):
                                                           "by more than the margin), equivalent (A is about as good as B)")
     ratio: Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)] | None = Field(
         None, description="judge log(better / worse) against this stated ratio (\"6x sooner\": 6)")
-    needs: Literal[NEEDS] = Field("training", description="the budget it can be judged at: initialisation (epoch 0), training "
+    needs: Literal[NEEDS] = Field(description="the budget it can be judged at: initialisation (epoch 0), training "
                                               "(the course of training, any budget), convergence (trained nets: "
                                               "not judged where the compared arms had not converged)")
 

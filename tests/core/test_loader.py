@@ -68,6 +68,8 @@ BAD_STUDIES = [
     ("a claim without a margin", lambda s: s["claims"][0].pop("margin"), "claims[0].margin: required field is missing"),
     ("a margin without its reason", lambda s: s["claims"][0].pop("margin_reason"),
      "claims[0].margin_reason: required field is missing"),
+    ("a claim without the budget it needs", lambda s: s["claims"][0].pop("needs"),
+     "claims[0].needs: required field is missing"),
     ("an unknown test", lambda s: s["claims"][0].update(test="bigger"), "claims[0].test: input should be 'superior',"),
     ("a ratio margin that is not a factor", lambda s: s["claims"][0].update(ratio=2, margin=0.5),
      "claims[0].margin: for a ratio claim the margin is a factor > 1"),

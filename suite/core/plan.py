@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
+from suite.core import registry
 from suite.core.keys import RECORD_SCHEMA, trial_key
 from suite.core.study import Profile, Study, arm_label
 
@@ -27,6 +28,13 @@ class Trial:
     @property
     def arm_label(self) -> str:
         return arm_label(self.arm)
+
+
+def probe_identity(name: str) -> str:
+    """A probe as it enters a trial key: its name, and its `version` once it measures differently
+    (registered with version=N), so records of an older probe are never reused as this one's."""
+    version = registry.metadata("probe", name).get("version", 1)
+    return name if version == 1 else f"{name}@{version}"
 
 
 def plan_trials(study: Study, profile: Profile, dataset_fingerprint: str, seeds: int | None = None,
@@ -50,7 +58,8 @@ def plan_trials(study: Study, profile: Profile, dataset_fingerprint: str, seeds:
                 config = {**study.model, **fixed, **budget, **arm, **tuning, "dataset": study.dataset_for(profile)}
                 identity = {
                     "schema": RECORD_SCHEMA, "study": study.name, "study_version": study.version,
-                    "data": dataset_fingerprint, "config": config, "seed": seed, "probes": list(study.probes),
+                    "data": dataset_fingerprint, "config": config, "seed": seed,
+                    "probes": [probe_identity(name) for name in study.probes],
                     "backend": backend,
                 }
                 trials.append(Trial(key=trial_key(identity), study=study.name, arm=arm, tuning=tuning,

@@ -62,3 +62,10 @@ def test_a_claim_may_ask_more_seeds_for_the_arms_it_compares(tmp_path, tiny_stud
         {k: v for k, v in c.items() if k != "seeds"} for c in tiny_study_dict["claims"]]}))
     assert {t.key for t in plan.plan_trials(plain, plain.profiles["quick"], "fp")} < \
         {t.key for t in plan.plan_trials(study, study.profiles["quick"], "fp")}
+
+
+def test_a_probe_that_measures_differently_changes_the_trial_keys():
+    from suite.core.plan import probe_identity
+
+    assert probe_identity("activation_stats") == "activation_stats@2"  # registered with version=2
+    assert probe_identity("architecture_stats") == "architecture_stats"  # version 1: keys as before

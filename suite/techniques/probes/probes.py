@@ -209,7 +209,8 @@ class ActivationStats(keras.callbacks.Callback):
         self.epoch_columns[epoch] = summarize_layers(rows)
 
 
-@registry.register("probe")
+# version 2: dead units by pre-activation (any activation), units without gradient
+@registry.register("probe", version=2)
 def activation_stats(probe_x: np.ndarray, probe_y: np.ndarray, config: dict) -> ActivationStats:
     return ActivationStats(probe_x, config.get("activation", ""))
 
@@ -302,7 +303,8 @@ class GradientStats(keras.callbacks.Callback):
                                      "log10_grad_slope": log10_slope(norms)}
 
 
-@registry.register("probe")
+# version 2: gradients in training mode (batch statistics), averaged over 4 batches; the per-layer slope
+@registry.register("probe", version=2)
 def gradient_stats(probe_x: np.ndarray, probe_y: np.ndarray, config: dict) -> GradientStats:
     return GradientStats(probe_x, probe_y, int(config.get("batch_size", 128)))
 
@@ -374,6 +376,7 @@ def predict_with_sample_statistics(model, bn_layers: list, x: np.ndarray) -> np.
     return keras.ops.convert_to_numpy(outputs)
 
 
-@registry.register("probe")
+# version 2: the training-sample loss; batch-norm with the sample's own statistics on the training sample
+@registry.register("probe", version=2)
 def generalization(probe_x: np.ndarray, probe_y: np.ndarray, config: dict) -> Generalization:
     return Generalization(probe_x, probe_y)

@@ -123,8 +123,7 @@ class PackedMLP:
         self.configs, self.seeds, self.data = [dict(c) for c in configs], list(seeds), data
         config = {**MODEL_DEFAULTS, **configs[0]}
         self.members = len(configs)
-        self.depth, self.norm, self.l2 = int(config["depth"]), config["norm"], float(config["l2"])
-        self.activation = keras.activations.get(config["activation"])
+        self.depth, self.norm = int(config["depth"]), config["norm"]
         self.batch_size, self.n = int(config["batch_size"]), int(config["train_examples"])
         momentum, self.nesterov = OPTIMIZERS[config["optimizer"]]
         self.momentum = float(config.get("momentum", 0.0) if momentum is None else momentum)
@@ -138,8 +137,8 @@ class PackedMLP:
         self.pool_x, self.pool_y = ops.convert_to_tensor(pool), ops.convert_to_tensor(data.y_train.astype("int32"))
         self.subsets = np.stack([sample_indices(s, len(pool), self.n) for s in seeds])  # (members, n)
         self.epochs_done = 0
-        self._train = _compile(self._train_steps)
-        self._eval = _compile(self._eval_batch)
+        self.program = program_for(self.members, self.depth, self.norm, config["activation"], float(config["l2"]),
+                                   self.momentum, self.nesterov)
 
     # ---- building ------------------------------------------------------------------------
     def _fresh_model(self, config: dict, seed: int) -> keras.Model:
@@ -187,7 +186,61 @@ class PackedMLP:
         model.get_layer("head").bias.assign(params.pop(0))
         return model
 
-    # ---- the computation (keras.ops only: runs under tf.function and jax.jit alike) --------
+    # ---- driving -------------------------------------------------------------------------
+    def epoch_batches(self, epoch: int) -> np.ndarray:
+        """(members, n) pool indices in the order each member visits them in `epoch`."""
+        return np.stack([subset[epoch_order(seed, epoch, self.n)] for subset, seed in zip(self.subsets, self.seeds)])
+
+    def train_epoch(self) -> EpochResult:
+        """One epoch for every member; full batches in one compiled loop, the last partial
+        batch (as Keras makes it) in a second."""
+        started = time.perf_counter()
+        self.epochs_done += 1
+        order = self.epoch_batches(self.epochs_done).astype("int32")
+        full, rest = divmod(self.n, self.batch_size)
+        chunks = [order[:, :full * self.batch_size].reshape(self.members, full, self.batch_size)] if full else []
+        if rest:
+            chunks.append(order[:, full * self.batch_size:].reshape(self.members, 1, rest))
+        losses, correct, sizes = [], [], []
+        for chunk in chunks:
+            params, velocity, stats, alive, step_losses, step_correct = self.program.train(
+                self.params, self.velocity, self.stats, self.alive, self.learning_rates, ops.convert_to_tensor(chunk),
+                self.pool_x, self.pool_y)
+            self.params, self.velocity, self.stats, self.alive = list(params), list(velocity), list(stats), alive
+            losses.append(ops.convert_to_numpy(step_losses))
+            correct.append(ops.convert_to_numpy(step_correct))
+            sizes += [chunk.shape[2]] * chunk.shape[1]
+        return EpochResult(np.concatenate(losses, axis=1), np.concatenate(correct, axis=1), np.array(sizes),
+                           ops.convert_to_numpy(self.alive).astype(bool), time.perf_counter() - started)
+
+    def evaluate(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """Per-member (loss, accuracy) on the validation or test split, EVAL_BATCH images a call."""
+        x, y = (self.data.x_val, self.data.y_val) if split == "val" else (self.data.x_test, self.data.y_test)
+        x, y = x.reshape(len(x), -1), y.astype("int32")
+        loss, correct = np.zeros(self.members), np.zeros(self.members)
+        for start in range(0, len(x), EVAL_BATCH):
+            chunk = slice(start, start + EVAL_BATCH)
+            batch_loss, batch_correct = self.program.eval(self.params, self.stats, ops.convert_to_tensor(x[chunk]),
+                                                          ops.convert_to_tensor(y[chunk]))
+            loss += ops.convert_to_numpy(batch_loss)
+            correct += ops.convert_to_numpy(batch_correct)
+        if self.program.l2:
+            loss += len(x) * ops.convert_to_numpy(self.program.penalty(self.params))
+        return loss / len(x), correct / len(x)
+
+
+class _Program:
+    """The computation of one pack shape: keras.ops only, so it runs under tf.function and
+    jax.jit alike. It holds structure, never values, so packs of the same structure share
+    one program and its traces (`program_for`)."""
+
+    def __init__(self, members: int, depth: int, norm: str, activation: str, l2: float, momentum: float,
+                 nesterov: bool):
+        self.members, self.depth, self.norm, self.l2 = members, depth, norm, l2
+        self.activation, self.momentum, self.nesterov = keras.activations.get(activation), momentum, nesterov
+        self.train = _compile(self._train_steps)
+        self.eval = _compile(self._eval_batch)
+
     def _forward(self, params, stats, x, training: bool):
         """Probabilities (members, batch, classes) and, in training, the batch statistics.
         `x` is (members, batch, features), or (batch, features) shared by all members."""
@@ -216,7 +269,7 @@ class PackedMLP:
         logits = ops.add(ops.einsum(equation, h, kernel), bias[:, None, :])
         return keras.activations.softmax(logits), new_stats  # softmax keeps its logits for the loss, as in Keras
 
-    def _penalty(self, params):
+    def penalty(self, params):
         """Keras' L2 regularizer on every hidden kernel: l2 * sum(W^2), per member."""
         kernels = [params[i * (4 if self.norm != "none" else 2)] for i in range(self.depth)]
         return ops.sum(ops.stack([ops.sum(ops.square(k), axis=(1, 2)) for k in kernels]), axis=0) * self.l2
@@ -226,7 +279,7 @@ class PackedMLP:
         probs, new_stats = self._forward(params, stats, x, training=True)
         losses = ops.mean(ops.sparse_categorical_crossentropy(y, probs), axis=1)
         if self.l2:
-            losses = ops.add(losses, self._penalty(params))
+            losses = ops.add(losses, self.penalty(params))
         correct = ops.sum(ops.cast(ops.equal(ops.cast(ops.argmax(probs, axis=-1), "int32"), y), "float32"), axis=1)
         return losses, (correct, new_stats)
 
@@ -277,46 +330,19 @@ class PackedMLP:
         correct = ops.cast(ops.equal(ops.cast(ops.argmax(probs, axis=-1), "int32"), targets), "float32")
         return ops.sum(losses, axis=1), ops.sum(correct, axis=1)
 
-    # ---- driving -------------------------------------------------------------------------
-    def epoch_batches(self, epoch: int) -> np.ndarray:
-        """(members, n) pool indices in the order each member visits them in `epoch`."""
-        return np.stack([subset[epoch_order(seed, epoch, self.n)] for subset, seed in zip(self.subsets, self.seeds)])
 
-    def train_epoch(self) -> EpochResult:
-        """One epoch for every member; full batches in one compiled loop, the last partial
-        batch (as Keras makes it) in a second."""
-        started = time.perf_counter()
-        self.epochs_done += 1
-        order = self.epoch_batches(self.epochs_done).astype("int32")
-        full, rest = divmod(self.n, self.batch_size)
-        chunks = [order[:, :full * self.batch_size].reshape(self.members, full, self.batch_size)] if full else []
-        if rest:
-            chunks.append(order[:, full * self.batch_size:].reshape(self.members, 1, rest))
-        losses, correct, sizes = [], [], []
-        for chunk in chunks:
-            params, velocity, stats, alive, step_losses, step_correct = self._train(
-                self.params, self.velocity, self.stats, self.alive, self.learning_rates, ops.convert_to_tensor(chunk),
-                self.pool_x, self.pool_y)
-            self.params, self.velocity, self.stats, self.alive = list(params), list(velocity), list(stats), alive
-            losses.append(ops.convert_to_numpy(step_losses))
-            correct.append(ops.convert_to_numpy(step_correct))
-            sizes += [chunk.shape[2]] * chunk.shape[1]
-        return EpochResult(np.concatenate(losses, axis=1), np.concatenate(correct, axis=1), np.array(sizes),
-                           ops.convert_to_numpy(self.alive).astype(bool), time.perf_counter() - started)
+_PROGRAMS: dict[tuple, _Program] = {}
+MAX_PROGRAMS = 8
 
-    def evaluate(self, split: str) -> tuple[np.ndarray, np.ndarray]:
-        """Per-member (loss, accuracy) on the validation or test split, EVAL_BATCH images a call."""
-        x, y = (self.data.x_val, self.data.y_val) if split == "val" else (self.data.x_test, self.data.y_test)
-        x, y = x.reshape(len(x), -1), y.astype("int32")
-        loss, correct = np.zeros(self.members), np.zeros(self.members)
-        for start in range(0, len(x), EVAL_BATCH):
-            batch_loss, batch_correct = self._eval(self.params, self.stats, ops.convert_to_tensor(x[start:start + EVAL_BATCH]),
-                                                   ops.convert_to_tensor(y[start:start + EVAL_BATCH]))
-            loss += ops.convert_to_numpy(batch_loss)
-            correct += ops.convert_to_numpy(batch_correct)
-        if self.l2:
-            loss += len(x) * ops.convert_to_numpy(self._penalty(self.params))
-        return loss / len(x), correct / len(x)
+
+def program_for(*structure) -> _Program:
+    """The compiled program for this structure, built once per process (tracing a fresh one
+    costs about as much as a small trial's epoch)."""
+    if structure not in _PROGRAMS:
+        if len(_PROGRAMS) >= MAX_PROGRAMS:
+            _PROGRAMS.pop(next(iter(_PROGRAMS)))
+        _PROGRAMS[structure] = _Program(*structure)
+    return _PROGRAMS[structure]
 
 
 def _compile(function):

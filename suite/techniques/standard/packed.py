@@ -1,5 +1,9 @@
 """packed: many small `mlp` trials trained together as members of one compiled program.
 
+Not yet used by the runner (issue "Many small trials in one compiled program" is open): this
+is the trainer, its equality tests and `bench/packing.py`; wiring it in needs packs formed by
+the plan, probes per member (`member_model`) and the explicit epoch order in `standard`.
+
 Trials that differ only in value settings (seed, learning rate, initializers) train as the
 members of one pack: every weight gets a leading member axis, a dense layer is one batched
 `einsum`, and one compiled function runs a whole epoch for all members (`fori_loop` over the

@@ -150,6 +150,9 @@ def run_processes(trials: list[Trial], data: Dataset, run_one: Callable, on_star
                         outcome = future.result()
                     except futures.process.BrokenProcessPool:
                         broken = True
+                        if killed and killed != trial.key:  # killed beside the late one (a slow start): run it again
+                            queue.insert(0, trial)
+                            continue
                         outcome = (failed(TIMEOUT, f"killed after {options.trial_timeout:g} s (--trial-timeout)")
                                    if killed == trial.key else failed(ERROR, "the worker process running this trial died"))
                     on_done(trial, outcome)

@@ -296,8 +296,11 @@ def convergence_problem(claim: Claim, trials: pd.DataFrame, epochs: pd.DataFrame
         return f"no {metric} curve to check that training converged"
     steps = steps_per_epoch(trials)
     problems = []
-    for selector in [claim.better] + ([claim.worse] if claim.worse is not None else []):
-        keys = trials.loc[trials["selected"] & select_arms(trials, selector), "key"]
+    compared = select_arms(trials, claim.better)
+    if claim.worse is not None:
+        compared |= select_arms(trials, claim.worse)
+    for arm, keys in trials.loc[trials["selected"] & compared].groupby("arm", sort=False)["key"]:
+        # each compared arm on its own: a mean over several arms could hide one still learning
         curve = epochs[epochs["key"].isin(keys) & (epochs["epoch"] >= 1)].groupby("epoch")[metric].mean().dropna()
         if len(curve) < 2:
             return f"{len(curve)} epoch(s) of {metric}: too few to tell whether training converged"
@@ -307,8 +310,7 @@ def convergence_problem(claim: Claim, trials: pd.DataFrame, epochs: pd.DataFrame
             return f"no {metric} at epoch {last - window} to check that training converged"
         fell = (curve[last - window] - curve[last]) / curve[last - window]
         if fell >= tolerance:
-            problems.append(f"{metric} of {_selector_text(selector)} still fell {fell:.0%} over the last "
-                            f"{window} of {last} epochs")
+            problems.append(f"{metric} of {arm} still fell {fell:.0%} over the last {window} of {last} epochs")
     if not problems:
         return ""
     budget = f"{int(round(last * steps))} SGD steps" if steps else f"{last} epochs"

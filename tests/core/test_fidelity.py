@@ -35,7 +35,7 @@ def test_a_convergence_claim_on_still_falling_losses_is_not_judged(tmp_path, tin
     trials, epochs = _frames([2.0, 1.5, 1.2, 1.0, 0.8], [2.3, 2.3, 2.3, 2.3, 2.3])
     problem = analysis.convergence_problem(claim, trials, epochs)
     assert problem.startswith("not judged at this budget") and "50 SGD steps" in problem
-    assert "kernel_initializer=he_normal still fell 20%" in problem  # (1.0 - 0.8) / 1.0 over the last epoch
+    assert "he_normal / relu still fell 20%" in problem  # (1.0 - 0.8) / 1.0 over the last epoch
     verdicts = analysis.judge_claims(study, trials, epochs)
     assert verdicts[0].verdict == analysis.NOT_JUDGED and verdicts[0].holm_verdict == analysis.NOT_JUDGED
     assert verdicts[0].effect > 0  # the evidence stays on the page

@@ -295,7 +295,7 @@ def convergence_problem(claim: Claim, trials: pd.DataFrame, epochs: pd.DataFrame
     if epochs.empty or metric not in epochs:
         return f"no {metric} curve to check that training converged"
     steps = steps_per_epoch(trials)
-    problems = []
+    problems, longest = [], 0
     compared = select_arms(trials, claim.better)
     if claim.worse is not None:
         compared |= select_arms(trials, claim.worse)
@@ -305,6 +305,7 @@ def convergence_problem(claim: Claim, trials: pd.DataFrame, epochs: pd.DataFrame
         if len(curve) < 2:
             return f"{len(curve)} epoch(s) of {metric}: too few to tell whether training converged"
         last = int(curve.index.max())
+        longest = max(longest, last)
         window = max(1, round(CONVERGENCE["last_share"] * last))
         if last - window not in curve.index or curve[last - window] <= 0:
             return f"no {metric} at epoch {last - window} to check that training converged"
@@ -313,7 +314,7 @@ def convergence_problem(claim: Claim, trials: pd.DataFrame, epochs: pd.DataFrame
             problems.append(f"{metric} of {arm} still fell {fell:.0%} over the last {window} of {last} epochs")
     if not problems:
         return ""
-    budget = f"{int(round(last * steps))} SGD steps" if steps else f"{last} epochs"
+    budget = f"{int(round(longest * steps))} SGD steps" if steps else f"{longest} epochs"
     return (f"not judged at this budget: training had not converged ({budget}; converged means the training loss "
             f"fell less than {tolerance:.0%} over the last fifth of training): " + "; ".join(problems))
 

@@ -29,7 +29,9 @@ _ENV = Environment(loader=PackageLoader("suite.core.report", "templates"), autoe
 
 def format_number(x, digits: int = 3) -> str:
     missing = x is None or (isinstance(x, float) and not math.isfinite(x))
-    return "–" if missing else f"{x:.{digits}f}"
+    if missing:
+        return "–"
+    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.{digits}f}"  # counts (parameters, FLOPs) read as counts
 
 
 _ENV.filters["num"] = format_number

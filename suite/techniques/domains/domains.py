@@ -66,6 +66,9 @@ def _phone_split(data: Dataset, split: str, settings: dict, count: int | None = 
     # the training pool's order differs per seed (`seed_sample`); validation and test do not
     key = (data.fingerprint, data.sample if split == "train" else "", split, count, json.dumps(settings, sort_keys=True))
     if key not in _PHONE_CACHE:
+        if split == "train":  # one seed's draw at a time: each is as large as the training set
+            for stale in [k for k in _PHONE_CACHE if k[2] == "train"]:
+                del _PHONE_CACHE[stale]
         x = getattr(data, f"x_{split}")
         _PHONE_CACHE[key] = phone_images(x[:count], settings["phone_size"], settings["phone_blur"],
                                          settings["phone_noise"], NOISE_SEEDS[split])

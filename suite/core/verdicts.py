@@ -116,8 +116,9 @@ def decide(diffs, margin: float, test: str = "superior", scale: str = "continuou
         return Decision(INCONCLUSIVE, effect, (low, high), math.nan, n, "paired t", "fewer than two paired seeds")
     if np.ptp(diffs) == 0:
         return Decision(INCONCLUSIVE, effect, (low, high), math.nan, n, "paired t",
-                        f"every seed gave the same difference ({effect:+.4g}): the arms fix this quantity, so it "
-                        "is a fact by construction rather than a sampled effect, and there is no spread to test")
+                        f"every seed gave the same difference ({effect:+.4g}), so there is no spread to test: "
+                        "either the arms fix this quantity (a fact by construction, which belongs under `facts`) "
+                        "or every seed ended in the same state (e.g. a net that predicts one class for every image)")
     p_equivalent = _tost(diffs, margin)
     p_zero = float(DescrStatsW(diffs).ttest_mean(0)[1])
 

@@ -185,15 +185,18 @@ def run_block(study, profile, data, store, block, args) -> tuple[list[dict], dic
     """Train (or with --report-only, load) the block's trials and, with --confirm, each arm's
     chosen values on the next block of seeds. Returns (records, run): `run` says which seeds
     judge and carries the tuning run's and the other stored blocks' verdicts for the report."""
+    import dataclasses
+
     from suite.core import replication
     from suite.core.plan import plan_trials
     from suite.core.runner import run_study
+
+    stored = store.load_records().records if args.report_only else None  # read once: nothing is trained
 
     def train_or_load(first_seed: int, chosen: dict | None = None) -> list[dict]:
         if args.report_only:
             trials = plan_trials(study, profile, data.fingerprint, args.seeds, backend=block.backend,
                                  first_seed=first_seed, chosen=chosen)
-            stored = store.load_records().records
             found = [stored[t.key] for t in trials if t.key in stored]
             print(f"{study.name}: {len(found)} of {len(trials)} trials stored", file=sys.stderr)
             return found
@@ -208,7 +211,7 @@ def run_block(study, profile, data, store, block, args) -> tuple[list[dict], dic
     if block.confirm:  # the tuning trials choose, fresh trials judge
         chosen = replication.chosen_tuning(study, records)
         confirming = train_or_load(block.first + block.span(study, profile), chosen)
-        tuning_label = replication.SeedBlock(block.profile, block.backend, block.first, block.seeds).label(study, profile)
+        tuning_label = dataclasses.replace(block, confirm=False).label(study, profile)
         run["others"].append({"label": f"tuning run, {tuning_label}",
                               "verdicts": replication.judged_verdicts(study, records)})
         run["judge_seeds"] = sorted({r["seed"] for r in confirming})
@@ -216,7 +219,7 @@ def run_block(study, profile, data, store, block, args) -> tuple[list[dict], dic
     if not args.report_only:
         replication.note_block(store.dir, block)
     run["others"] += replication.other_blocks(block, study, profile, data.fingerprint, store.dir,
-                                              store.load_records().records)
+                                              stored if stored is not None else store.load_records().records)
     return records, run
 
 

@@ -1,7 +1,7 @@
 """replication: do a study's verdicts hold on fresh seeds? Seed blocks and confirmation runs.
 
 A run judges its claims on one block of seeds (`--first-seed N`: seeds N, N+1, ...). Every
-block run is noted in the store (`blocks.json`), so a report judges each other stored block
+block run is noted in the store (`blocks.jsonl`), so a report judges each other stored block
 of the same profile too, and says how many verdicts decided in both blocks agree.
 
 `--confirm` trains each arm's chosen tuned values again on the next, disjoint block of seeds

@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--studies-dir", default=str(loader.STUDIES_DIR), metavar="DIR", help=argparse.SUPPRESS)
     parser.add_argument("--force", action="store_true", help="ignore stored trials and run everything again")
     parser.add_argument("--report-only", action="store_true", help="re-render reports from stored trials; train nothing")
+    parser.add_argument("--no-pack", action="store_true",
+                        help="train every trial alone (default: trials that differ only in seed, learning rate or "
+                             "initializer train together as one compiled program; same keys, same numbers)")
     parser.add_argument("--executor", default="auto", choices=["auto", "inline", "processes", "ray"],
                         help="how trials run: inline (this process), processes (--workers of them), ray (Ray tasks), "
                              "auto (default: processes, one per core, on a CPU with several cores)")
@@ -202,7 +205,7 @@ def run_block(study, profile, data, store, block, args) -> tuple[list[dict], dic
             return found
         result = run_study(study, profile, data, store, seeds=args.seeds, force=args.force,
                            show_progress=not args.quiet, executor=args.executor, options=executor_options(args),
-                           first_seed=first_seed, chosen=chosen)
+                           first_seed=first_seed, chosen=chosen, pack=not args.no_pack)
         print(f"{study.name}: ran {result.ran} trials, reused {result.skipped} from {store.dir}", file=sys.stderr)
         return [result.records[t.key] for t in result.trials if t.key in result.records]
 

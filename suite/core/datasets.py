@@ -234,9 +234,23 @@ def seed_sample(data: Dataset, seed: int) -> Dataset:
     own random subset of the pool, in its own order, and the spread over seeds covers the
     data drawn as well as the initial weights (Bouthillier et al. 2021: data sampling is among
     the largest sources of variance in a benchmark)."""
-    order = np.random.default_rng(derive_seed(seed, "train_sample")).permutation(len(data.y_train))
+    order = sample_order(seed, len(data.y_train))
     return dataclasses.replace(data, x_train=data.x_train[order], y_train=data.y_train[order],
                                sample=f"drawn for seed {seed}")
+
+
+def sample_order(seed: int, pool: int) -> np.ndarray:
+    """The pool indices in the order `seed_sample` puts them: its first n are the seed's subset."""
+    return np.random.default_rng(derive_seed(seed, "train_sample")).permutation(pool)
+
+
+def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    """The order in which a trial of `seed` visits its n training images in epoch `epoch` (from 1).
+
+    Explicit rather than Keras' own shuffle inside `fit`, which cannot be reproduced outside
+    Keras: a trial trained alone (`standard`) and as a member of a pack (`packed`) see the same
+    batches, so both give the same numbers."""
+    return np.random.default_rng(derive_seed(seed, f"epoch_order_{epoch}")).permutation(n)
 
 
 _CACHE: dict[tuple[str, str | None], Dataset] = {}

@@ -1,8 +1,10 @@
 """executors: how pending trials are run, chosen by name (`--executor`).
 
-An executor takes trials and callbacks; it calls `on_done(trial, outcome)` in the main
-process as each trial ends, so the runner stores every record the moment it exists, and
-`poll()` now and then, so the terminal can show the epochs of trials still running.
+An executor takes units of work (trials, or packs of trials that train together: see
+suite.core.packs; both have a `key`) and callbacks; it calls `on_done(unit, outcome)` in the
+main process as each unit ends (a pack's outcome is a list, one per member), so the runner
+stores every record the moment it exists, and `poll()` now and then, so the terminal can show
+the epochs of trials still running.
 - `inline` runs in this process;
 - `processes` runs N spawned worker processes, each with its own copy of the dataset and a
   share of the cores, or, with `trials_per_gpu`, K workers per GPU pinned through
@@ -157,8 +159,10 @@ def run_processes(trials: list[Trial], data: Dataset, run_one: Callable, on_star
                                    if killed == trial.key else failed(ERROR, "the worker process running this trial died"))
                     on_done(trial, outcome)
                 if options.trial_timeout and not broken:
-                    limit = options.trial_timeout + KILL_GRACE_SECONDS
-                    late = [t for t, started in in_flight.values() if time.monotonic() - started > limit]
+                    # a pack of K trials gets K trials' time
+                    late = [t for t, started in in_flight.values()
+                            if time.monotonic() - started > options.trial_timeout * getattr(t, "size", 1)
+                            + KILL_GRACE_SECONDS]
                     if late:
                         killed = late[0].key
                         _kill_workers(pool)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from suite.core import registry
 from suite.core.keys import RECORD_SCHEMA, trial_key
+from suite.core.settings import STANDARD_PROCEDURE
 from suite.core.study import Profile, Study, arm_label
 
 
@@ -30,10 +31,11 @@ class Trial:
         return arm_label(self.arm)
 
 
-def probe_identity(name: str) -> str:
-    """A probe as it enters a trial key: its name, and its `version` once it measures differently
-    (registered with version=N), so records of an older probe are never reused as this one's."""
-    version = registry.metadata("probe", name).get("version", 1)
+def probe_identity(name: str, kind: str = "probe") -> str:
+    """A probe (or procedure) as it enters a trial key: its name, and its `version` once it
+    measures or trains differently (registered with version=N), so records of an older one are
+    never reused as this one's."""
+    version = registry.metadata(kind, name).get("version", 1)
     return name if version == 1 else f"{name}@{version}"
 
 
@@ -62,6 +64,9 @@ def plan_trials(study: Study, profile: Profile, dataset_fingerprint: str, seeds:
                     "probes": [probe_identity(name) for name in study.probes],
                     "backend": backend,
                 }
+                procedure = probe_identity(config.get("procedure", STANDARD_PROCEDURE), "procedure")
+                if "@" in procedure:  # keys of procedures never revised stay as they were
+                    identity["procedure"] = procedure
                 trials.append(Trial(key=trial_key(identity), study=study.name, arm=arm, tuning=tuning,
                                     seed=seed, config=config, probes=study.probes))
     return trials

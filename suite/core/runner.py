@@ -27,6 +27,7 @@ from suite.core.datasets import Dataset, seed_sample
 from suite.core.device import device_settings
 from suite.core.executors import ExecutorOptions
 from suite.core.fit import DIVERGED, ERROR, OK, TrialContext, TrialStopped
+from suite.core.packs import PACK_SIZE, Pack, form_packs, trials_of
 from suite.core.plan import Trial, plan_trials
 from suite.core.provenance import collect_provenance
 from suite.core.settings import STANDARD_PROCEDURE
@@ -78,6 +79,36 @@ def run_one(trial: Trial, data: Dataset, artifacts_dir: str | None = None, progr
     return {**outcome, **settings}
 
 
+def run_pack(pack: Pack, data: Dataset, artifacts_dir: str | None = None, progress=None,
+             time_limit: float | None = None) -> list[dict]:
+    """One outcome per member of `pack`, trained together by the procedure's pack trainer; the
+    time limit is per trial, so the pack gets `time_limit` x its size. An exception becomes
+    status `error` for every member."""
+    started = time.perf_counter()
+    settings = {"device_settings": device_settings()}
+    limit = time_limit * pack.size if time_limit else None
+    contexts = [TrialContext(artifacts=ArtifactStore(artifacts_dir or "results/artifacts"), probes=tuple(t.probes),
+                             time_limit=limit) for t in pack.trials]
+    if progress is not None:
+        contexts[0].on_epoch = lambda epoch, epochs: progress.put((pack.key, epoch, epochs))
+    try:
+        outcomes = registry.get("pack_trainer", pack.procedure)([t.config for t in pack.trials],
+                                                                [t.seed for t in pack.trials], data, contexts,
+                                                                probes=tuple(pack.trials[0].probes))
+    except Exception as err:  # noqa: BLE001 - any failure is recorded, the study goes on
+        last = traceback.format_exception_only(type(err), err)[-1].strip()
+        failure = {**executors.failed(ERROR, last), "timing": {"wall_seconds": time.perf_counter() - started},
+                   "traceback": traceback.format_exc(limit=8)}
+        outcomes = [failure] * pack.size
+    return [{**outcome, **settings, "packed": {"pack": pack.key, "members": pack.size, "member": index}}
+            for index, outcome in enumerate(outcomes)]
+
+
+def run_unit(unit: Trial | Pack, data: Dataset, **options):
+    """A trial's outcome, or a pack's list of outcomes (what the executors carry back)."""
+    return run_pack(unit, data, **options) if isinstance(unit, Pack) else run_one(unit, data, **options)
+
+
 def run_trial(config: dict, seed: int, probe_names: tuple, data: Dataset, artifacts_dir: str | None = None,
               on_epoch=None, time_limit: float | None = None) -> dict:
     """Train one configuration with its procedure (kind "procedure"; `standard` when the study
@@ -95,9 +126,11 @@ def run_trial(config: dict, seed: int, probe_names: tuple, data: Dataset, artifa
 def run_study(study: Study, profile: Profile, data: Dataset, store: TrialStore, *,
               seeds: int | None = None, force: bool = False, show_progress: bool = True,
               executor: str = "inline", options: ExecutorOptions | None = None, first_seed: int = 0,
-              chosen: dict | None = None) -> RunReport:
+              chosen: dict | None = None, pack: bool = True) -> RunReport:
     """Run the pending trials of `plan_trials(...)` (seeds from `first_seed`; only each arm's
-    `chosen` tuned values, if given) and store each record as it ends."""
+    `chosen` tuned values, if given) and store each record as it ends. With `pack`, trials
+    that can share a compiled program train as packs (suite.core.packs); a pack with any
+    member pending trains whole, and only its pending members' records are written."""
     started = time.perf_counter()
     trials = plan_trials(study, profile, data.fingerprint, seeds, backend=current_backend(), first_seed=first_seed,
                          chosen=chosen)
@@ -106,7 +139,9 @@ def run_study(study: Study, profile: Profile, data: Dataset, store: TrialStore, 
         print(f"warning: {path}: {reason}; its trial will run again if this study needs it", file=sys.stderr)
     done = {} if force else {t.key: loaded.records[t.key] for t in trials
                              if loaded.records.get(t.key, {}).get("status") in FINISHED}
-    pending = [t for t in trials if t.key not in done]
+    units = [unit for unit in form_packs(trials, PACK_SIZE if pack else 1)
+             if any(t.key not in done for t in trials_of(unit))]
+    pending = [t for unit in units for t in trials_of(unit) if t.key not in done]
     report = RunReport(trials=trials, records=dict(done), skipped=len(done), unreadable=loaded.unreadable)
     executor, options = choose_executor(executor, options or ExecutorOptions())
     if pending:
@@ -114,25 +149,31 @@ def run_study(study: Study, profile: Profile, data: Dataset, store: TrialStore, 
         bar = tqdm(total=len(trials), initial=len(done), desc=f"{study.name}/{profile.name}", unit="trial",
                    file=sys.stderr, disable=not show_progress, dynamic_ncols=True, mininterval=0.5)
 
-        labels = {t.key: " ".join(filter(None, [t.arm_label, _tuning_label(t), f"seed {t.seed}"])) for t in pending}
+        labels = {unit.key: _label(unit) for unit in units}
 
-        def on_start(trial: Trial) -> None:
-            bar.set_postfix_str(labels[trial.key], refresh=False)
+        def on_start(unit: Trial | Pack) -> None:
+            bar.set_postfix_str(labels[unit.key], refresh=False)
 
         def show_epoch(event) -> None:
             key, epoch, epochs = event
             bar.set_postfix_str(f"{labels[key]} epoch {epoch}/{epochs}")
 
-        def on_done(trial: Trial, outcome: dict) -> None:
-            # stored at once: a crash later loses nothing finished
-            report.records[trial.key] = store.save_record(build_record(trial, outcome, provenance))
-            report.ran += 1
-            bar.update(1)
+        def on_done(unit: Trial | Pack, outcome) -> None:
+            # stored at once: a crash later loses nothing finished. A pack's members come back as a
+            # list; a pack whose worker died comes back as one failed outcome for all of them
+            members = trials_of(unit)
+            outcomes = outcome if isinstance(outcome, list) else [outcome] * len(members)
+            for trial, result in zip(members, outcomes):
+                if trial.key in done:  # finished in an earlier run: kept as stored
+                    continue
+                report.records[trial.key] = store.save_record(build_record(trial, result, provenance))
+                report.ran += 1
+                bar.update(1)
 
         with bar, epoch_channel(executor, show_epoch) as (channel, poll):
-            run = functools.partial(run_one, artifacts_dir=str(store.dir / "artifacts"), progress=channel,
+            run = functools.partial(run_unit, artifacts_dir=str(store.dir / "artifacts"), progress=channel,
                                     time_limit=options.trial_timeout)
-            registry.get("executor", executor)(pending, data, run, on_start, on_done, options, poll=poll)
+            registry.get("executor", executor)(units, data, run, on_start, on_done, options, poll=poll)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -171,6 +212,12 @@ def current_backend() -> str:
 
 def _tuning_label(trial: Trial) -> str:
     return " ".join(f"{key}={value}" for key, value in trial.tuning.items())
+
+
+def _label(unit: Trial | Pack) -> str:
+    if isinstance(unit, Pack):
+        return f"pack of {unit.size}: {unit.trials[0].arm_label} ..."
+    return " ".join(filter(None, [unit.arm_label, _tuning_label(unit), f"seed {unit.seed}"]))
 
 
 def choose_executor(executor: str, options: ExecutorOptions) -> tuple[str, ExecutorOptions]:

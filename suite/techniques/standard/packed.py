@@ -1,39 +1,30 @@
-"""packed: many small `mlp` trials trained together as members of one compiled program.
-
-Not yet used by the runner (issue "Many small trials in one compiled program" is open): this
-is the trainer, its equality tests and `bench/packing.py`; wiring it in needs packs formed by
-the plan, probes per member (`member_model`) and the explicit epoch order in `standard`.
+"""packed: many small `mlp` trials trained together as the members of one compiled program.
 
 Trials that differ only in value settings (seed, learning rate, initializers) train as the
 members of one pack: every weight gets a leading member axis, a dense layer is one batched
 `einsum`, and one compiled function runs a whole epoch for all members (`fori_loop` over the
-steps). Each member keeps what makes it its own trial:
+steps). Which trials form a pack is fixed by the plan (suite.core.packs, through the
+`pack_trainer` registered here); `--no-pack` trains each alone with `standard`. Each member
+keeps what makes it its own trial, so it gives the numbers `standard` gives, within float32
+rounding (tests/techniques/standard/test_packed.py):
 
 - initial weights: the member's Keras model is built exactly as `standard` builds it
   (`keras.utils.set_random_seed(seed)`, then the family), and its values are stacked;
-- data: the training subset `seed_sample(data, seed)` draws (the first `train_examples` images
-  of the seed's order of the pool), visited each epoch in an explicit order, `epoch_order(seed,
-  epoch, n)`. Keras' own per-epoch shuffle inside `fit` (what `standard` uses) cannot be
-  reproduced outside Keras, so a packed member equals the unpacked trial only when the
-  unpacked path visits the same explicit order: `train_alone` below is that path (Keras'
-  `fit` per epoch on the pre-ordered images, `shuffle=False`);
+- data: the training subset `seed_sample(data, seed)` draws, visited each epoch in the explicit
+  order `epoch_order(seed, epoch, n)` that `standard` follows too;
 - learning rate and optimizer state: SGD, SGD with momentum and Nesterov's variant, with a
   learning-rate vector over members and a velocity per member, updated in the same operation
   order as Keras' `SGD.update_step`;
-- divergence: a member whose batch loss is non-finite stops counting from that step on (its
-  updates are masked with `where`, so NaN never reaches the other members' numbers) and ends
-  `diverged`, as the standard divergence guard would; the others train on.
+- divergence: a member whose batch loss is non-finite takes that step as Keras would, then stops
+  counting and ends `diverged`, as the standard divergence guard would; the others train on;
+- probes: `activation_stats` and `gradient_stats` computed for all members in one compiled
+  call each (the same rows, through the probe module's own row builders); any other probe runs
+  as its Keras callback on the member's model (`member_model`).
 
-Per member it returns the outcome `standard` returns (history rows 0..epochs with train_loss,
-train_accuracy, val_loss, val_accuracy; final metrics with test_loss and test_accuracy),
-without probes (see `member_model` for running them). Supported: `mlp` with a Keras
-elementwise activation, norm `none`, `batchnorm` or `batchnorm_after` (per-member batch
-statistics and moving averages), l2, optimizers `sgd` (with `momentum`), `momentum`,
-`nesterov`. Refused (ValueError): dropout, prelu/maxout, layernorm, other optimizers,
-augmentation, data views. TensorFlow (tf.function) and JAX (jax.jit) backends; both through
-the same `keras.ops` code, only the gradient call differs.
-
-Self-contained: nothing in the runner or plan calls this module yet.
+Supported: `mlp` with an elementwise activation, norm `none`, `batchnorm` or `batchnorm_after`,
+l2, optimizers `sgd` (with `momentum`), `momentum`, `nesterov`, the standard procedure without
+augmentation or data view. Anything else is not packable and trains alone. TensorFlow
+(tf.function) and JAX (jax.jit) backends, through the same `keras.ops` code.
 """
 
 from __future__ import annotations
@@ -45,11 +36,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from suite.core import registry
 from suite.core.backend import import_keras
-from suite.core.datasets import Dataset, seed_sample
+from suite.core.datasets import Dataset, epoch_order, sample_order, seed_sample
 from suite.core.fit import DIVERGED, EVAL_BATCH, OK, TIMEOUT, TrialContext, finite_or_none, outcome
-from suite.core.keys import derive_seed
-from suite.techniques.architectures.families import MODEL_DEFAULTS, build_model
+from suite.techniques.activations.activations import build_activation
+from suite.techniques.architectures.families import HIDDEN_PREFIX, MODEL_DEFAULTS, build_model
+from suite.techniques.probes.probes import activation_rows, gradient_batches, gradient_rows
+from suite.techniques.standard.procedure import PROBE_EXAMPLES
 
 keras = import_keras()
 ops = keras.ops
@@ -61,32 +55,22 @@ PACKABLE_KEYS = ("kernel_initializer", "bias_initializer", "learning_rate")
 OPTIMIZERS = {"sgd": (None, False), "momentum": (0.9, False), "nesterov": (0.9, True)}
 NORMS = ("none", "batchnorm", "batchnorm_after")
 BN_MOMENTUM, BN_EPSILON = 0.99, 1e-3  # Keras' BatchNormalization defaults, which the family uses
+PACKED_PROBES = ("activation_stats", "gradient_stats")  # computed for all members at once
 
 
-def pack_signature(config: dict) -> str:
-    """Trials whose configs have the same signature can be members of one pack."""
-    return json.dumps({k: v for k, v in config.items() if k not in PACKABLE_KEYS}, sort_keys=True, default=str)
+def activation_function(name: str):
+    """The elementwise function of activation `name` as the family builds it, or None when its
+    layer is not a plain `Activation` (PReLU's learned slopes, maxout's pieces)."""
+    try:
+        layer = build_activation(name, "probe")
+    except (ValueError, TypeError, KeyError):
+        return None
+    return layer.activation if type(layer) is keras.layers.Activation else None
 
 
-def sample_indices(seed: int, pool: int, n: int) -> np.ndarray:
-    """The pool indices of the first `n` images `seed_sample(data, seed)` puts in x_train
-    (the same draw, without copying the pool)."""
-    return np.random.default_rng(derive_seed(seed, "train_sample")).permutation(pool)[:n]
-
-
-def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
-    """The explicit order a member visits its `n` training images in epoch `epoch` (1-based)."""
-    return np.random.default_rng(derive_seed(seed, f"epoch_order_{epoch}")).permutation(n)
-
-
-def check_packable(configs: list[dict]) -> None:
-    """Raise ValueError unless `configs` can train as one pack."""
-    if not configs:
-        raise ValueError("a pack needs at least one member")
-    signatures = {pack_signature(c) for c in configs}
-    if len(signatures) > 1:
-        raise ValueError("pack members differ in more than " + ", ".join(PACKABLE_KEYS))
-    config = {**MODEL_DEFAULTS, **configs[0]}
+def packing_problems(config: dict) -> list[str]:
+    """Why a trial with `config` cannot be a pack member (empty: it can)."""
+    config = {**MODEL_DEFAULTS, **config}
     problems = []
     if config["family"] != "mlp":
         problems.append(f"family {config['family']} (only mlp)")
@@ -100,12 +84,34 @@ def check_packable(configs: list[dict]) -> None:
         problems.append("dropout (a per-member mask stream would not equal Keras' draws)")
     if config.get("augmentation", "none") != "none" or "data_view" in config:
         problems.append("augmentation or data view")
-    try:
-        activation = keras.activations.get(config["activation"])
-    except (ValueError, TypeError):
-        activation = None
-    if activation is None or config["activation"] in ("prelu", "maxout", "softmax", "log_softmax"):
-        problems.append(f"activation {config['activation']} (only Keras' elementwise ones)")
+    if config["activation"] in ("softmax", "log_softmax") or activation_function(config["activation"]) is None:
+        problems.append(f"activation {config['activation']} (only elementwise ones)")
+    return problems
+
+
+def pack_signature(config: dict) -> str:
+    """Trials whose configs have the same signature can be members of one pack."""
+    return json.dumps({k: v for k, v in config.items() if k not in PACKABLE_KEYS}, sort_keys=True, default=str)
+
+
+def packing_key(config: dict) -> str | None:
+    """The plan's question: the pack signature of a `standard` trial, or None if it trains alone."""
+    return None if packing_problems(config) else pack_signature(config)
+
+
+def sample_indices(seed: int, pool: int, n: int) -> np.ndarray:
+    """The pool indices of the first `n` images `seed_sample(data, seed)` puts in x_train
+    (the same draw, without copying the pool)."""
+    return sample_order(seed, pool)[:n]
+
+
+def check_packable(configs: list[dict]) -> None:
+    """Raise ValueError unless `configs` can train as one pack."""
+    if not configs:
+        raise ValueError("a pack needs at least one member")
+    if len({pack_signature(c) for c in configs}) > 1:
+        raise ValueError("pack members differ in more than " + ", ".join(PACKABLE_KEYS))
+    problems = packing_problems(configs[0])
     if problems:
         raise ValueError("cannot pack: " + "; ".join(problems))
 
@@ -190,6 +196,25 @@ class PackedMLP:
         model.get_layer("head").bias.assign(params.pop(0))
         return model
 
+    # ---- probes --------------------------------------------------------------------------
+    def activation_stats(self, epoch: int, probe_x: np.ndarray, activation: str) -> list[tuple[list, dict]]:
+        """`activation_stats` of every member: (rows, columns) each, as the probe's callback gives."""
+        x = ops.convert_to_tensor(probe_x.reshape(len(probe_x), -1))
+        pres, outs, slopes = (list(map(ops.convert_to_numpy, part)) for part in self.program.probe(self.params,
+                                                                                                   self.stats, x))
+        names = [f"{HIDDEN_PREFIX}{i}" for i in range(1, self.depth + 1)]
+        return [activation_rows(epoch, names, [p[m] for p in pres], [o[m] for o in outs], [d[m] for d in slopes],
+                                activation) for m in range(self.members)]
+
+    def gradient_stats(self, epoch: int, probe_x: np.ndarray, probe_y: np.ndarray) -> list[tuple[list, dict]]:
+        """`gradient_stats` of every member, averaged over the probe's batches as the callback does."""
+        norms = [ops.convert_to_numpy(self.program.gradients(
+            self.params, self.stats, ops.convert_to_tensor(xb.reshape(len(xb), -1)),
+            ops.convert_to_tensor(yb.astype("int32")))) for xb, yb in gradient_batches(probe_x, probe_y, self.batch_size)]
+        mean = np.mean(np.stack(norms).astype("float64"), axis=0)  # (members, depth)
+        names = [f"dense_{i}" for i in range(1, self.depth + 1)]
+        return [gradient_rows(epoch, names, list(mean[m])) for m in range(self.members)]
+
     # ---- driving -------------------------------------------------------------------------
     def epoch_batches(self, epoch: int) -> np.ndarray:
         """(members, n) pool indices in the order each member visits them in `epoch`."""
@@ -241,24 +266,27 @@ class _Program:
     def __init__(self, members: int, depth: int, norm: str, activation: str, l2: float, momentum: float,
                  nesterov: bool):
         self.members, self.depth, self.norm, self.l2 = members, depth, norm, l2
-        self.activation, self.momentum, self.nesterov = keras.activations.get(activation), momentum, nesterov
+        self.activation, self.momentum, self.nesterov = activation_function(activation), momentum, nesterov
         self.train = _compile(self._train_steps)
         self.eval = _compile(self._eval_batch)
+        self.probe = _compile(self._probe_tensors)
+        self.gradients = _compile(self._kernel_gradients)
 
     def _forward(self, params, stats, x, training: bool):
         """Probabilities (members, batch, classes) and, in training, the batch statistics.
         `x` is (members, batch, features), or (batch, features) shared by all members."""
         h, new_stats, p, s = x, [], list(params), list(stats)
+        self.pres, self.outs = [], []  # each hidden activation's input and output (activation_stats)
         for _ in range(self.depth):
             kernel, bias = p.pop(0), p.pop(0)
             equation = "mbi,mio->mbo" if len(h.shape) == 3 else "bi,mio->mbo"
             h = ops.add(ops.einsum(equation, h, kernel), bias[:, None, :])  # Keras Dense: matmul, then add
             if self.norm == "none":
-                h = self.activation(h)
+                h = self._activate(h)
                 continue
             gamma, beta, mean, variance = p.pop(0), p.pop(0), s.pop(0), s.pop(0)
             if self.norm == "batchnorm_after":
-                h = self.activation(h)
+                h = self._activate(h)
             if training:  # per-member batch statistics, as each member's own BatchNormalization
                 batch_mean, batch_var = ops.moments(h, axes=[1], keepdims=False)
                 new_stats += [ops.add(ops.multiply(mean, BN_MOMENTUM), ops.multiply(batch_mean, 1.0 - BN_MOMENTUM)),
@@ -267,11 +295,37 @@ class _Program:
             h = ops.batch_normalization(h, mean[:, None, :], variance[:, None, :], axis=-1,
                                         offset=beta[:, None, :], scale=gamma[:, None, :], epsilon=BN_EPSILON)
             if self.norm == "batchnorm":
-                h = self.activation(h)
+                h = self._activate(h)
         kernel, bias = p.pop(0), p.pop(0)
         equation = "mbi,mio->mbo" if len(h.shape) == 3 else "bi,mio->mbo"
         logits = ops.add(ops.einsum(equation, h, kernel), bias[:, None, :])
         return keras.activations.softmax(logits), new_stats  # softmax keeps its logits for the loss, as in Keras
+
+    def _activate(self, h):
+        out = self.activation(h)
+        self.pres.append(h)
+        self.outs.append(out)
+        return out
+
+    def _probe_tensors(self, params, stats, x):
+        """Inference mode on the probe images shared by all members: per hidden layer the
+        activation's input, its output and its slope f'(input), each (members, images, units)."""
+        self._forward(params, stats, x, training=False)
+        pres, outs = list(self.pres), list(self.outs)
+        return pres, outs, [_elementwise_slope(self.activation, pre) for pre in pres]
+
+    def _kernel_gradients(self, params, stats, x, y):
+        """Per member, the norm of d(loss)/d(kernel) of every hidden layer, in training mode (batch
+        statistics), the loss without the L2 penalty: what `kernel_gradient_norms` reads (members, depth)."""
+        def member_losses(params, stats, x, y):
+            probs, new_stats = self._forward(params, stats, x, training=True)
+            targets = ops.broadcast_to(y[None, :], (self.members, y.shape[0]))
+            return ops.mean(ops.sparse_categorical_crossentropy(targets, probs), axis=1), new_stats
+
+        _, _, grads = _value_and_grad(member_losses)(params, stats, x, y)
+        step = 4 if self.norm != "none" else 2
+        kernels = [grads[i * step] for i in range(self.depth)]
+        return ops.stack([ops.sqrt(ops.sum(ops.square(k), axis=(1, 2))) for k in kernels], axis=1)
 
     def penalty(self, params):
         """Keras' L2 regularizer on every hidden kernel: l2 * sum(W^2), per member."""
@@ -300,11 +354,15 @@ class _Program:
             index = batches[:, i, :]
             x, y = ops.take(pool_x, index, axis=0), ops.take(pool_y, index, axis=0)
             losses, (correct, new_stats), grads = grad(params, stats, x, y)
+            # a member whose loss turned non-finite takes this step as Keras would (its weights become
+            # NaN, as the unpacked trial's do) and stops counting; members share no arithmetic, so the
+            # NaN stays in its own slice
             counting = ops.logical_and(alive, ops.isfinite(losses))
+            keeping = alive
             new_params, new_velocity = [], []
             for k, (p, g) in enumerate(zip(params, grads)):
                 shape = (members,) + (1,) * (len(p.shape) - 1)
-                rate, keep = ops.reshape(learning_rates, shape), ops.reshape(counting, shape)
+                rate, keep = ops.reshape(learning_rates, shape), ops.reshape(keeping, shape)
                 if self.momentum:  # Keras SGD.update_step, operation for operation
                     v = ops.subtract(ops.multiply(velocity[k], self.momentum), ops.multiply(g, rate))
                     if self.nesterov:
@@ -316,7 +374,7 @@ class _Program:
                 else:
                     updated = ops.subtract(p, ops.multiply(g, rate))
                 new_params.append(ops.where(keep, updated, p))
-            stats = [ops.where(ops.reshape(counting, (members, 1)), new, old) for new, old in zip(new_stats, stats)]
+            stats = [ops.where(ops.reshape(keeping, (members, 1)), new, old) for new, old in zip(new_stats, stats)]
             here = ops.equal(step_ids, i)
             step_losses = ops.where(here, losses[:, None], step_losses)
             step_correct = ops.where(here, correct[:, None], step_correct)
@@ -367,6 +425,21 @@ def _compile(function):
     return tf.function(function, jit_compile=xla)
 
 
+def _elementwise_slope(function, z):
+    """f'(z) at every element of z, by autodiff of sum(f(z)) (as `probes.activation_slope`)."""
+    if keras.config.backend() == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        return jax.grad(lambda v: jnp.sum(function(v)))(z)
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        tape.watch(z)
+        total = tf.reduce_sum(function(z))
+    return tape.gradient(total, z)
+
+
 def _value_and_grad(member_losses):
     """(losses, aux, gradients of sum(losses) w.r.t. params). The members are independent, so
     each member's gradient is that of its own loss; a non-finite loss never leaks across."""
@@ -394,17 +467,76 @@ def _value_and_grad(member_losses):
     return grad
 
 
+class PackProbes:
+    """The study's probes for every member of a pack: `activation_stats` and `gradient_stats`
+    for all members at once, any other probe as its callback on each member's model."""
+
+    def __init__(self, pack: PackedMLP, names: tuple, data: Dataset):
+        self.pack, self.names = pack, tuple(names)
+        self.activation = pack.configs[0].get("activation", "")
+        self.probe_x, self.probe_y = data.x_val[:PROBE_EXAMPLES], data.y_val[:PROBE_EXAMPLES]
+        self.layer_rows = [{name: [] for name in self.names} for _ in range(pack.members)]
+        self.columns = [{} for _ in range(pack.members)]  # member -> epoch -> columns
+        self.callbacks = {}  # (member, name) -> callback, for probes without a packed form
+        for m in range(pack.members):
+            sampled = None
+            for name in self.names:
+                if name in PACKED_PROBES:
+                    continue
+                callback = registry.get("probe", name)(self.probe_x, self.probe_y, pack.configs[m])
+                if hasattr(callback, "use_training_sample"):
+                    sampled = sampled or seed_sample(data, pack.seeds[m])
+                    callback.use_training_sample(sampled.x_train[:pack.n], sampled.y_train[:pack.n])
+                self.callbacks[(m, name)] = callback
+
+    def measure(self, epoch: int, members: list[int], logs: list[dict]) -> None:
+        """Epoch `epoch` (0 = before training) for `members`; `logs` per member as Keras gives them."""
+        results = {}
+        if "activation_stats" in self.names:
+            results["activation_stats"] = self.pack.activation_stats(epoch, self.probe_x, self.activation)
+        if "gradient_stats" in self.names:
+            results["gradient_stats"] = self.pack.gradient_stats(epoch, self.probe_x, self.probe_y)
+        for m in members:
+            columns = self.columns[m].setdefault(epoch, {})
+            for name, per_member in results.items():
+                rows, scalars = per_member[m]
+                self.layer_rows[m][name].extend(rows)
+                columns.update(scalars)
+            for name in self.names:
+                callback = self.callbacks.get((m, name))
+                if callback is None:
+                    continue
+                callback.set_model(self.pack.member_model(m))
+                if epoch == 0:
+                    callback.on_train_begin()
+                else:
+                    callback.on_epoch_end(epoch - 1, logs[m])
+                columns.update(callback.epoch_columns.get(epoch, {}))
+
+    def rows_of(self, member: int) -> list[dict]:
+        """The member's per-layer rows, probe by probe in the study's order (as `standard` gives them)."""
+        rows = []
+        for name in self.names:
+            callback = self.callbacks.get((member, name))
+            rows += getattr(callback, "layer_rows", []) if callback is not None else self.layer_rows[member][name]
+        return rows
+
+
 def train_pack(configs: list[dict], seeds: list[int], data: Dataset,
-               contexts: list[TrialContext] | None = None) -> list[dict]:
+               contexts: list[TrialContext] | None = None, probes: tuple = ()) -> list[dict]:
     """Train the trials (configs[i], seeds[i]) as one pack on the unsampled pool `data` (what
-    `run_trial` receives); one outcome per member, in the format `standard` returns."""
+    `run_trial` receives) with the study's `probes`; one outcome per member, in the format
+    `standard` returns. Progress goes to the first context's `on_epoch`; the pack stops at the
+    smallest `time_limit` among the contexts."""
     contexts = contexts or [TrialContext() for _ in configs]
     started = time.perf_counter()
     pack = PackedMLP(configs, seeds, data)
+    measured = PackProbes(pack, probes, data)
     epochs = int(configs[0]["epochs"])
     rows = [[{"epoch": 0}] for _ in configs]
     status = [OK] * pack.members
     messages = [""] * pack.members
+    measured.measure(0, list(range(pack.members)), [{}] * pack.members)
     train_seconds, step_seconds = 0.0, []
     limit = min((c.time_limit for c in contexts if c.time_limit), default=None)
     for epoch in range(1, epochs + 1):
@@ -413,9 +545,8 @@ def train_pack(configs: list[dict], seeds: list[int], data: Dataset,
         if epoch > 1 or epochs == 1:  # the first epoch traces
             step_seconds.append(result.seconds / result.step_losses.shape[1])
         val_loss, val_accuracy = pack.evaluate("val")
-        for m in range(pack.members):
-            if status[m] != OK:
-                continue
+        trained = [m for m in range(pack.members) if status[m] == OK]
+        for m in trained:
             losses = result.step_losses[m]
             bad = np.flatnonzero(~np.isfinite(losses))
             upto = bad[0] + 1 if len(bad) else len(losses)  # a diverged member counted up to its last step
@@ -426,9 +557,9 @@ def train_pack(configs: list[dict], seeds: list[int], data: Dataset,
                             "val_loss": float(val_loss[m]), "val_accuracy": float(val_accuracy[m])})
             if len(bad):
                 status[m], messages[m] = DIVERGED, f"non-finite loss in epoch {epoch}"
-            contexts[m].epochs_done += 1
-            if contexts[m].on_epoch is not None:
-                contexts[m].on_epoch(contexts[m].epochs_done, max(contexts[m].planned_epochs, epochs))
+        measured.measure(epoch, trained, [rows[m][-1] for m in range(pack.members)])
+        if contexts[0].on_epoch is not None:
+            contexts[0].on_epoch(epoch, epochs)
         if limit and time.perf_counter() - started > limit and epoch < epochs:
             for m in range(pack.members):
                 if status[m] == OK:
@@ -440,13 +571,19 @@ def train_pack(configs: list[dict], seeds: list[int], data: Dataset,
     outcomes = []
     step = float(np.median(step_seconds)) if step_seconds else float("nan")
     for m in range(pack.members):
+        for row in rows[m]:
+            row.update(measured.columns[m].get(row["epoch"], {}))
         history = [{k: finite_or_none(v) for k, v in row.items()} for row in rows[m]]
         final = {k: _finite_or_nan(v) for k, v in history[-1].items() if k != "epoch"}
         final.update(test_loss=_finite_or_nan(test_loss[m]), test_accuracy=_finite_or_nan(test_accuracy[m]))
+        if "train_eval_accuracy" in final:  # as `standard` (D1, D4)
+            final["test_gap"] = final["train_eval_accuracy"] - final["test_accuracy"]
         final["dev_test_gap"] = abs(final.get("val_accuracy", float("nan")) - final["test_accuracy"])
         contexts[m].started = started
-        outcomes.append(outcome(contexts[m], status[m], history, final, messages[m],
-                                train_seconds=train_seconds, pack_size=pack.members, pack_step_seconds=step,
+        # step_seconds: the pack's step time shared among its members (A9 compares arms packed alike)
+        outcomes.append(outcome(contexts[m], status[m], history, final, messages[m], layers=measured.rows_of(m),
+                                train_seconds=train_seconds, step_seconds=step / pack.members,
+                                pack_members=pack.members, pack_step_seconds=step,
                                 steps_per_epoch=math.ceil(pack.n / pack.batch_size), parameters=pack.parameters))
     return outcomes
 
@@ -456,26 +593,5 @@ def _finite_or_nan(value) -> float:
     return value if math.isfinite(value) else float("nan")
 
 
-def train_alone(config: dict, seed: int, data: Dataset) -> list[dict]:
-    """The unpacked reference: the trial trained by Keras' own `fit` (the standard procedure's
-    model, optimizer and compile settings) on the same explicit per-epoch order a packed member
-    visits (`epoch_order`), one `fit` per epoch with `shuffle=False`. History rows as
-    `train_pack` records them (epoch 0 empty; no probes), test metrics in the last row."""
-    from suite.core.fit import compile_model
-
-    keras.utils.set_random_seed(seed)
-    sampled = seed_sample(data, seed)
-    n = config["train_examples"]
-    x, y = sampled.x_train[:n], sampled.y_train[:n]
-    model = build_model(config, data.input_shape, data.num_classes)
-    compile_model(model, config, "sparse_categorical_crossentropy", ["accuracy"])
-    rows = [{"epoch": 0}]
-    for epoch in range(1, config["epochs"] + 1):
-        order = epoch_order(seed, epoch, n)
-        logs = model.fit(x[order], y[order], batch_size=config["batch_size"], epochs=1, shuffle=False, verbose=0,
-                         validation_data=(data.x_val, data.y_val), validation_batch_size=EVAL_BATCH).history
-        rows.append({"epoch": epoch, "train_loss": logs["loss"][0], "train_accuracy": logs["accuracy"][0],
-                     "val_loss": logs["val_loss"][0], "val_accuracy": logs["val_accuracy"][0]})
-    test_loss, test_accuracy = model.evaluate(data.x_test, data.y_test, batch_size=EVAL_BATCH, verbose=0)
-    rows[-1].update(test_loss=test_loss, test_accuracy=test_accuracy)
-    return rows
+# the packed form of the standard procedure, found by suite.core.packs (core never imports techniques)
+registry.add("pack_trainer", "standard", train_pack, signature=packing_key)

@@ -17,7 +17,7 @@ import numpy as np
 
 from suite.core import registry
 from suite.core.backend import import_keras
-from suite.core.datasets import Dataset
+from suite.core.datasets import Dataset, epoch_order
 from suite.core.fit import (
     EVAL_BATCH,
     HISTORY_COLUMNS,
@@ -131,11 +131,43 @@ def _finite_or_nan(value) -> float:
     return value if math.isfinite(value) else float("nan")
 
 
-def training_input(config: dict, x: np.ndarray, y: np.ndarray, num_classes: int, seed: int):
-    """What `fit` trains on: the arrays, or with an `augmentation` a shuffled tf.data
-    pipeline that augments each training batch (validation and test never are)."""
+class OrderedBatches(keras.utils.PyDataset):
+    """The training images in the explicit order `epoch_order(seed, epoch, n)` of each epoch,
+    the one a packed member visits too (suite.techniques.standard.packed), so a trial gives the
+    same numbers trained alone or packed. `EpochOrder` sets the epoch before Keras reads a batch."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
+        super().__init__()
+        self.x, self.y, self.batch_size, self.seed = x, y, batch_size, seed
+        self.set_epoch(1)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.order = epoch_order(self.seed, epoch, len(self.x))
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.x) / self.batch_size)
+
+    def __getitem__(self, index: int):
+        chosen = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        return self.x[chosen], self.y[chosen]
+
+
+class EpochOrder(keras.callbacks.Callback):
+    def __init__(self, batches: OrderedBatches):
+        super().__init__()
+        self.batches = batches
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.batches.set_epoch(epoch + 1)
+
+
+def training_input(config: dict, x: np.ndarray, y: np.ndarray, num_classes: int, seed: int) -> tuple[dict, list]:
+    """What `fit` trains on, and the callbacks that feed it: the images in each epoch's explicit
+    order, or with an `augmentation` a shuffled tf.data pipeline that augments each training
+    batch (validation and test never are)."""
     if not uses_soft_labels(config):
-        return {"x": x, "y": y, "batch_size": config["batch_size"]}
+        batches = OrderedBatches(x, y, config["batch_size"], seed)
+        return {"x": batches, "shuffle": False}, [EpochOrder(batches)]  # Keras would shuffle the batches
     import tensorflow as tf
 
     augment = registry.get("augmentation", config["augmentation"])(config, num_classes, seed)
@@ -146,10 +178,12 @@ def training_input(config: dict, x: np.ndarray, y: np.ndarray, num_classes: int,
                 # seed gives the same images every run (a parallel map reorders the draws)
                 .map(augment)
                 .prefetch(tf.data.AUTOTUNE))
-    return {"x": pipeline, "shuffle": False}  # shuffled above; Keras warns when asked to shuffle a dataset
+    return {"x": pipeline, "shuffle": False}, []  # shuffled above; Keras warns when asked to shuffle a dataset
 
 
-@registry.register("procedure", settings=(*OPTIMIZER_SETTINGS, "augmentation"), model_family=True, probes=True)
+# version 2: each epoch visits the training images in the explicit order `epoch_order` (was Keras' shuffle)
+@registry.register("procedure", settings=(*OPTIMIZER_SETTINGS, "augmentation"), model_family=True, probes=True,
+                   version=2)
 def standard(config: dict, seed: int, data: Dataset, context: TrialContext) -> dict:
     """Train the study's model family on the first `train_examples` images; probe; test once."""
     keras.utils.set_random_seed(seed)
@@ -163,8 +197,8 @@ def standard(config: dict, seed: int, data: Dataset, context: TrialContext) -> d
         if hasattr(callback, "use_training_sample"):  # probes that compare with the training data (D1, D4)
             callback.use_training_sample(x, y)
     timer = StepTimer()
-    result = fit(model, context, epochs=config["epochs"], callbacks=[timer, *probe_callbacks],
-                 **training_input(config, x, y, data.num_classes, seed),
+    inputs, feeders = training_input(config, x, y, data.num_classes, seed)
+    result = fit(model, context, epochs=config["epochs"], callbacks=[*feeders, timer, *probe_callbacks], **inputs,
                  validation_data=eval_data(data, "val", soft_labels), validation_batch_size=EVAL_BATCH)
 
     history = _history_rows(result.history, probe_callbacks)

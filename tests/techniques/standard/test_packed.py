@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 
 from suite.core.backend import import_keras
-from suite.core.datasets import seed_sample
+from suite.core.datasets import epoch_order, seed_sample
 from suite.core.fit import build_optimizer
+from suite.core.runner import run_trial
 from suite.techniques.architectures.families import build_model
 from suite.techniques.standard import packed
 
@@ -45,7 +46,7 @@ def alone_step_losses(config: dict, seed: int, data, epochs: int) -> np.ndarray:
     x, y = sampled.x_train[:n], sampled.y_train[:n]
     losses = []
     for epoch in range(1, epochs + 1):
-        order = packed.epoch_order(seed, epoch, n)
+        order = epoch_order(seed, epoch, n)
         for start in range(0, n, batch):
             index = order[start:start + batch]
             losses.append(model.train_on_batch(x[index], y[index], return_dict=True)["loss"])
@@ -96,22 +97,50 @@ def test_a_diverging_member_disturbs_no_other(synthetic_data):
     assert outcomes[3]["message"] == "non-finite loss in epoch 1" and outcomes[3]["history"][1]["train_loss"] is None
 
 
-def test_histories_equal_the_unpacked_path_with_the_same_order(synthetic_data):
-    configs, seeds = _configs({**BASE, "optimizer": "momentum"})
-    outcomes = packed.train_pack(configs, seeds, synthetic_data)
+def _assert_close(packed_value, alone_value, what: str):
+    if isinstance(alone_value, list) and alone_value and isinstance(alone_value[0], float):
+        assert packed_value == pytest.approx(alone_value, rel=1e-3, abs=1e-4), what
+    elif isinstance(alone_value, float) and isinstance(packed_value, float):
+        assert packed_value == pytest.approx(alone_value, rel=1e-3, abs=1e-4, nan_ok=True), what
+    else:
+        assert packed_value == alone_value, what
+
+
+@pytest.mark.parametrize("change", [{"optimizer": "momentum"}, {"norm": "batchnorm", "activation": "tanh"}])
+def test_a_packed_member_gives_the_standard_trials_numbers(synthetic_data, change):
+    """Packed vs the standard procedure itself (`run_trial`, what --no-pack runs), with both
+    packed probes: every history column, every per-layer probe row and the final metrics.
+    Accuracies are counts: one image may flip on a near tie."""
+    configs, seeds = _configs({**BASE, **change})
+    probes = ("activation_stats", "gradient_stats")
+    outcomes = packed.train_pack(configs, seeds, synthetic_data, probes=probes)
     for result, config, seed in zip(outcomes, configs, seeds):
-        assert result["status"] == "ok" and [row["epoch"] for row in result["history"]] == [0, 1, 2]
-        alone = packed.train_alone(config, seed, synthetic_data)
-        for row, reference in zip(result["history"][1:], alone[1:]):
-            assert row.keys() == {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy"}
-            for key in ("train_loss", "val_loss"):
-                assert row[key] == pytest.approx(reference[key], rel=RTOL, abs=ATOL)
-            for key in ("train_accuracy", "val_accuracy"):  # counts: at most one image may flip on a tie
-                assert row[key] == pytest.approx(reference[key], abs=1.01 / len(synthetic_data.y_val))
-        assert result["final"]["test_loss"] == pytest.approx(alone[-1]["test_loss"], rel=RTOL, abs=ATOL)
-        assert result["final"]["test_accuracy"] == pytest.approx(alone[-1]["test_accuracy"],
-                                                                 abs=1.01 / len(synthetic_data.y_test))
-        assert result["timing"]["pack_size"] == 3 and result["timing"]["parameters"] > 0
+        alone = run_trial(config, seed, probes, synthetic_data)
+        assert result["status"] == alone["status"] == "ok"
+        assert [row.keys() for row in result["history"]] == [row.keys() for row in alone["history"]]
+        for row, reference in zip(result["history"], alone["history"]):
+            for key, value in reference.items():
+                if key.endswith("accuracy"):
+                    assert row[key] == pytest.approx(value, abs=1.01 / len(synthetic_data.y_val)), key
+                else:
+                    _assert_close(row[key], value, f"epoch {row['epoch']} {key}")
+        assert len(result["layers"]) == len(alone["layers"])
+        for row, reference in zip(result["layers"], alone["layers"]):
+            for key, value in reference.items():
+                if key != "hist_counts":  # a histogram count may move one value across a bin edge
+                    _assert_close(row[key], value, f"{row['probe']} epoch {row['epoch']} layer {row['layer']} {key}")
+        for key in ("test_loss", "dev_test_gap"):
+            assert result["final"][key] == pytest.approx(alone["final"][key], rel=RTOL, abs=1e-3)
+        assert result["timing"]["pack_members"] == 3 and result["timing"]["parameters"] == alone["timing"]["parameters"]
+
+
+def test_a_diverged_member_ends_as_the_standard_trial_does(synthetic_data):
+    """NaN weights after the step that diverged: tested like the unpacked net (chance level)."""
+    config, seed = {**BASE, "learning_rate": 1e12}, 3
+    member = packed.train_pack([BASE, config], [0, seed], synthetic_data)[1]
+    alone = run_trial(config, seed, (), synthetic_data)
+    assert member["status"] == alone["status"] == "diverged" and member["message"] == alone["message"]
+    assert member["final"]["test_accuracy"] == pytest.approx(alone["final"]["test_accuracy"])
 
 
 def test_member_model_holds_the_members_weights(synthetic_data):

@@ -1,0 +1,65 @@
+"""packs: which planned trials train together as the members of one compiled program.
+
+A procedure that has a packed form registers it as kind "pack_trainer" (for `standard`:
+suite.techniques.standard.packed), with a `signature(config)` that is equal for trials that
+may share a program and None for a trial that must train alone. Packs are formed from the
+whole plan, in plan order, at most `pack_size` members each: which trials share a pack
+depends on the study, the profile and the seeds, never on which trials are still pending, the
+executor or the worker count, so a resumed run trains a pack exactly as the first run did.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from suite.core import registry
+from suite.core.keys import trial_key
+from suite.core.plan import Trial
+from suite.core.settings import STANDARD_PROCEDURE
+
+# Measured (bench/packing.py): on 2 cores a member's step costs about the same from 6 members
+# on, and more members per pack leave the workers fewer packs to share out.
+PACK_SIZE = 9
+
+
+@dataclass(frozen=True)
+class Pack:
+    key: str  # a hash of the members' keys
+    trials: tuple[Trial, ...]
+
+    @property
+    def procedure(self) -> str:
+        return self.trials[0].config.get("procedure", STANDARD_PROCEDURE)
+
+    @property
+    def size(self) -> int:
+        return len(self.trials)
+
+
+def pack_signature(trial: Trial) -> str | None:
+    """The signature under which `trial` may share a program, or None (it trains alone)."""
+    procedure = trial.config.get("procedure", STANDARD_PROCEDURE)
+    if registry.lookup("pack_trainer", procedure) is None:
+        return None
+    signature = registry.metadata("pack_trainer", procedure)["signature"](trial.config)
+    return None if signature is None else f"{procedure}|{signature}|{sorted(trial.probes)}"
+
+
+def form_packs(trials: list[Trial], pack_size: int = PACK_SIZE) -> list[Trial | Pack]:
+    """The units of work for `trials` (a whole plan): packs of trials with equal signatures,
+    then the trials that train alone. A group that leaves a single trial runs it alone."""
+    groups: dict[str, list[Trial]] = {}
+    alone: list[Trial] = []
+    for trial in trials:
+        signature = pack_signature(trial) if pack_size > 1 else None
+        (alone if signature is None else groups.setdefault(signature, [])).append(trial)
+    units: list[Trial | Pack] = []
+    for members in groups.values():
+        for start in range(0, len(members), pack_size):
+            chunk = tuple(members[start:start + pack_size])
+            units.append(chunk[0] if len(chunk) == 1 else Pack(trial_key({"pack": [t.key for t in chunk]}), chunk))
+    return units + alone
+
+
+def trials_of(unit: Trial | Pack) -> tuple[Trial, ...]:
+    return unit.trials if isinstance(unit, Pack) else (unit,)

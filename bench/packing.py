@@ -1,24 +1,15 @@
-"""Trials per hour: K small trials packed into one compiled program vs one at a time.
+"""A study trained packed (the default) and with `--no-pack`, alternated, in one run.
 
-The init study's MLP (5 x 100 ReLU, He normal, plain SGD at its three learning rates, batch
-128, 10,000 Fashion-MNIST images, validation every epoch, one test evaluation), K trials with
-seeds 0..K-1. "one at a time" is the existing standard path (`run_trial`: seed_sample, the
-standard procedure with its reused compiled model, no probes); "packed" is
-`suite.techniques.standard.packed.train_pack` on the same K trials. Alternated, several
-repeats in one run, so load on the machine hits both alike; a warm-up of each comes first
-(tracing, as a study's first trial pays it once per process). Also the achieved GFLOP/s of the
-training steps (3 x forward FLOPs per image) against bench/flops.py's measured matmul peak.
+Each repeat runs `python run_all.py --study S --profile P` from empty results both ways (the
+order alternates between repeats, so load on the machine hits both alike) and reports wall
+time, trials per hour, the ratio, whether both ways stored the same trial keys and reached the
+same verdicts, and the achieved GFLOP/s of the training arithmetic (3 x forward FLOPs per
+training image, summed over the study's trials: validation, probes and start-up excluded from
+the work, included in the time) against bench/flops.py's measured float32 matmul peak.
 
-    python bench/packing.py [--members 8] [--epochs 3] [--repeats 3]
+    python bench/packing.py [--study init] [--profile quick] [--repeats 2]
 
-Measured 2026-12-02 on the 2-core development machine while it was loaded by other jobs
-(load average 8-12), K = 8, 3 epochs, defaults otherwise; ratios from the same run:
-TensorFlow: one at a time 18.9 s per 8 trials (1,520 trials/h), packed 7.8 s (3,699 trials/h),
-2.43x; step 3.2 ms per trial vs 22.9 ms per pack of 8 (28 vs 32 GFLOP/s, peak 89).
-JAX (KERAS_BACKEND=jax, 2 repeats): 6.2 s vs 6.1 s per 8 trials, 1.00x; step 1.7 ms per trial vs
-18.9 ms per pack of 8 (55 vs 39 GFLOP/s, peak 92). On this CPU one trial's matmuls already
-reach 30-60% of the peak: packing saves the per-trial fixed costs (TensorFlow's are large),
-not compute; a pack of one steps as fast as Keras (1.6 ms on JAX), a pack of 8 at 2.4 ms per member.
+Results are in the README (issue "Many small trials in one compiled program").
 """
 
 from __future__ import annotations
@@ -26,95 +17,84 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._timing import machine  # noqa: E402
+from bench._timing import machine, run_cli  # noqa: E402
 from bench.flops import matmul_peak  # noqa: E402
 from suite.core.backend import import_keras  # noqa: E402
 
 keras = import_keras()
 
+from suite.core import loader  # noqa: E402
 from suite.core.datasets import load_dataset  # noqa: E402
-from suite.core.device import device_settings  # noqa: E402
-from suite.core.runner import run_trial  # noqa: E402
+from suite.core.packs import PACK_SIZE, Pack, form_packs  # noqa: E402
+from suite.core.plan import plan_trials  # noqa: E402
+from suite.core.plugins import load_plugins  # noqa: E402
 from suite.techniques.architectures.classic import count_flops  # noqa: E402
 from suite.techniques.architectures.families import build_model  # noqa: E402
-from suite.techniques.standard.packed import train_pack  # noqa: E402
-
-CONFIG = {"family": "mlp", "depth": 5, "width": 100, "activation": "relu", "kernel_initializer": "he_normal",
-          "optimizer": "sgd", "batch_size": 128, "train_examples": 10000, "dataset": "fashion_mnist"}
-RATES = (0.1, 0.03, 0.01)  # the init study's grid
 
 
-def trials(members: int, epochs: int) -> tuple[list[dict], list[int]]:
-    configs = [{**CONFIG, "epochs": epochs, "learning_rate": RATES[i % len(RATES)]} for i in range(members)]
-    return configs, list(range(members))
-
-
-def one_at_a_time(configs, seeds, data) -> tuple[float, list[dict]]:
-    started = time.perf_counter()
-    outcomes = [run_trial(config, seed, (), data) for config, seed in zip(configs, seeds)]
-    return time.perf_counter() - started, outcomes
-
-
-def packed(configs, seeds, data) -> tuple[float, list[dict]]:
-    started = time.perf_counter()
-    outcomes = train_pack(configs, seeds, data)
-    return time.perf_counter() - started, outcomes
+def training_flops(study_name: str, profile_name: str) -> tuple[float, dict, int]:
+    """(training FLOPs of every planned trial, {family: FLOPs}, packs formed)."""
+    study = loader.load_study(loader.find_study_path(study_name))
+    profile = study.profiles[profile_name]
+    data = load_dataset(study.dataset_for(profile))
+    trials = plan_trials(study, profile, data.fingerprint)
+    per_family: dict[str, float] = {}
+    forward: dict[str, float] = {}
+    for trial in trials:
+        config = trial.config
+        signature = repr(sorted((k, v) for k, v in config.items() if k not in ("learning_rate", "kernel_initializer")))
+        if signature not in forward:
+            forward[signature] = count_flops(build_model(config, data.input_shape, data.num_classes))
+        work = 3 * forward[signature] * config["train_examples"] * config["epochs"]
+        per_family[config.get("family", "?")] = per_family.get(config.get("family", "?"), 0.0) + work
+    packs = sum(isinstance(unit, Pack) for unit in form_packs(trials))
+    return sum(per_family.values()), per_family, packs
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--members", type=int, default=8, help="K: trials per pack")
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--study", default="init")
+    parser.add_argument("--profile", default="quick")
+    parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--size", type=int, default=1024, help="matmul size for the peak")
     args = parser.parse_args()
-    settings = device_settings()
-    data = load_dataset("fashion_mnist")
-    configs, seeds = trials(args.members, args.epochs)
-    forward = count_flops(build_model(configs[0], data.input_shape, data.num_classes))
-    warm = trials(args.members, 1)
-    one_at_a_time(warm[0][:1], warm[1][:1], data)  # warm-up: imports, the standard path's first trace
-    packed(*warm, data)  # the packed program's first trace (full and last partial batch)
-    seconds = {"one at a time": [], "packed": []}
-    steps = {"one at a time": [], "packed": []}  # seconds per training step (per trial's step / per pack's step)
-    for _ in range(args.repeats):  # alternated
-        spent, outcomes = packed(configs, seeds, data)
-        assert all(o["status"] == "ok" for o in outcomes), [o["message"] for o in outcomes]
-        seconds["packed"].append(spent)
-        steps["packed"].append(outcomes[0]["timing"]["pack_step_seconds"])
-        spent, outcomes = one_at_a_time(configs, seeds, data)
-        assert all(o["status"] == "ok" for o in outcomes), [o["message"] for o in outcomes]
-        seconds["one at a time"].append(spent)
-        steps["one at a time"].append(statistics.median(o["timing"]["step_seconds"] for o in outcomes))
-    packed_accuracy = [o["final"]["test_accuracy"] for o in train_pack(configs, seeds, data)]
-    alone_accuracy = [o["final"]["test_accuracy"] for o in one_at_a_time(configs, seeds, data)[1]]
+    load_plugins()
+    work, per_family, packs = training_flops(args.study, args.profile)
+    runs = {"packed": [], "--no-pack": []}
+    for repeat in range(args.repeats):
+        order = ["packed", "--no-pack"] if repeat % 2 == 0 else ["--no-pack", "packed"]
+        for way in order:
+            extra = ["--no-pack"] if way == "--no-pack" else []
+            runs[way].append(run_cli(["--study", args.study, "--profile", args.profile, *extra]))
+            print(f"repeat {repeat + 1}: {way} {runs[way][-1]['seconds']:.1f} s", file=sys.stderr, flush=True)
     peak = matmul_peak(args.size)
-
-    print(f"Machine: {machine()}; device {settings['device']}, backend {keras.config.backend()}")
-    print(f"K = {args.members} trials of the init MLP, {args.epochs} epochs, {CONFIG['train_examples']} images, "
-          f"batch {CONFIG['batch_size']}; {args.repeats} alternated repeats")
-    print(f"Measured matmul peak ({args.size}x{args.size}, float32): {peak / 1e9:.1f} GFLOP/s\n")
-    print("| path | wall s per K trials (median; all) | trials per hour | step time | achieved GFLOP/s (share of peak) |")
-    print("|---|---:|---:|---:|---:|")
+    trials = runs["packed"][0]["trials"]
+    print(f"Machine: {machine()}; backend {keras.config.backend()}")
+    print(f"`{args.study}` at `{args.profile}`: {trials} trials ({packs} packs of at most {PACK_SIZE} when packed), "
+          f"{args.repeats} alternated repeats from empty results, default executor")
+    print(f"Training arithmetic: {work / 1e12:.2f} TFLOP ("
+          + ", ".join(f"{family} {flops / 1e12:.2f}" for family, flops in per_family.items())
+          + f"); measured matmul peak ({args.size}x{args.size}, float32) {peak / 1e9:.0f} GFLOP/s\n")
+    print("| way | wall s (median; all) | trials per hour | achieved GFLOP/s (share of peak) |")
+    print("|---|---:|---:|---:|")
     rate = {}
-    for name in seconds:
-        median = statistics.median(seconds[name])
-        rate[name] = args.members / median * 3600
-        step = statistics.median(steps[name])
-        images = CONFIG["batch_size"] * (args.members if name == "packed" else 1)
-        achieved = 3 * forward * images / step
-        runs = ", ".join(f"{s:.1f}" for s in seconds[name])
-        label = "per pack of K" if name == "packed" else "per trial"
-        print(f"| {name} | {median:.1f} ({runs}) | {rate[name]:,.0f} | {step * 1e3:.1f} ms {label} | "
-              f"{achieved / 1e9:.2f} ({achieved / peak:.1%}) |")
-    print(f"\nRatio packed / one at a time (trials per hour): {rate['packed'] / rate['one at a time']:.2f}x")
-    print("Test accuracy per seed, packed (explicit epoch order) vs one at a time (Keras' shuffle): "
-          + ", ".join(f"{p:.3f}/{a:.3f}" for p, a in zip(packed_accuracy, alone_accuracy)))
+    for way, results in runs.items():
+        median = statistics.median(r["seconds"] for r in results)
+        rate[way] = trials / median * 3600
+        achieved = work / median
+        every = ", ".join(f"{r['seconds']:.0f}" for r in results)
+        print(f"| {way} | {median:.0f} ({every}) | {rate[way]:,.0f} | "
+              f"{achieved / 1e9:.1f} ({achieved / peak:.1%}) |")
+    print(f"\nRatio packed / --no-pack (trials per hour): {rate['packed'] / rate['--no-pack']:.2f}x")
+    first, other = runs["packed"][0], runs["--no-pack"][0]
+    print(f"Same trial keys both ways: {first['keys'] == other['keys']}")
+    differing = {claim: (first["verdicts"][claim], other["verdicts"].get(claim)) for claim in first["verdicts"]
+                 if first["verdicts"][claim] != other["verdicts"].get(claim)}
+    print(f"Same verdicts both ways: {not differing}" + (f"; differ: {differing}" if differing else ""))
 
 
 if __name__ == "__main__":

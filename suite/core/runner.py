@@ -100,8 +100,7 @@ def run_pack(pack: Pack, data: Dataset, artifacts_dir: str | None = None, progre
         failure = {**executors.failed(ERROR, last), "timing": {"wall_seconds": time.perf_counter() - started},
                    "traceback": traceback.format_exc(limit=8)}
         outcomes = [failure] * pack.size
-    return [{**outcome, **settings, "packed": {"pack": pack.key, "members": pack.size, "member": index}}
-            for index, outcome in enumerate(outcomes)]
+    return [{**outcome, **settings} for outcome in outcomes]
 
 
 def run_unit(unit: Trial | Pack, data: Dataset, **options):
@@ -163,9 +162,11 @@ def run_study(study: Study, profile: Profile, data: Dataset, store: TrialStore, 
             # list; a pack whose worker died comes back as one failed outcome for all of them
             members = trials_of(unit)
             outcomes = outcome if isinstance(outcome, list) else [outcome] * len(members)
-            for trial, result in zip(members, outcomes):
+            for index, (trial, result) in enumerate(zip(members, outcomes)):
                 if trial.key in done:  # finished in an earlier run: kept as stored
                     continue
+                if isinstance(unit, Pack):  # the record says it was trained packed, and with whom
+                    result = {**result, "packed": {"pack": unit.key, "members": unit.size, "member": index}}
                 report.records[trial.key] = store.save_record(build_record(trial, result, provenance))
                 report.ran += 1
                 bar.update(1)

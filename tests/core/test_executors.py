@@ -111,7 +111,10 @@ def test_a_killed_worker_loses_no_finished_trial(tmp_path, tiny_study_dict):
     stored = [json.loads(path.read_text()) for path in records()]
     assert len(stored) == 12
     errors = [r for r in stored if r["status"] == "error"]
-    assert 1 <= len(errors) <= 2 and all("died" in r["message"] for r in errors)
+    # what the killed worker ran (a trial, or a pack of trials trained together) and at most what the
+    # other worker ran when the pool broke; every other trial finished
+    lost_units = {r.get("packed", {}).get("pack", r["key"]) for r in errors}
+    assert 1 <= len(lost_units) <= 2 and all("died" in r["message"] for r in errors)
     rerun = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr
     assert f"ran {len(errors)} trials, reused {12 - len(errors)}" in rerun.stderr

@@ -51,7 +51,7 @@ def training_flops(study_name: str, profile_name: str) -> tuple[float, dict, int
             forward[signature] = count_flops(build_model(config, data.input_shape, data.num_classes))
         work = 3 * forward[signature] * config["train_examples"] * config["epochs"]
         per_family[config.get("family", "?")] = per_family.get(config.get("family", "?"), 0.0) + work
-    packs = sum(isinstance(unit, Pack) for unit in form_packs(trials))
+    packs = sum(isinstance(unit, Pack) for unit in form_packs(trials, study=study))
     return sum(per_family.values()), per_family, packs
 
 

@@ -16,10 +16,15 @@ from suite.core import registry
 from suite.core.keys import trial_key
 from suite.core.plan import Trial
 from suite.core.settings import STANDARD_PROCEDURE
+from suite.core.study import Study, matches
 
 # Measured (bench/packing.py): on 2 cores a member's step costs about the same from 6 members
 # on, and more members per pack leave the workers fewer packs to share out.
 PACK_SIZE = 9
+# Metrics of the compiled program rather than of one net: the members of a pack share one
+# measurement, so a claim on one of these would count one timing as n seeds. The trials of the
+# arms such a claim compares train alone, each seed timed on its own.
+PROGRAM_METRICS = ("step_seconds",)
 
 
 @dataclass(frozen=True)
@@ -45,13 +50,22 @@ def pack_signature(trial: Trial) -> str | None:
     return None if signature is None else f"{procedure}|{signature}|{sorted(trial.probes)}"
 
 
-def form_packs(trials: list[Trial], pack_size: int = PACK_SIZE) -> list[Trial | Pack]:
-    """The units of work for `trials` (a whole plan): packs of trials with equal signatures,
-    then the trials that train alone. A group that leaves a single trial runs it alone."""
+def timed_selectors(study: Study) -> list:
+    """The arm selectors of `study`'s claims on a program metric (their trials train alone)."""
+    return [selector for claim in study.claims if claim.metric in PROGRAM_METRICS
+            for selector in (claim.better, claim.worse) if selector is not None]
+
+
+def form_packs(trials: list[Trial], pack_size: int = PACK_SIZE, study: Study | None = None) -> list[Trial | Pack]:
+    """The units of work for `trials` (a whole plan of `study`): packs of trials with equal
+    signatures, then the trials that train alone (those that cannot share a program, and those
+    a timing claim of `study` compares). A group that leaves a single trial runs it alone."""
+    timed = timed_selectors(study) if study is not None else []
     groups: dict[str, list[Trial]] = {}
     alone: list[Trial] = []
     for trial in trials:
-        signature = pack_signature(trial) if pack_size > 1 else None
+        packable = pack_size > 1 and not any(matches(trial.arm, selector) for selector in timed)
+        signature = pack_signature(trial) if packable else None
         (alone if signature is None else groups.setdefault(signature, [])).append(trial)
     units: list[Trial | Pack] = []
     for members in groups.values():

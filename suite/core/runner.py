@@ -138,7 +138,7 @@ def run_study(study: Study, profile: Profile, data: Dataset, store: TrialStore, 
         print(f"warning: {path}: {reason}; its trial will run again if this study needs it", file=sys.stderr)
     done = {} if force else {t.key: loaded.records[t.key] for t in trials
                              if loaded.records.get(t.key, {}).get("status") in FINISHED}
-    units = [unit for unit in form_packs(trials, PACK_SIZE if pack else 1)
+    units = [unit for unit in form_packs(trials, PACK_SIZE if pack else 1, study)
              if any(t.key not in done for t in trials_of(unit))]
     pending = [t for unit in units for t in trials_of(unit) if t.key not in done]
     report = RunReport(trials=trials, records=dict(done), skipped=len(done), unreadable=loaded.unreadable)

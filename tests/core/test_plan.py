@@ -69,3 +69,25 @@ def test_a_probe_that_measures_differently_changes_the_trial_keys():
 
     assert probe_identity("activation_stats") == "activation_stats@2"  # registered with version=2
     assert probe_identity("architecture_stats") == "architecture_stats"  # version 1: keys as before
+
+
+def test_packs_are_fixed_by_the_plan_and_timing_claims_train_alone():
+    """Packs group trials that differ only in value settings (here seeds, learning rates and the
+    ReLU arms' initialisers); the arms a step-time claim compares (A9: sigmoid vs ReLU/Glorot,
+    A9b: ELU) train alone, so each seed's step time is its own measurement, not a pack's."""
+    from suite.core.packs import PACK_SIZE, Pack, form_packs, trials_of
+
+    study = loader.load_study(loader.find_study_path("activation"))
+    trials = plan.plan_trials(study, study.profiles["quick"], "fp")
+    units = form_packs(trials, study=study)
+    assert sorted(t.key for unit in units for t in trials_of(unit)) == sorted(t.key for t in trials)
+    alone = [unit for unit in units if not isinstance(unit, Pack)]
+    packs = [unit for unit in units if isinstance(unit, Pack)]
+    timed = {(t.arm["activation"], t.arm["kernel_initializer"]) for t in alone if t.arm["activation"] in
+             ("sigmoid", "relu", "elu")}
+    assert timed == {("sigmoid", "glorot_uniform"), ("relu", "glorot_uniform"), ("elu", "glorot_uniform")}
+    assert all(len({t.config["activation"] for t in pack.trials}) == 1 and pack.size <= PACK_SIZE for pack in packs)
+    assert any(t.arm == {"activation": "relu", "kernel_initializer": "he_normal"} for p in packs for t in p.trials)
+    # the same plan forms the same packs; without the study every packable trial may pack
+    assert [u.key for u in form_packs(trials, study=study)] == [u.key for u in units]
+    assert len([u for u in form_packs(trials) if isinstance(u, Pack)]) > len(packs)

@@ -61,6 +61,8 @@ def test_same_seeds_give_identical_records_whatever_the_executor_or_a_kill(tmp_p
 
     reference = _numbers(inline)
     assert len(reference) == 8 and all(r["status"] == "ok" for r in reference.values())
+    # packs too: the un-augmented arms train packed, RandAugment's alone (packs are fixed by the plan)
+    assert {"packed" in r for r in reference.values()} == {True, False}
     for other in (_numbers(workers), _numbers(resumed)):
         assert other.keys() == reference.keys()
         for key, record in reference.items():

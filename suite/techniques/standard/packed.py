@@ -116,6 +116,14 @@ def check_packable(configs: list[dict]) -> None:
         raise ValueError("cannot pack: " + "; ".join(problems))
 
 
+def _batch_normalize(h, mean, variance, beta, gamma):
+    """Per-member batch-norm of h (members, batch, units), in the arithmetic order of Keras' own
+    `ops.batch_normalization` on both backends (x * inv + (beta - mean * inv)); that op cannot take
+    per-member statistics on JAX, which reshapes them to one vector."""
+    inv = ops.multiply(ops.rsqrt(ops.add(variance, BN_EPSILON)), gamma)[:, None, :]
+    return ops.add(ops.multiply(h, inv), ops.subtract(beta[:, None, :], ops.multiply(mean[:, None, :], inv)))
+
+
 @dataclass
 class EpochResult:
     step_losses: np.ndarray  # (members, steps): each step's batch loss, before that step's update
@@ -292,8 +300,7 @@ class _Program:
                 new_stats += [ops.add(ops.multiply(mean, BN_MOMENTUM), ops.multiply(batch_mean, 1.0 - BN_MOMENTUM)),
                               ops.add(ops.multiply(variance, BN_MOMENTUM), ops.multiply(batch_var, 1.0 - BN_MOMENTUM))]
                 mean, variance = batch_mean, batch_var
-            h = ops.batch_normalization(h, mean[:, None, :], variance[:, None, :], axis=-1,
-                                        offset=beta[:, None, :], scale=gamma[:, None, :], epsilon=BN_EPSILON)
+            h = _batch_normalize(h, mean, variance, beta, gamma)
             if self.norm == "batchnorm":
                 h = self._activate(h)
         kernel, bias = p.pop(0), p.pop(0)

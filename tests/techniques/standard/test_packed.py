@@ -166,7 +166,8 @@ def test_what_cannot_be_packed_is_refused(change):
 @pytest.mark.skipif(sys.modules.get("jax") is None and __import__("importlib").util.find_spec("jax") is None,
                     reason="jax is not installed")
 def test_each_member_steps_as_it_would_alone_on_jax():
-    """The same comparison under KERAS_BACKEND=jax (a fresh process: the backend is per process)."""
+    """The same comparisons under KERAS_BACKEND=jax (a fresh process: the backend is per process): per-step
+    losses, and a packed member with both probes against the standard procedure."""
     script = (
         "import numpy as np\n"
         "from suite.core.plugins import load_plugins\n"
@@ -178,6 +179,7 @@ def test_each_member_steps_as_it_would_alone_on_jax():
         "losses, _ = t.packed_step_losses(configs, seeds, data, 2)\n"
         "for m, (c, s) in enumerate(zip(configs, seeds)):\n"
         "    np.testing.assert_allclose(losses[m], t.alone_step_losses(c, s, data, 2), rtol=t.RTOL, atol=t.ATOL)\n"
+        "t.test_a_packed_member_gives_the_standard_trials_numbers(data, {'norm': 'batchnorm', 'activation': 'tanh'})\n"
         "print('jax ok')\n"
     )
     root = Path(__file__).resolve().parents[3]

@@ -13,11 +13,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_cli(args: list[str], results: str | None = None) -> dict:
-    """Run `python run_all.py ARGS --quiet` in fresh results/report folders (unless given);
-    returns wall seconds, exit code, the trial count of the studies' summaries, their
-    verdicts ({claim id: verdict}) and the stored trial keys."""
+def run_cli(args: list[str], results: str | None = None, keep: str | None = None) -> dict:
+    """Run `python run_all.py ARGS --quiet` in fresh results/report folders (unless given;
+    `keep` names a folder whose results/ and reports/ stay after the run); returns wall
+    seconds, exit code, the trial count of the studies' summaries, their verdicts
+    ({claim id: verdict}) and the stored trial keys."""
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
+        scratch = keep or scratch
         results = results or f"{scratch}/results"
         command = [sys.executable, str(ROOT / "run_all.py"), *args, "--quiet",
                    "--results", results, "--out", f"{scratch}/reports"]

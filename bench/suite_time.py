@@ -4,7 +4,7 @@ The goal (issue 5): the five core studies (init, activation, batchnorm, depth, t
 in 10 minutes on 2 cores. Each study runs from empty results, as a first-time user runs
 it, with the default executor; a Markdown table goes to stdout (and --markdown FILE).
 
-    python bench/suite_time.py [--profile quick] [--study init --study depth ...]
+    python bench/suite_time.py [--profile quick] [--study init --study depth ...] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -27,13 +27,17 @@ def main() -> None:
     parser.add_argument("--profile", default="quick")
     parser.add_argument("--study", action="append", default=[], help="only these studies (default: all)")
     parser.add_argument("--markdown", default=None, help="also write the table to this file")
+    parser.add_argument("--keep", default=None,
+                        help="keep results and reports under this folder (each study still starts empty)")
     args = parser.parse_args()
     names = args.study or [path.stem for path in loader.list_study_paths()]
     lines = [f"Machine: {machine()}; profile `{args.profile}`, default executor, empty results.", "",
              "| study | trials | wall | exit | verdicts |", "|---|---:|---:|---:|---|"]
     total = core = 0.0
     for name in names:
-        run = run_cli(["--study", name, "--profile", args.profile])
+        if args.keep and Path(args.keep, "results", name).exists():
+            sys.exit(f"bench/suite_time.py: {args.keep}/results/{name} exists; each study must start from empty results")
+        run = run_cli(["--study", name, "--profile", args.profile], keep=args.keep)
         total += run["seconds"]
         core += run["seconds"] if name in CORE else 0.0
         wall = f"{run['seconds'] / 60:.1f} min ({run['seconds']:.0f} s)"

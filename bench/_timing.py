@@ -27,7 +27,10 @@ def run_cli(args: list[str], results: str | None = None, keep: str | None = None
         done = subprocess.run(command, capture_output=True, text=True)
         seconds = time.perf_counter() - started
         trials, verdicts = 0, {}
+        studies = {value for flag, value in zip(args, args[1:]) if flag == "--study"}
         for path in Path(scratch, "reports").glob("*/summary.json"):
+            if keep and path.parent.name not in studies and "all" not in studies:
+                continue  # a kept folder holds earlier studies' reports too
             summary = json.loads(path.read_text())
             trials += sum(summary["trials"].values())
             verdicts.update({f"{summary['study']} {c['id']}": c["verdict"] for c in summary["claims"]})

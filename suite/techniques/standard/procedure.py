@@ -145,10 +145,10 @@ class OrderedBatches(keras.utils.PyDataset):
         self.order = epoch_order(self.seed, epoch, len(self.x))
 
     def release(self) -> None:
-        """Drop the images after training. Keras' adapter for this dataset stays referenced after
-        `fit` returns (through TensorFlow's registry of generator functions), and `x` is a view that
-        keeps the seed's whole training pool alive: measured 165 MiB per trial, 11 GiB per worker
-        over the init study at quick with --no-pack, until the machine swapped."""
+        """Drop the images after training. Keras' data adapter for this dataset stays referenced
+        after `fit` returns, and `x` is a view that keeps the seed's whole training pool alive:
+        measured 165 MiB per trial, 11 GiB per worker over the init study at quick with --no-pack,
+        until the run stalled for memory."""
         self.x = self.y = self.order = None
 
     def __len__(self) -> int:

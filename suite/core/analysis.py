@@ -18,13 +18,14 @@ import pandas as pd
 from scipy import stats
 
 from suite.core import registry, verdicts
+from suite.core.step_curve import steps_to_target
 from suite.core.study import Claim, Fact, Study, arm_label
 from suite.core.verdicts import CONTRADICTED, EQUIVALENT, INCONCLUSIVE, SUPPORTED, VERDICTS  # noqa: F401 (re-exported)
 
 CONFIDENCE = 0.95
 # Metrics that are not continuous get exact tests (suite.core.verdicts); techniques declare theirs
 # with `registry.add("metric", name, kind, scale=...)`.
-METRIC_SCALES = {"diverged": "binary", "epochs_to_target": "count"}
+METRIC_SCALES = {"diverged": "binary", "epochs_to_target": "count", "steps_to_target": "count"}
 TUNING_METRIC = "val_accuracy"  # tuned values are chosen on validation data, never on test
 NOT_JUDGED = "not judged"  # a claim that needs converged nets, judged at a budget where they were not
 # Converged: over the last fifth of the epochs (at least the last one) the mean training loss
@@ -93,6 +94,7 @@ def trials_frame(records: list[dict], study: Study) -> pd.DataFrame:
                "diverged": float(record["status"] == "diverged")}
         row.update({k: v for k, v in record.get("final", {}).items()})
         row.update({k: v for k, v in record.get("timing", {}).items()})
+        row["step_curve"] = record.get("step_curve")  # read by steps_to_target
         rows.append(row)
     frame = pd.DataFrame(rows)
     return frame.astype({c: float for c in frame.columns if frame[c].dtype == object and _numeric(frame[c])})
@@ -243,6 +245,9 @@ def claim_values(claim: Claim, selector: dict | list, trials: pd.DataFrame, epoc
     if claim.metric == "epochs_to_target":
         reached = epochs_to_target(epochs, claim.target).rename("epochs_to_target")
         values = chosen[["key", "seed"]].merge(reached, left_on="key", right_index=True, how="left")
+    elif claim.metric == "steps_to_target":
+        curves = chosen["step_curve"] if "step_curve" in chosen else pd.Series(None, index=chosen.index)
+        values = chosen[["seed"]].assign(steps_to_target=curves.map(lambda c: steps_to_target(c, claim.target)))
     elif claim.epoch is None and claim.metric in chosen:
         values = chosen[["seed", claim.metric]]
     else:

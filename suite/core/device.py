@@ -120,7 +120,7 @@ def apply_device_options(options: DeviceOptions | None = None) -> dict:
     _SETTINGS = {
         "device": ", ".join(name for name, _ in gpus) or "CPU",
         "precision": precision,
-        "xla": {"auto": "auto (Keras: on with a GPU, off on CPU)", "on": "on", "off": "off"}[options.xla],
+        "xla": {"auto": "auto (on with a GPU; on CPU off, except packed training loops)", "on": "on", "off": "off"}[options.xla],
         "memory": (f"{options.memory_limit_mb} MiB cap" if options.memory_limit_mb else "growth") if gpus else "host",
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
         "requested": asdict(options),

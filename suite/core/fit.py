@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from suite.core import registry
+from suite.core import registry, step_curve
 from suite.core.backend import import_keras
 from suite.core.device import jit_compile
 
@@ -24,8 +24,10 @@ OK, DIVERGED, ERROR, TIMEOUT = "ok", "diverged", "error", "timeout"
 STATUSES = (OK, DIVERGED, ERROR, TIMEOUT)
 # Keras' history keys -> the suite's per-epoch column names
 HISTORY_COLUMNS = {"loss": "train_loss", "accuracy": "train_accuracy", "val_loss": "val_loss", "val_accuracy": "val_accuracy"}
-# Fewer Python round-trips per epoch: 5 epochs of the init MLP 1.38 s -> 1.0 s (16 vs 79 s per 64 trials).
-STEPS_PER_EXECUTION = 64
+# Fewer Python round-trips per epoch: 5 epochs of the init MLP 1.38 s -> 1.0 s at 64 steps per call
+# (16 vs 79 s per 64 trials). A call's logs are also the points of the trial's step curve, so one
+# call runs a curve window's steps.
+STEPS_PER_EXECUTION = step_curve.STEP_WINDOW
 EVAL_BATCH = 1024
 
 
@@ -148,10 +150,10 @@ def finite_or_none(value):
 
 
 def outcome(context: TrialContext, status: str, history: list[dict], final: dict, message: str = "",
-            layers: list | None = None, **timing) -> dict:
-    """A procedure's result: {status, message, history, final, layers, timing}; the last
-    history row's metrics are the final ones unless `final` says otherwise."""
+            layers: list | None = None, step_curve: dict | None = None, **timing) -> dict:
+    """A procedure's result: {status, message, history, final, layers, step_curve, timing}; the
+    last history row's metrics are the final ones unless `final` says otherwise."""
     last = {k: v for k, v in (history[-1] if history else {}).items() if k != "epoch"}
     return {"status": status, "message": message, "history": history, "layers": layers or [],
-            "final": {**last, **final},
+            **({"step_curve": step_curve} if step_curve else {}), "final": {**last, **final},
             "timing": {"wall_seconds": time.perf_counter() - context.started, **timing}}

@@ -22,6 +22,8 @@ from suite.core.study import (
     FINAL_ONLY_METRICS,
     HISTORY_METRICS,
     PROFILE_NAMES,
+    STEP_CURVE_METRICS,
+    TARGET_METRICS,
     Claim,
     Fact,
     NotJudged,
@@ -360,15 +362,17 @@ class _Checker:
         return tuple(result)
 
     def target(self, target: dict | None, metric: str, metrics: dict, where: str) -> dict | None:
-        """`epochs_to_target` needs {metric: a per-epoch metric, value: the level to reach}."""
-        if metric != "epochs_to_target":
+        """`epochs_to_target` needs {metric: a per-epoch metric, value: the level to reach};
+        `steps_to_target` one of the step curve's metrics."""
+        if metric not in TARGET_METRICS:
             if target is not None:
-                self.fail(where, "only used with metric epochs_to_target")
+                self.fail(where, f"only used with metric {' or '.join(TARGET_METRICS)}")
             return None
         if target is None:
-            self.fail(where, "must be a mapping {metric, value}: epochs_to_target needs a target")
+            self.fail(where, f"must be a mapping {{metric, value}}: {metric} needs a target")
             return None
-        per_epoch = [name for name, kind in metrics.items() if kind == "epoch"]
+        per_epoch = ([name for name, kind in metrics.items() if kind == "epoch"] if metric == "epochs_to_target"
+                     else list(STEP_CURVE_METRICS))
         if target["metric"] not in per_epoch:
             self.fail(f"{where}.metric", f"must be one of {', '.join(per_epoch)}, got {target['metric']!r}")
         return {"metric": target["metric"], "value": float(target["value"])}

@@ -14,7 +14,12 @@ DIRECTIONS = ("higher", "lower")
 # Metrics every classification trial records; probes and procedures declare their own ("metric" kind).
 HISTORY_METRICS = ("val_accuracy", "val_loss", "train_accuracy", "train_loss")
 # Metrics with one value per trial: the test set is touched once; costs and outcomes.
-FINAL_ONLY_METRICS = ("test_accuracy", "test_loss", "step_seconds", "parameters", "diverged", "epochs_to_target")
+FINAL_ONLY_METRICS = ("test_accuracy", "test_loss", "step_seconds", "parameters", "diverged", "epochs_to_target",
+                      "steps_to_target")
+# Speed metrics: the time until a target level ({metric, value}) of a training curve
+TARGET_METRICS = ("epochs_to_target", "steps_to_target")
+# what `steps_to_target` can read: the columns of the step curve (suite.core.step_curve)
+STEP_CURVE_METRICS = ("train_accuracy", "train_loss")
 TRAINING_METRICS = HISTORY_METRICS + FINAL_ONLY_METRICS
 # What budget a claim needs to be judged (its `needs`): `initialisation`, a claim about the net
 # before training (epoch 0); `training`, about the course of training at any budget (speed to
@@ -47,7 +52,7 @@ class Claim:
     direction: str = "higher"  # the `better` arm should score higher (or lower) on `metric`
     epoch: int | None = None  # None: the final epoch
     than: float | None = None  # a fixed value to beat instead of `worse` arms
-    target: dict | None = None  # for epochs_to_target: {metric: history metric, value: number}
+    target: dict | None = None  # for epochs_/steps_to_target: {metric: history metric, value: number}
     expect: dict = field(default_factory=dict)  # profile -> verdict that `--check` requires
     notes: str = ""
     # power: the fewest seeds the compared arms run (in a run of two or more seeds), for an

@@ -201,6 +201,8 @@ def test_profile_may_exclude_cells(tmp_path, tiny_study_dict):
     (lambda s: s["claims"][0].update(metric="epochs_to_target"), "claims[0].target: must be a mapping"),
     (lambda s: s["claims"][0].update(metric="epochs_to_target", target={"metric": "test_accuracy", "value": 0.5}),
      "claims[0].target.metric: must be one of"),
+    (lambda s: s["claims"][0].update(metric="steps_to_target", target={"metric": "val_accuracy", "value": 0.5}),
+     "claims[0].target.metric: must be one of train_accuracy, train_loss"),
     (lambda s: s.update(not_judged=[{"id": "T1", "text": "x", "reason": "y"}]), "is also listed under `claims`"),
     (lambda s: s.update(not_judged=[{"id": "X1", "text": "x"}]), "not_judged[0].reason: required field is missing"),
 ])

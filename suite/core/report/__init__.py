@@ -20,6 +20,7 @@ from suite.core import analysis
 from suite.core.replication import agreement
 from suite.core.report import figures
 from suite.core.report.sections import study_sections
+from suite.core.step_curve import steps_to_target
 from suite.core.study import PROFILE_NAMES, Profile, Study
 from suite.core.verdicts import ALPHA as CHANCE_ALPHA
 from suite.core.verdicts import DECIDED
@@ -183,19 +184,27 @@ def build_study_report(study: Study, profile: Profile, records: list[dict], out_
 
 
 def _targets_table(study: Study, trials: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
-    """Per arm and speed claim: mean epochs to the claim's target, and how often it was not reached."""
+    """Per arm and speed claim: mean epochs or SGD steps to the claim's target, and how often it
+    was not reached."""
     rows = []
     for claim in study.claims:
-        if claim.metric != "epochs_to_target" or epochs.empty:
+        if claim.metric == "epochs_to_target" and not epochs.empty:
+            budget, unit = int(epochs["epoch"].max()), "epochs"
+            reached = analysis.epochs_to_target(epochs, claim.target).rename("time")
+            chosen = trials[trials["selected"]].merge(reached, left_on="key", right_index=True, how="left")
+            chosen["hit"] = chosen["time"] <= budget
+        elif claim.metric == "steps_to_target" and "step_curve" in trials:
+            unit, chosen = "steps", trials[trials["selected"]].copy()
+            chosen["time"] = chosen["step_curve"].map(lambda c, target=claim.target: steps_to_target(c, target))
+            # censored values lie past the last window's end
+            chosen["hit"] = chosen["time"] <= chosen["step_curve"].map(lambda c: c["ends"][-1] if c else -1)
+        else:
             continue
-        budget = int(epochs["epoch"].max())
-        reached = analysis.epochs_to_target(epochs, claim.target).rename("epochs")
-        chosen = trials[trials["selected"]].merge(reached, left_on="key", right_index=True, how="left")
         for arm, group in chosen.groupby("arm", sort=False):
-            hit = group["epochs"] <= budget
+            hit = group["hit"]
             rows.append({"claim": claim.id, "target": f"{claim.target['metric']} {claim.target['value']}",
                          "arm": arm, "seeds": len(group), "not reached": int((~hit).sum()),
-                         "mean epochs (reached only)": group.loc[hit, "epochs"].mean() if hit.any() else None})
+                         f"mean {unit} (reached only)": group.loc[hit, "time"].mean() if hit.any() else None})
     return pd.DataFrame(rows)
 
 

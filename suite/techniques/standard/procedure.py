@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from suite.core import registry
+from suite.core import registry, step_curve
 from suite.core.backend import import_keras
 from suite.core.datasets import Dataset, epoch_order
 from suite.core.fit import (
@@ -126,6 +126,29 @@ class StepTimer(keras.callbacks.Callback):
         return float(np.median(timed)) / steps_per_epoch if timed and steps_per_epoch else float("nan")
 
 
+class StepCurveRecorder(keras.callbacks.Callback):
+    """The trial's step curve (suite.core.step_curve) from Keras' logs after each call of
+    `steps_per_execution` steps: running means over the epoch so far."""
+
+    def __init__(self, train_examples: int, batch_size: int):
+        super().__init__()
+        self.n, self.batch_size = train_examples, batch_size
+        self.epochs: list[list[tuple]] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs.append([])
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        # batch: the call's last step from 0, as Keras numbers it: a full call's, even for the epoch's shorter last
+        steps = min(batch + 1, math.ceil(self.n / self.batch_size))
+        self.epochs[-1].append((steps, min(steps * self.batch_size, self.n), float(logs.get("accuracy", math.nan)),
+                                float(logs.get("loss", math.nan))))
+
+    def curve(self) -> dict:
+        return step_curve.from_running_means(self.epochs)
+
+
 def _finite_or_nan(value) -> float:
     value = float("nan") if value is None else float(value)
     return value if math.isfinite(value) else float("nan")
@@ -203,9 +226,9 @@ def standard(config: dict, seed: int, data: Dataset, context: TrialContext) -> d
     for callback in probe_callbacks:
         if hasattr(callback, "use_training_sample"):  # probes that compare with the training data (D1, D4)
             callback.use_training_sample(x, y)
-    timer = StepTimer()
+    timer, steps = StepTimer(), StepCurveRecorder(n, config["batch_size"])
     inputs, feeders = training_input(config, x, y, data.num_classes, seed)
-    result = fit(model, context, epochs=config["epochs"], callbacks=[*feeders, timer, *probe_callbacks], **inputs,
+    result = fit(model, context, epochs=config["epochs"], callbacks=[*feeders, timer, steps, *probe_callbacks], **inputs,
                  validation_data=eval_data(data, "val", soft_labels), validation_batch_size=EVAL_BATCH)
     if isinstance(inputs["x"], OrderedBatches):
         inputs["x"].release()
@@ -224,7 +247,8 @@ def standard(config: dict, seed: int, data: Dataset, context: TrialContext) -> d
     return outcome(context, result.status, history, final, result.message,
                    layers=[row for callback in probe_callbacks for row in getattr(callback, "layer_rows", [])],
                    train_seconds=result.seconds, step_seconds=timer.seconds_per_step(steps_per_epoch),
-                   steps_per_epoch=steps_per_epoch, parameters=int(model.count_params()))
+                   steps_per_epoch=steps_per_epoch, parameters=int(model.count_params()),
+                   step_curve=steps.curve())
 
 
 def _history_rows(history: dict, probe_callbacks: list) -> list[dict]:

@@ -17,12 +17,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from suite.core import fit, step_curve
 from suite.core.backend import import_keras
 from suite.core.datasets import epoch_order, seed_sample
 from suite.core.fit import build_optimizer
 from suite.core.runner import run_trial
 from suite.techniques.architectures.families import build_model
-from suite.techniques.standard import packed
+from suite.techniques.standard import packed, procedure
 
 keras = import_keras()
 
@@ -109,8 +110,18 @@ def _assert_close(packed_value, alone_value, what: str):
 @pytest.mark.parametrize("change", [{"optimizer": "momentum"}, {"norm": "batchnorm", "activation": "tanh"}])
 def test_a_packed_member_gives_the_standard_trials_numbers(synthetic_data, change):
     """Packed vs the standard procedure itself (`run_trial`, what --no-pack runs), with both
-    packed probes: every history column, every per-layer probe row and the final metrics.
-    Accuracies are counts: one image may flip on a near tie."""
+    packed probes: every history column, every per-layer probe row, the step curve and the final
+    metrics. Accuracies are counts: one image may flip on a near tie."""
+    # step-curve windows of 3 steps, so an epoch of 7 steps holds windows of 3, 3 and 1 (Keras' calls too);
+    # a context, not the fixture: the JAX test calls this function directly
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(step_curve, "STEP_WINDOW", 3)
+        patch.setattr(fit, "STEPS_PER_EXECUTION", 3)
+        patch.setattr(procedure, "_COMPILED", {})  # no model compiled with another steps_per_execution
+        _compare_packed_with_alone(synthetic_data, change)
+
+
+def _compare_packed_with_alone(synthetic_data, change):
     configs, seeds = _configs({**BASE, **change})
     probes = ("activation_stats", "gradient_stats")
     outcomes = packed.train_pack(configs, seeds, synthetic_data, probes=probes)
@@ -124,6 +135,11 @@ def test_a_packed_member_gives_the_standard_trials_numbers(synthetic_data, chang
                     assert row[key] == pytest.approx(value, abs=1.01 / len(synthetic_data.y_val)), key
                 else:
                     _assert_close(row[key], value, f"epoch {row['epoch']} {key}")
+        curve, reference = result["step_curve"], alone["step_curve"]
+        assert curve["ends"] == reference["ends"] == [3, 6, 7, 10, 13, 14]
+        for accuracy, expected, images in zip(curve["train_accuracy"], reference["train_accuracy"], [96, 96, 8] * 2):
+            assert accuracy == pytest.approx(expected, abs=1.01 / images)  # one image flipped by float rounding
+        assert curve["train_loss"] == pytest.approx(reference["train_loss"], rel=RTOL, abs=1e-4)
         assert len(result["layers"]) == len(alone["layers"])
         for row, reference in zip(result["layers"], alone["layers"]):
             for key, value in reference.items():

@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from suite.core import analysis, registry
+from suite.core import analysis, registry, step_curve
 from suite.core.report import figures
-from suite.core.study import Study
+from suite.core.study import TARGET_METRICS, Study
 
 LR = "tuned_learning_rate"
 
@@ -126,33 +126,38 @@ def loss_by_steps(trials: pd.DataFrame, epochs: pd.DataFrame, study: Study,
 def steps_to_target(trials: pd.DataFrame, epochs: pd.DataFrame, study: Study,
                     layers: pd.DataFrame | None = None) -> list[dict]:
     """(D3) Per optimizer at its tuned rate: steps to the claims' loss target, early and final loss, test accuracy."""
-    targets = list({(c.target["metric"], c.target["value"]): c.target for c in study.claims
-                    if c.metric == "epochs_to_target"}.values())
+    targets = list({(c.target["metric"], c.target["value"], c.metric): c for c in study.claims
+                    if c.metric in TARGET_METRICS}.values())
     if not _applies(trials, study) or epochs.empty or not targets:
         return []
     from suite.core.report import csv_link, table_html
 
-    chosen = trials[trials["selected"]]
-    budget = int(epochs["epoch"].max())
+    chosen = trials[trials["selected"]].copy()
     first = epochs[epochs["epoch"] == 1].set_index("key")["train_loss"]
     rows = []
-    for target in targets:
-        reached = analysis.epochs_to_target(epochs, target).rename("epochs")
-        merged = chosen.merge(reached, left_on="key", right_index=True, how="left")
-        for optimizer, group in merged.groupby("optimizer", sort=False):
-            hit = group["epochs"] <= budget
-            steps = group["epochs"] * group["steps_per_epoch"] if "steps_per_epoch" in group else group["epochs"] * np.nan
+    for claim in targets:
+        target = claim.target
+        if claim.metric == "steps_to_target":  # the step curve: the end of the first window at the target
+            chosen["steps"] = chosen["step_curve"].map(lambda c, target=target: step_curve.steps_to_target(c, target))
+            chosen["hit"] = chosen["steps"] <= chosen["step_curve"].map(lambda c: c["ends"][-1] if c else -1)
+        else:  # checked once per epoch: the end of the first epoch that reached it
+            reached = analysis.epochs_to_target(epochs, target)
+            epochs_needed = chosen["key"].map(reached)
+            chosen["hit"] = epochs_needed <= int(epochs["epoch"].max())
+            chosen["steps"] = epochs_needed * chosen.get("steps_per_epoch", np.nan)
+        for optimizer, group in chosen.groupby("optimizer", sort=False):
+            hit = group["hit"]
             accuracy, low, high, _ = analysis.mean_ci(group["test_accuracy"])
             rows.append({"target": f"{target['metric']} {target['value']:g}", "optimizer": optimizer,
                          "tuned learning rate": f"{group[LR].iloc[0]:g}", "seeds": len(group), "not reached": int((~hit).sum()),
-                         "mean epochs (reached only)": group.loc[hit, "epochs"].mean() if hit.any() else None,
-                         "mean steps (reached only)": steps[hit].mean() if hit.any() else None,
+                         "mean steps (reached only)": group.loc[hit, "steps"].mean() if hit.any() else None,
                          "train loss after epoch 1": first.reindex(group["key"]).mean(),
                          "final train loss": group["train_loss"].mean(),
                          "test accuracy": accuracy, "test accuracy 95% CI": f"[{low:.3f}, {high:.3f}]"})
     table = pd.DataFrame(rows)
     return [{"title": "Steps to target and final accuracy",
-             "caption": "Each optimizer at its tuned learning rate. Steps = epochs to the target x mini-batches per "
-                        "epoch; the target is checked once per epoch, so a step count is the end of the first epoch "
-                        "that reached it. Seeds that never reached it within the budget are counted, not averaged.",
+             "caption": "Each optimizer at its tuned learning rate. Steps: SGD steps until the end of the first "
+                        f"{step_curve.STEP_WINDOW}-step window whose training loss reached the target (the "
+                        "trial's step curve; for an epoch-level claim, the end of the first epoch that reached it). "
+                        "Seeds that never reached it within the budget are counted, not averaged.",
              "table": table_html(table), "csv": csv_link(table, f"{study.name}-steps-to-target.csv")}]

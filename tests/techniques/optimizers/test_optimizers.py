@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from conftest import REPO
 
-from suite.core import analysis, loader
+from suite.core import analysis, loader, step_curve
 from suite.core.fit import build_optimizer
 from suite.core.runner import run_trial
 from suite.techniques.optimizers import sections as optimizer_sections
@@ -22,6 +22,17 @@ VAL = {("sgd", 0.1): 0.80, ("sgd", 0.01): 0.70, ("sgd", 0.001): 0.40,
        ("adam", 0.1): None, ("adam", 0.01): 0.85, ("adam", 0.001): 0.83}
 LOSSES = {"sgd": [1.0, 0.6, 0.35], "adam": [0.5, 0.3, 0.2]}  # training loss per epoch at any rate
 STEPS_PER_EPOCH = 79
+# per-step training loss: high until this step (numbered from 1 across epochs), low from it on
+DROPS = {"sgd": (150, 1.0, 0.35), "adam": (40, 0.5, 0.3)}
+
+
+def _step_curve(optimizer: str) -> dict:
+    drop, high, low = DROPS[optimizer]
+    steps = np.arange(1, 3 * STEPS_PER_EPOCH + 1)
+    loss = np.where(steps < drop, high, low)
+    epochs = [(np.zeros(STEPS_PER_EPOCH), np.full(STEPS_PER_EPOCH, 128.0), 128.0 * loss[e * STEPS_PER_EPOCH:][:STEPS_PER_EPOCH])
+              for e in range(3)]
+    return step_curve.windowed(epochs)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +50,7 @@ def frames(study):
         ident = {"key": key, "arm": optimizer, "optimizer": optimizer, "tuned_learning_rate": rate, "seed": seed}
         trials.append({**ident, "status": "ok" if val is not None else "diverged", "val_accuracy": val,
                        "test_accuracy": 0.5 + seed * 0.1, "train_loss": LOSSES[optimizer][-1],
-                       "steps_per_epoch": STEPS_PER_EPOCH})
+                       "steps_per_epoch": STEPS_PER_EPOCH, "step_curve": _step_curve(optimizer)})
         epochs += [{**ident, "epoch": e + 1, "train_loss": loss, "val_accuracy": val}
                    for e, loss in enumerate(LOSSES[optimizer])]
     trials = analysis.mark_selected(pd.DataFrame(trials).astype({"val_accuracy": float}), study)
@@ -79,9 +90,12 @@ def test_steps_to_target_counts_mini_batches_at_the_tuned_rate(frames, study):
     [entry] = optimizer_sections.steps_to_target(trials, epochs, study)
     csv = base64.b64decode(str(entry["csv"]).split("base64,")[1].split('"')[0])
     rows = pd.read_csv(io.BytesIO(csv)).set_index("optimizer")
-    # train_loss <= 0.4 (the study's target) first at epoch 3 for sgd, epoch 2 for adam
-    assert rows.loc["sgd", "mean steps (reached only)"] == pytest.approx(3 * STEPS_PER_EPOCH)
-    assert rows.loc["adam", "mean steps (reached only)"] == pytest.approx(2 * STEPS_PER_EPOCH)
+    # a window's training loss <= 0.4 (the study's target) first in the window that ends at step 174 for sgd
+    # (epoch 3's first; epoch 2's last, steps 144-158, still averages 0.61) and at step 48 for adam (7 steps at
+    # 0.5 and 9 at 0.3: 0.39)
+    assert step_curve.STEP_WINDOW == 16
+    assert rows.loc["sgd", "mean steps (reached only)"] == pytest.approx(174)
+    assert rows.loc["adam", "mean steps (reached only)"] == pytest.approx(48)
     assert rows.loc["adam", "tuned learning rate"] == pytest.approx(0.01)
 
 

@@ -1,0 +1,105 @@
+"""How close a packed training step comes to its own matmuls, on one thread (what each worker has).
+
+One pack of the init study's MLP (5 x 100, batch 128, `--members` members) trains an epoch of
+`--examples` images, with and without XLA; the same step's matmuls alone (forward, and backward
+to the weights and to every layer's input but the first, as autodiff runs them) are timed as
+batched einsums. The ratio step / matmuls is what any further work on the packed program could
+still win; the packing ratio of bench/packing.py cannot exceed (unpacked trial time) / (matmul time).
+
+    python bench/packed_step.py [--members 9] [--examples 20000] [--activation relu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._timing import machine  # noqa: E402
+from suite.core.backend import import_keras  # noqa: E402
+
+keras = import_keras()
+
+import suite.core.device as device  # noqa: E402
+from suite.core.datasets import load_dataset  # noqa: E402
+from suite.core.plugins import load_plugins  # noqa: E402
+from suite.techniques.standard import packed  # noqa: E402
+
+load_plugins()
+LAYERS = [(784, 100), (100, 100), (100, 100), (100, 100), (100, 100), (100, 10)]
+BATCH = 128
+
+
+def epoch_seconds(members: int, examples: int, activation: str, xla: bool, data) -> tuple[float, int]:
+    """Best of two epochs (after one that traces) of a fresh pack; and its steps per epoch."""
+    device.jit_compile = lambda: xla  # what --xla on/off sets; read when the program compiles
+    packed._PROGRAMS.clear()
+    config = {"family": "mlp", "depth": 5, "width": 100, "activation": activation, "kernel_initializer": "he_normal",
+              "optimizer": "sgd", "learning_rate": 0.01, "batch_size": BATCH, "train_examples": examples, "epochs": 3,
+              "dataset": "fashion_mnist"}
+    pack = packed.PackedMLP([config] * members, list(range(members)), data)
+    pack.train_epoch()
+    results = [pack.train_epoch() for _ in range(2)]
+    return min(r.seconds for r in results), results[0].step_losses.shape[1]
+
+
+def matmul_seconds(members: int) -> tuple[float, float]:
+    """Best time of one step's matmuls alone, and their FLOPs."""
+    import tensorflow as tf
+
+    weights = [tf.random.normal((members, i, o)) for i, o in LAYERS]
+    inputs = [tf.random.normal((members, BATCH, i)) for i, _ in LAYERS]
+    grads = [tf.random.normal((members, BATCH, o)) for _, o in LAYERS]
+
+    @tf.function
+    def step(weights, inputs, grads):
+        out = []
+        for k, (w, x, g) in enumerate(zip(weights, inputs, grads)):
+            out.append(tf.einsum("mbi,mio->mbo", x, w))  # forward
+            out.append(tf.einsum("mbi,mbo->mio", x, g))  # gradient of the weights
+            if k:  # gradient of the layer's input (none for the images)
+                out.append(tf.einsum("mbo,mio->mbi", g, w))
+        return [tf.reduce_sum(o) for o in out]
+
+    step(weights, inputs, grads)
+    best = float("inf")
+    for _ in range(30):
+        started = time.perf_counter()
+        [o.numpy() for o in step(weights, inputs, grads)]
+        best = min(best, time.perf_counter() - started)
+    flops = members * BATCH * 2 * sum(i * o * (3 if k else 2) for k, (i, o) in enumerate(LAYERS))
+    return best, flops
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--members", type=int, default=9)
+    parser.add_argument("--examples", type=int, default=20000)
+    parser.add_argument("--activation", default="relu")
+    args = parser.parse_args()
+    if keras.config.backend() != "tensorflow":
+        raise SystemExit("bench/packed_step.py times the TensorFlow program (the CPU backend)")
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    data = load_dataset("fashion_mnist")
+    matmuls, flops = matmul_seconds(args.members)
+    print(machine())
+    print(f"One thread; a pack of {args.members} members of the init MLP (5 x 100, {args.activation}), "
+          f"batch {BATCH}, {args.examples:,} images per epoch\n")
+    print("| program | step ms | share of the step spent in its matmuls | GFLOP/s |")
+    print("|---|---:|---:|---:|")
+    print(f"| the step's matmuls alone | {matmuls * 1e3:.2f} | 100% | {flops / matmuls / 1e9:.1f} |")
+    for xla in (False, True):
+        seconds, steps = epoch_seconds(args.members, args.examples, args.activation, xla, data)
+        step = seconds / steps
+        print(f"| packed, XLA {'on' if xla else 'off'} | {step * 1e3:.2f} | {matmuls / step:.0%} | "
+              f"{flops / step / 1e9:.1f} |")
+
+
+if __name__ == "__main__":
+    main()

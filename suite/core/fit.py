@@ -60,9 +60,12 @@ def build_optimizer(config: dict, learning_rate=None) -> keras.optimizers.Optimi
     return registry.get("optimizer", config["optimizer"])(config, rate)
 
 
-def compile_model(model: keras.Model, config: dict, loss, metrics=(), learning_rate=None) -> None:
+def compile_model(model: keras.Model, config: dict, loss, metrics=(), learning_rate=None,
+                  weighted_metrics=()) -> None:
+    """`weighted_metrics` count each image by its sample weight (an image of weight 0 not at all)."""
     model.compile(optimizer=build_optimizer(config, learning_rate), loss=loss, metrics=list(metrics),
-                  steps_per_execution=STEPS_PER_EXECUTION, jit_compile=jit_compile())
+                  weighted_metrics=list(weighted_metrics), steps_per_execution=STEPS_PER_EXECUTION,
+                  jit_compile=jit_compile())
 
 
 class DivergenceGuard(keras.callbacks.Callback):

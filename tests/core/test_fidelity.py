@@ -46,6 +46,17 @@ def test_a_convergence_claim_on_still_falling_losses_is_not_judged(tmp_path, tin
     assert analysis.judge_claims(study, trials, epochs)[0].verdict == "supported"
 
 
+def test_an_arm_that_fits_its_training_set_counts_as_converged(tmp_path, tiny_study_dict):
+    """Memorised training images: the loss still falls by a large share (0.004 -> 0.002) of almost nothing."""
+    tiny_study_dict["claims"][0]["needs"] = "convergence"
+    claim = _study(tmp_path, tiny_study_dict).claims[0]
+    trials, epochs = _frames([0.5, 0.02, 0.01, 0.006, 0.004, 0.002], [2.3] * 6)
+    epochs["train_accuracy"] = [0.9, 1.0, 1.0, 1.0, 1.0, 1.0] * 3 + [0.1] * 18
+    assert analysis.convergence_problem(claim, trials, epochs) == ""
+    epochs["train_accuracy"] = [0.9, 0.95, 0.97, 0.98, 0.985, 0.989] * 3 + [0.1] * 18  # not yet 99%
+    assert "he_normal / relu still fell 50%" in analysis.convergence_problem(claim, trials, epochs)
+
+
 def test_one_epoch_cannot_show_convergence(tmp_path, tiny_study_dict):
     study = _study(tmp_path, tiny_study_dict)
     trials, epochs = _frames([1.0], [2.3])

@@ -183,10 +183,11 @@ def build_classifier(backbone: keras.Model, classes: int, *, pretrained: bool = 
 def compile_classifier(model: keras.Model, config: dict, decay_steps: int) -> None:
     """The study's optimizer (a fresh one) on logits; the learning rate follows a cosine from its
     value to 0 over `decay_steps`, so a run ends on settled weights rather than on one noisy SGD
-    iterate (a few-shot arm's last epochs otherwise swing by points)."""
+    iterate (a few-shot arm's last epochs otherwise swing by points). Training accuracy is weighted:
+    the distillation pool's images carry weight 0 and a placeholder label that must not count."""
     schedule = keras.optimizers.schedules.CosineDecay(config["learning_rate"], decay_steps)
-    compile_model(model, config, keras.losses.SparseCategoricalCrossentropy(from_logits=True), ["accuracy"],
-                  learning_rate=schedule)
+    compile_model(model, config, keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  weighted_metrics=["accuracy"], learning_rate=schedule)
 
 
 def total_steps(examples: int, epochs: int, config: dict) -> int:

@@ -73,6 +73,26 @@ def test_distillation_reads_no_label_where_the_weight_is_zero(synthetic_data):
     assert changed != pytest.approx(loss[0])  # a labelled image's label does count
 
 
+def test_training_accuracy_counts_only_the_labelled_images(synthetic_data):
+    """The pool's placeholder labels (weight 0) must not enter the training accuracy that the
+    convergence check reads: with every pool label set wrong on purpose, the accuracy is unchanged."""
+    x = synthetic_data.x_train[:64]
+    weight = np.r_[np.ones(16), np.zeros(48)].astype("float32")
+    accuracies = []
+    for pool_label_offset in (0, 1):
+        keras.utils.set_random_seed(0)
+        teacher = protocol.build_classifier(protocol.build_backbone("cnn_small", synthetic_data.input_shape), 5)
+        student = protocol.build_classifier(protocol.build_backbone("cnn_small", synthetic_data.input_shape), 5)
+        # training mode, as fit computes its metric (batch-norm on the batch's statistics)
+        predicted = np.argmax(keras.ops.convert_to_numpy(student(x, training=True)), axis=1)
+        labels = np.r_[predicted[:16], (predicted[16:] + pool_label_offset) % 5]  # labelled: all right
+        distiller = procedures.Distiller(teacher, student, temperature=4.0, alpha=0.1)
+        protocol.compile_classifier(distiller, {**CONFIG, "learning_rate": 0.0}, decay_steps=100)
+        history = distiller.fit(x, labels, sample_weight=weight, epochs=1, batch_size=64, shuffle=False, verbose=0)
+        accuracies.append(history.history["accuracy"][0])
+    assert accuracies == [pytest.approx(1.0), pytest.approx(1.0)]
+
+
 def test_a_few_shot_epoch_has_steps_per_epoch_sgd_steps(synthetic_data):
     keras.utils.set_random_seed(0)  # op determinism (suite.core.device) refuses unseeded random ops
     tdata = protocol.split_transfer(synthetic_data, 2, 40, seed=0)  # 10 labelled images

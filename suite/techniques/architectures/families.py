@@ -38,7 +38,8 @@ NORMS = ("none", "batchnorm", "batchnorm_after", "layernorm")
 
 # The model settings these families take; a study may set only those its arm's family declares.
 declare_setting("family", "model", registered_name("model"), "the network family (kind model; default mlp)")
-declare_setting("depth", "model", PositiveInt, "hidden layers (mlp, cnn) or total layers 6n + 2 (plain_net, residual_net)")
+declare_setting("depth", "model", PositiveInt,
+                "hidden layers (mlp, cnn; 1 + 2n for residual_mlp) or total layers 6n + 2 (plain_net, residual_net)")
 declare_setting("width", "model", PositiveInt, "units or channels of the first stage")
 declare_setting("norm", "model", one_of(*NORMS), "normalisation: before the activation, after it, or none (B1-B2)")
 declare_setting("stem_stride", "model", PositiveInt, "stride of the first conv (smaller inputs for deep nets)")
@@ -111,6 +112,26 @@ def mlp(input_shape, num_classes, depth=5, width=100, activation="relu", kernel_
     for _ in range(depth):
         x = block.hidden(x, "dense", width)
     return keras.Model(inputs, _head(x, num_classes), name="mlp")
+
+
+@registry.register("model")
+def residual_mlp(input_shape, num_classes, depth=5, width=100, activation="relu", kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", norm="none") -> keras.Model:
+    """`mlp` with an identity shortcut around every two hidden layers after the first, as
+    residual_net's blocks (a_{l+2} = g(z_{l+2} + a_l)); nothing else differs from `mlp` of the
+    same depth, so `mlp` is its plain twin (the depth_mlp study: R1-R2 at a budget that converges,
+    as in the Highway-network comparisons of plain and gated MLPs, Srivastava et al. 2015).
+    depth = 1 + 2n hidden layers."""
+    if depth < 3 or depth % 2 == 0:
+        raise ValueError(f"residual_mlp depth must be odd, 1 + 2n with n >= 1 (3, 5, 9, 17, 33, ...), got {depth}")
+    block = Block(activation, kernel_initializer, bias_initializer, norm)
+    inputs = keras.Input(input_shape)
+    x = block.hidden(keras.layers.Flatten()(inputs), "dense", width)
+    for _ in range((depth - 1) // 2):
+        shortcut = x
+        x = block.hidden(x, "dense", width)
+        x = block.hidden(x, "dense", width, residual=shortcut)
+    return keras.Model(inputs, _head(x, num_classes), name="residual_mlp")
 
 
 @registry.register("model")

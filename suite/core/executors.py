@@ -12,6 +12,8 @@ the epochs of trials still running.
 - `ray` runs trials as Ray tasks with per-trial CPU/GPU resources (fractions allowed), on
   a local Ray instance or an existing cluster; the dataset travels through Ray's object store.
 Every executor writes to the same store, so a study can be resumed by any of them.
+Units in `ExecutorOptions.exclusive` (trials whose step time a claim judges) run after the
+others, one at a time, with nothing of this run beside them.
 """
 
 from __future__ import annotations
@@ -49,6 +51,14 @@ class ExecutorOptions:
     ray_address: str | None = None  # ray: an existing cluster ("auto", "ray://host:10001"); None = local
     cpus_per_trial: float = 1.0  # ray: resources each task asks for
     gpus_per_trial: float = 0.0
+    # keys of units that must run with nothing beside them (their step time is judged):
+    # they run after the others, one at a time (suite.core.packs.timed_keys)
+    exclusive: frozenset = frozenset()
+
+
+def exclusive_last(units: list, exclusive: frozenset) -> list:
+    """`units` with the exclusive ones moved to the end (each keeps its order)."""
+    return [u for u in units if u.key not in exclusive] + [u for u in units if u.key in exclusive]
 
 
 def failed(status: str, message: str) -> dict:
@@ -127,7 +137,7 @@ def run_processes(trials: list[Trial], data: Dataset, run_one: Callable, on_star
         slots, cap = plan_gpu_slots(gpus, options.trials_per_gpu, gpu_memory_mb())
         workers, device = len(slots), dataclasses.replace(device, memory_limit_mb=cap)
     threads = max(1, (os.cpu_count() or 1) // workers)
-    queue = list(trials)
+    queue = exclusive_last(trials, options.exclusive)
     context = multiprocessing.get_context("spawn")  # fork is unsafe once TensorFlow has threads
     while queue:
         gpu_slots = None
@@ -141,6 +151,9 @@ def run_processes(trials: list[Trial], data: Dataset, run_one: Callable, on_star
             broken = killed = None
             while (queue or in_flight) and not broken:
                 while queue and len(in_flight) < workers:  # only `workers` submitted: we know who runs
+                    running_alone = any(t.key in options.exclusive for t, _ in in_flight.values())
+                    if running_alone or (in_flight and queue[0].key in options.exclusive):
+                        break  # an exclusive unit runs with nothing beside it
                     trial = queue.pop(0)
                     on_start(trial)
                     in_flight[pool.submit(_run_in_worker, trial, run_one)] = (trial, time.monotonic())
@@ -208,20 +221,23 @@ def run_ray(trials: list[Trial], data: Dataset, run_one: Callable, on_start: OnS
                           max_retries=0)(_run_in_ray_task)
         data_ref = ray.put(data)  # once, shared by every task (zero-copy on one machine)
         threads = max(1, int(options.cpus_per_trial))
-        pending = {}
-        for trial in trials:
-            on_start(trial)
-            pending[task.remote(trial, data_ref, run_one, options.device, threads)] = trial
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
-            poll()
-            for ref in done:
-                trial = pending.pop(ref)
-                try:
-                    outcome = ray.get(ref)
-                except ray.exceptions.RayError as err:  # the task's worker died, or Ray lost it
-                    outcome = failed(ERROR, f"ray: {type(err).__name__}: {str(err).splitlines()[0][:300]}")
-                on_done(trial, outcome)
+        shared = [t for t in trials if t.key not in options.exclusive]
+        # the shared units all at once, then each exclusive one alone (nothing else of this run beside it)
+        for batch in [shared] + [[t] for t in trials if t.key in options.exclusive]:
+            pending = {}
+            for trial in batch:
+                on_start(trial)
+                pending[task.remote(trial, data_ref, run_one, options.device, threads)] = trial
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+                poll()
+                for ref in done:
+                    trial = pending.pop(ref)
+                    try:
+                        outcome = ray.get(ref)
+                    except ray.exceptions.RayError as err:  # the task's worker died, or Ray lost it
+                        outcome = failed(ERROR, f"ray: {type(err).__name__}: {str(err).splitlines()[0][:300]}")
+                    on_done(trial, outcome)
     finally:
         if started_here:
             ray.shutdown()

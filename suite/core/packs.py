@@ -75,5 +75,15 @@ def form_packs(trials: list[Trial], pack_size: int = PACK_SIZE, study: Study | N
     return units + alone
 
 
+def timed_keys(units: list[Trial | Pack], study: Study) -> frozenset[str]:
+    """Keys of the units a timing claim of `study` compares: they must run with nothing beside
+    them on the machine, or a neighbour's threads would enter their step time (measured on
+    2 cores with 2 workers: trials of one arm timed 1.3-1.5 ms per step or 2.8-3.2 ms,
+    depending on what ran beside them)."""
+    timed = timed_selectors(study)
+    return frozenset(unit.key for unit in units if isinstance(unit, Trial)
+                     and any(matches(unit.arm, selector) for selector in timed))
+
+
 def trials_of(unit: Trial | Pack) -> tuple[Trial, ...]:
     return unit.trials if isinstance(unit, Pack) else (unit,)

@@ -27,7 +27,7 @@ from suite.core.datasets import Dataset, seed_sample
 from suite.core.device import device_settings
 from suite.core.executors import ExecutorOptions
 from suite.core.fit import DIVERGED, ERROR, OK, TrialContext, TrialStopped
-from suite.core.packs import PACK_SIZE, Pack, form_packs, trials_of
+from suite.core.packs import PACK_SIZE, Pack, form_packs, timed_keys, trials_of
 from suite.core.plan import Trial, plan_trials
 from suite.core.provenance import collect_provenance
 from suite.core.settings import STANDARD_PROCEDURE
@@ -143,6 +143,7 @@ def run_study(study: Study, profile: Profile, data: Dataset, store: TrialStore, 
     pending = [t for unit in units for t in trials_of(unit) if t.key not in done]
     report = RunReport(trials=trials, records=dict(done), skipped=len(done), unreadable=loaded.unreadable)
     executor, options = choose_executor(executor, options or ExecutorOptions())
+    options = dataclasses.replace(options, exclusive=timed_keys(units, study))
     if pending:
         provenance = {**collect_provenance(), "data_source": data.source}
         bar = tqdm(total=len(trials), initial=len(done), desc=f"{study.name}/{profile.name}", unit="trial",

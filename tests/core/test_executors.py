@@ -1,6 +1,7 @@
 """Executors: every one gives the same trial keys and numbers as inline; a trial past its
 timeout ends as `timeout`; a killed worker loses no finished trial; device settings."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -15,9 +16,11 @@ from conftest import REPO, write_study
 from suite.core import executors, loader
 from suite.core.device import apply_device_options, device_settings, resolve_precision
 from suite.core.executors import ExecutorOptions, plan_gpu_slots
-from suite.core.plan import Trial
+from suite.core.packs import form_packs, timed_keys
+from suite.core.plan import Trial, plan_trials
 from suite.core.runner import run_study
 from suite.core.store import TrialStore
+from suite.core.study import matches
 
 
 def _study(studies_dir) -> loader.Study:
@@ -72,6 +75,49 @@ def test_a_trial_hung_outside_fit_is_killed_and_its_neighbours_run_again(monkeyp
     assert time.monotonic() - started < 120  # not the 600 s the trial would have hung
     assert [o["status"] for o in outcomes[0]] == ["timeout"] and "killed after 1 s" in outcomes[0][0]["message"]
     assert [o["status"] for o in outcomes[1]] == [o["status"] for o in outcomes[2]] == ["ok"]
+
+
+def _timed_span(trial: Trial, data) -> dict:
+    """A trial body for the workers: when it ran, in wall-clock seconds."""
+    started = time.time()
+    time.sleep(0.3)
+    return {"status": "ok", "message": "", "final": {"span": (started, time.time())}}
+
+
+@pytest.mark.parametrize("executor", ["processes", "ray"])
+def test_an_exclusive_trial_runs_with_nothing_beside_it(synthetic_data, executor):
+    """Trials whose step time a claim compares (ExecutorOptions.exclusive) run after the others,
+    one at a time: no other trial's span overlaps theirs."""
+    if executor == "ray":
+        pytest.importorskip("ray")
+        from ray import cloudpickle  # Ray's workers cannot import this test module: ship _timed_span by value
+        cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    trials = [Trial(key=f"trial-{seed}", study="tiny", arm={}, tuning={}, seed=seed, config={}, probes=())
+              for seed in range(6)]
+    exclusive = frozenset({"trial-0", "trial-3"})
+    spans: dict = {}
+    executors.registry.get("executor", executor)(
+        trials, synthetic_data, _timed_span, on_start=lambda trial: None,
+        on_done=lambda trial, outcome: spans.setdefault(trial.key, outcome["final"]["span"]),
+        options=ExecutorOptions(workers=2, exclusive=exclusive))
+    assert len(spans) == 6
+    for key in exclusive:
+        start, end = spans[key]
+        for other, (other_start, other_end) in spans.items():
+            assert other == key or other_end <= start or other_start >= end, f"{other} ran beside {key}"
+    shared_end = max(end for key, (_, end) in spans.items() if key not in exclusive)
+    assert all(spans[key][0] >= shared_end for key in exclusive)  # the others first: no worker waits idle
+
+
+def test_the_trials_a_timing_claim_compares_are_exclusive(studies_dir):
+    study = _study(studies_dir)
+    trials = plan_trials(study, study.profiles["smoke"], "fingerprint")
+    assert timed_keys(form_packs(trials, study=study), study) == frozenset()  # tiny has no timing claim
+    claim = dataclasses.replace(study.claims[0], metric="step_seconds")
+    timed = dataclasses.replace(study, claims=(claim,))
+    keys = timed_keys(form_packs(trials, study=timed), timed)
+    compared = [t.key for t in trials if matches(t.arm, claim.better) or matches(t.arm, claim.worse)]
+    assert keys and keys == frozenset(compared)
 
 
 def _spawned_workers(parent: int) -> list[int]:

@@ -18,6 +18,7 @@ import pandas as pd
 from scipy import stats
 
 from suite.core import registry, verdicts
+from suite.core.packs import PROGRAM_METRICS
 from suite.core.step_curve import steps_to_target
 from suite.core.study import Claim, Fact, Study, arm_label
 from suite.core.verdicts import CONTRADICTED, EQUIVALENT, INCONCLUSIVE, SUPPORTED, VERDICTS  # noqa: F401 (re-exported)
@@ -329,6 +330,22 @@ def convergence_problem(claim: Claim, trials: pd.DataFrame, epochs: pd.DataFrame
             f"{CONVERGENCE['fits']:.0%} of its training images right): " + "; ".join(problems))
 
 
+def timed_beside_others(claim: Claim, trials: pd.DataFrame) -> str:
+    """Why a claim on a step time cannot be decided from its records, or "": some were timed
+    while other trials ran beside them (stored before timed trials ran alone, 2026-12-06)."""
+    if claim.metric not in PROGRAM_METRICS:
+        return ""
+    compared = select_arms(trials, claim.better)
+    if claim.worse is not None:
+        compared |= select_arms(trials, claim.worse)
+    rows = trials.loc[trials["selected"] & compared]
+    alone = rows["timed_alone"].eq(True) if "timed_alone" in rows else pd.Series(False, index=rows.index)
+    if alone.all():
+        return ""
+    return (f"{int((~alone).sum())} of {len(rows)} step times were measured while other trials ran beside them "
+            "(records stored before timed trials ran alone): rerun the study with --force to time them alone")
+
+
 def _fits_training_set(epochs: pd.DataFrame, keys: pd.Series, last: int) -> bool:
     """Whether an arm's mean training accuracy at its last epoch reaches CONVERGENCE["fits"]."""
     metric = CONVERGENCE["fits_metric"]
@@ -351,6 +368,10 @@ def judge_claim(claim: Claim, trials: pd.DataFrame, epochs: pd.DataFrame) -> Ver
     if unconverged:  # the numbers stay on the page; the word waits for a budget that can judge
         decision = dataclasses.replace(decision, verdict=NOT_JUDGED)
         reasons.append(unconverged)
+    shared = timed_beside_others(claim, trials)
+    if shared:  # a neighbour's threads are in those timings: they cannot decide a timing claim
+        decision = dataclasses.replace(decision, verdict=INCONCLUSIVE)
+        reasons.append(shared)
     if total - len(paired):
         reasons.append(f"{total - len(paired)} of {total} seeds dropped (a trial diverged, failed or lacks the metric)")
     if decision.reason:

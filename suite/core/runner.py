@@ -168,6 +168,8 @@ def run_study(study: Study, profile: Profile, data: Dataset, store: TrialStore, 
                     continue
                 if isinstance(unit, Pack):  # the record says it was trained packed, and with whom
                     result = {**result, "packed": {"pack": unit.key, "members": unit.size, "member": index}}
+                if unit.key in options.exclusive:  # its step time was measured with nothing beside it
+                    result = {**result, "timing": {**result.get("timing", {}), "timed_alone": True}}
                 report.records[trial.key] = store.save_record(build_record(trial, result, provenance))
                 report.ran += 1
                 bar.update(1)

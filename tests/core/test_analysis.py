@@ -59,6 +59,24 @@ def test_epoch_metric_reads_the_history():
     assert verdict.verdict == analysis.SUPPORTED
 
 
+@pytest.mark.parametrize("alone", [True, None])
+def test_step_times_measured_beside_other_trials_decide_nothing(alone):
+    """A claim on step time is decided only from trials timed with nothing beside them
+    (records say `timed_alone`); older records, timed beside a neighbour, leave it inconclusive."""
+    claim = Claim(id="C", text="a steps slower", metric="step_seconds", better={"init": "a"}, worse={"init": "b"})
+    study = _study([claim], tuned=False)
+    jitter = (0.0, 2e-5, -1e-5)
+    records = [{**_record(init, 0.1, s, 0.8), "timing": {"step_seconds": step + jitter[s] * (init == "a"),
+                                                         "timed_alone": alone}}
+               for init, step in (("a", 0.003), ("b", 0.001)) for s in range(3)]
+    trials = analysis.mark_selected(analysis.trials_frame(records, study), study)
+    verdict = analysis.judge_claim(claim, trials, analysis.epochs_frame(records, study))
+    if alone:
+        assert verdict.verdict == analysis.SUPPORTED and verdict.reason == ""
+    else:
+        assert verdict.verdict == analysis.INCONCLUSIVE and "6 of 6 step times were measured while other" in verdict.reason
+
+
 def test_diverged_pairs_are_dropped_and_reported():
     claim = Claim(id="C", text="", metric="test_accuracy", better={"init": "a"}, worse={"init": "b"})
     study = _study([claim], tuned=False)

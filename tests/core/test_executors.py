@@ -120,6 +120,18 @@ def test_the_trials_a_timing_claim_compares_are_exclusive(studies_dir):
     assert keys and keys == frozenset(compared)
 
 
+def test_records_of_timed_trials_say_they_ran_alone(tmp_path, tiny_study_dict, synthetic_data):
+    tiny_study_dict["claims"].append({"id": "T3", "text": "He steps as fast", "metric": "step_seconds",
+                                      "better": {"kernel_initializer": "he_normal"}, "needs": "training",
+                                      "than": 1.0, "direction": "lower", "margin": 0.0001,
+                                      "margin_reason": "a tenth of a millisecond"})
+    study = loader.load_study(write_study(tmp_path, tiny_study_dict))
+    run = run_study(study, study.profiles["smoke"], synthetic_data, TrialStore(tmp_path / "r", "tiny"),
+                    show_progress=False)
+    alone = {r["arm"]["kernel_initializer"]: r["timing"].get("timed_alone", False) for r in run.records.values()}
+    assert alone == {"he_normal": True, "normal_0.01": False}
+
+
 def _spawned_workers(parent: int) -> list[int]:
     """Pool workers of `parent`, largest first: spawned children that run multiprocessing.spawn's
     main, ordered by resident memory (a worker holds TensorFlow and the data; the progress

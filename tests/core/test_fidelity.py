@@ -57,6 +57,19 @@ def test_an_arm_that_fits_its_training_set_counts_as_converged(tmp_path, tiny_st
     assert "he_normal / relu still fell 50%" in analysis.convergence_problem(claim, trials, epochs)
 
 
+def test_one_run_jumping_up_late_does_not_hide_the_others_still_falling(tmp_path, tiny_study_dict):
+    """Convergence is read per run, the median run deciding: the arm's mean curve would be flat here."""
+    tiny_study_dict["claims"][0]["needs"] = "convergence"
+    claim = _study(tmp_path, tiny_study_dict).claims[0]
+    trials, epochs = _frames([2.0, 1.5, 1.2, 1.1, 1.0], [2.3] * 5)
+    epochs.loc[epochs["key"] == "he_normal-2", "train_loss"] = [2.0, 1.5, 1.0, 0.9, 1.3]  # jumps up at the end
+    assert epochs[epochs["key"].str.startswith("he_")].groupby("epoch")["train_loss"].mean().iloc[-2:].is_monotonic_increasing
+    problem = analysis.convergence_problem(claim, trials, epochs)
+    assert "he_normal / relu still fell 9%" in problem and "median of 3 runs" in problem  # (1.1 - 1.0) / 1.1
+    epochs.loc[epochs["key"] == "he_normal-1", "train_loss"] = [2.0, 1.5, 1.0, 0.9, 0.9]  # two of three flat: converged
+    assert analysis.convergence_problem(claim, trials, epochs) == ""
+
+
 def test_one_epoch_cannot_show_convergence(tmp_path, tiny_study_dict):
     study = _study(tmp_path, tiny_study_dict)
     trials, epochs = _frames([1.0], [2.3])

@@ -30,6 +30,7 @@ def test_smoke_run_writes_the_report_and_resumes(tmp_path, studies_dir, capsys):
     t2 = summary["claims"][1]  # a probe metric stored at epochs 0, 1, 2: judged at each
     assert [row["epoch"] for row in t2["by_epoch"]] == [0, 1, 2]
     assert {"epoch", "steps", "effect", "ci", "verdict"} <= set(t2["by_epoch"][0])
+    assert t2["curve"].startswith("judged at initialisation (step 0)")  # T2 needs: initialisation
     assert (page_dir / "summary-quick.json").exists()
     assert summary["trials"] == {"ok": 8}
     assert set(summary["tuned"]) == {"he_normal / relu", "normal_0.01 / relu"}

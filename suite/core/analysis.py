@@ -393,7 +393,7 @@ def judge_claim(claim: Claim, trials: pd.DataFrame, epochs: pd.DataFrame) -> Ver
                    worse_mean=float(paired["worse"].mean()) if len(paired) else math.nan,
                    reason="; ".join(reasons), pairs=pairs, method=decision.method, p_value=decision.p_value,
                    mde=decision.mde, seeds_needed=decision.seeds_needed, by_epoch=by_epoch,
-                   curve=describe_curve(by_epoch))
+                   curve=curve_in_words(claim, by_epoch))
 
 
 def steps_per_epoch(trials: pd.DataFrame) -> float | None:
@@ -424,6 +424,15 @@ def judge_by_epoch(claim: Claim, trials: pd.DataFrame, epochs: pd.DataFrame) -> 
 def _round(x):
     """JSON-ready: 6 decimals, None for a missing or non-finite number."""
     return None if x is None or not math.isfinite(x) else round(float(x), 6)
+
+
+def curve_in_words(claim: Claim, rows: list[dict]) -> str:
+    """The budget curve in words, framed for what the claim is about: a claim on the net at
+    initialisation is judged at step 0 only, and its later points are context, not its verdict."""
+    words = describe_curve(rows)
+    if words and claim.needs == "initialisation":
+        return f"judged at initialisation (step 0); the later points show how the difference develops in training: {words}"
+    return words
 
 
 def describe_curve(rows: list[dict]) -> str:

@@ -57,6 +57,18 @@ def table_html(frame: pd.DataFrame, float_format: str = "{:.3f}") -> Markup:
                                 float_format=float_format.format))
 
 
+def _readable_arms(frame: pd.DataFrame) -> pd.DataFrame:
+    """The per-arm table as a reader wants it: parameter counts as whole numbers, step times in
+    milliseconds (seconds at 3 decimals read 0.001 for every MLP)."""
+    frame = frame.copy()
+    if "parameters" in frame:
+        frame["parameters"] = frame["parameters"].round().astype("Int64")
+    if "step_seconds" in frame:
+        frame = frame.rename(columns={"step_seconds": "step ms"})
+        frame["step ms"] = 1000 * frame["step ms"]
+    return frame
+
+
 def csv_link(frame: pd.DataFrame, filename: str) -> Markup:
     """A download link carrying the table as an embedded CSV (no request leaves the page)."""
     payload = base64.b64encode(frame.to_csv(index=False).encode()).decode()
@@ -168,7 +180,7 @@ def build_study_report(study: Study, profile: Profile, records: list[dict], out_
         targets=table_html(targets),
         targets_csv=csv_link(targets, f"{study.name}-epochs-to-target.csv"),
         extras=study_sections(trials, epochs, study, layers),
-        arm_table=table_html(summary_table[[c for c in summary_cols if c in summary_table]]),
+        arm_table=table_html(_readable_arms(summary_table[[c for c in summary_cols if c in summary_table]])),
         arm_csv=csv_link(summary_table, f"{study.name}-arms.csv"),
         tuning_table=table_html(analysis.tuning_overview(tuning, study)),
         tuning_csv=csv_link(tuning, f"{study.name}-tuning.csv") if not tuning.empty else "",

@@ -30,8 +30,8 @@ METRIC_SCALES = {"diverged": "binary", "epochs_to_target": "count", "steps_to_ta
 TUNING_METRIC = "val_accuracy"  # tuned values are chosen on validation data, never on test
 NOT_JUDGED = "not judged"  # a claim that needs converged nets, judged at a budget where they were not
 # Converged: over the last fifth of the epochs (at least the last one) the training loss of
-# the median run (seed) of every compared arm fell by less than 5% of its value. A loss still falling faster than
-# that would change a claim about trained nets with more steps. An arm that classifies at least
+# the median run (seed) of every compared arm fell by less than 5% of its value. A loss still
+# falling faster than that would change a claim about trained nets with more steps. An arm that classifies at least
 # 99% of its training images right counts as converged too: a net that fits its training set
 # keeps shrinking its loss by relative amounts (0.0023 -> 0.0020 is 13%) only by growing the
 # margins of images it already classifies right.
@@ -299,6 +299,14 @@ def decide(claim: Claim, paired: pd.DataFrame, power_notes: bool = True) -> verd
     return verdicts.decide(diffs, claim.margin or 0.0, claim.test, metric_scale(claim.metric), power_notes)
 
 
+def compared_trials(claim: Claim, trials: pd.DataFrame) -> pd.DataFrame:
+    """The selected trials of the arms `claim` compares (its better side, and its worse side if any)."""
+    compared = select_arms(trials, claim.better)
+    if claim.worse is not None:
+        compared |= select_arms(trials, claim.worse)
+    return trials.loc[trials["selected"] & compared]
+
+
 def convergence_problem(claim: Claim, trials: pd.DataFrame, epochs: pd.DataFrame) -> str:
     """Why the arms a claim compares cannot count as converged (`CONVERGENCE`), or ""."""
     metric, tolerance = CONVERGENCE["metric"], CONVERGENCE["tolerance"]
@@ -306,16 +314,14 @@ def convergence_problem(claim: Claim, trials: pd.DataFrame, epochs: pd.DataFrame
         return f"no {metric} curve to check that training converged"
     steps = steps_per_epoch(trials)
     problems, longest = [], 0
-    compared = select_arms(trials, claim.better)
-    if claim.worse is not None:
-        compared |= select_arms(trials, claim.worse)
-    for arm, keys in trials.loc[trials["selected"] & compared].groupby("arm", sort=False)["key"]:
+    curves = epochs[epochs["epoch"] >= 1].groupby("key")
+    for arm, keys in compared_trials(claim, trials).groupby("arm", sort=False)["key"]:
         # each compared arm on its own (a mean over several arms could hide one still learning),
         # and each of its runs: an arm's mean curve lets one seed's late jump up hide the others
         # still falling (depth_mlp: seeds -9%, -11%, +17% read as a flat mean); the median run decides
         falls = []
         for key in keys:
-            curve = epochs[(epochs["key"] == key) & (epochs["epoch"] >= 1)].set_index("epoch")[metric].dropna()
+            curve = curves.get_group(key).set_index("epoch")[metric].dropna() if key in curves.groups else pd.Series()
             if len(curve) < 2:
                 continue  # a run cut short (diverged, failed) says nothing about convergence
             last = int(curve.index.max())
@@ -345,10 +351,7 @@ def timed_beside_others(claim: Claim, trials: pd.DataFrame) -> str:
     while other trials ran beside them (stored before timed trials ran alone, 2026-12-06)."""
     if claim.metric not in PROGRAM_METRICS:
         return ""
-    compared = select_arms(trials, claim.better)
-    if claim.worse is not None:
-        compared |= select_arms(trials, claim.worse)
-    rows = trials.loc[trials["selected"] & compared]
+    rows = compared_trials(claim, trials)
     alone = rows["timed_alone"].eq(True) if "timed_alone" in rows else pd.Series(False, index=rows.index)
     if alone.all():
         return ""

@@ -119,8 +119,8 @@ def residual_mlp(input_shape, num_classes, depth=5, width=100, activation="relu"
                  bias_initializer="zeros", norm="none") -> keras.Model:
     """`mlp` with an identity shortcut around every two hidden layers after the first, as
     residual_net's blocks (a_{l+2} = g(z_{l+2} + a_l)); nothing else differs from `mlp` of the
-    same depth, so `mlp` is its plain twin (the depth_mlp study: R1-R2 at a budget that converges,
-    as in the Highway-network comparisons of plain and gated MLPs, Srivastava et al. 2015).
+    same depth, so `mlp` is its plain twin (the depth_mlp study: R1-R3 on MLPs, cheap enough for
+    thousands of SGD steps, as in the Highway-network comparisons, Srivastava et al. 2015).
     depth = 1 + 2n hidden layers."""
     if depth < 3 or depth % 2 == 0:
         raise ValueError(f"residual_mlp depth must be odd, 1 + 2n with n >= 1 (3, 5, 9, 17, 33, ...), got {depth}")

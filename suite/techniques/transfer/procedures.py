@@ -82,6 +82,7 @@ for _ratio in (0.01, 1):
         lambda config, seed, data, context, _ratio=_ratio: finetune(config, seed, data, context, float(_ratio)))
 
 
+@keras.saving.register_keras_serializable("suite_transfer")
 class Distiller(keras.Model):
     """(T4, Hinton et al. 2015) loss = alpha * CE(labels, student)
     + (1 - alpha) * T^2 * KL(softmax(teacher / T) || softmax(student / T)); the teacher is frozen.
@@ -98,6 +99,17 @@ class Distiller(keras.Model):
 
     def call(self, x, training=False):
         return self.student(x, training=training)
+
+    def get_config(self):  # what a compiled twin (suite.core.twins) is cloned and matched by
+        return {"teacher": keras.saving.serialize_keras_object(self.teacher),
+                "student": keras.saving.serialize_keras_object(self.student),
+                "temperature": self.temperature, "alpha": self.alpha, "hard": self.hard}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(keras.saving.deserialize_keras_object(config["teacher"]),
+                   keras.saving.deserialize_keras_object(config["student"]),
+                   config["temperature"], config["alpha"], config["hard"])
 
     def teacher_targets(self, x):
         """What the student is taught on `x`: softmax(teacher / T), or with `hard` one_hot(argmax teacher)."""

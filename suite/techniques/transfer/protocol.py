@@ -27,6 +27,7 @@ from suite.core.datasets import Dataset
 from suite.core.fit import OK, TrialContext, TrialStopped, compile_model, fit
 from suite.core.keys import derive_seed
 from suite.core.settings import Fraction, PositiveInt, declare_setting, one_of
+from suite.core.twins import compiled_twin, copy_values
 from suite.techniques.optimizers.optimizers import OPTIMIZER_SETTINGS
 
 keras = import_keras()
@@ -147,6 +148,7 @@ TRANSFER_SETTINGS = ("labels_per_class", "source_epochs", "head_epochs", "steps_
                      "teacher_arch", "student_arch", "source_weights", *OPTIMIZER_SETTINGS)
 
 
+@keras.saving.register_keras_serializable("suite_transfer")
 class GradientScale(keras.layers.Layer):
     """Identity forward; backward multiplies the gradient by `scale`. Placed after a
     backbone, it gives every backbone weight `scale` x the head's SGD learning rate (T3)."""
@@ -157,6 +159,9 @@ class GradientScale(keras.layers.Layer):
 
     def call(self, x):
         return x * self.scale + keras.ops.stop_gradient(x * (1.0 - self.scale))
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale}
 
 
 def build_classifier(backbone: keras.Model, classes: int, *, pretrained: bool = False, backbone_lr_scale: float = 1.0,
@@ -190,13 +195,27 @@ def compile_classifier(model: keras.Model, config: dict, decay_steps: int) -> No
                   weighted_metrics=["accuracy"], learning_rate=schedule)
 
 
+def fit_classifier(model: keras.Model, config: dict, epochs: int, context: TrialContext, x, y, **kwargs):
+    """`fit` with a fresh optimizer whose rate decays over this run, on a compiled twin of `model`
+    (suite.core.twins: no tracing again for a structure trained before); the trained values end up
+    in `model`. Returns fit's result. The schedule's rate and length are part of the twin's key:
+    traced as constants, they round differently from variables (measured: 0.047450688 against
+    0.04745069 at step 29 of 200), and a twin must give the numbers a fresh model gives."""
+    decay_steps = total_steps(len(x), epochs, config)
+    settings = {"compiled": "classifier", "decay_steps": decay_steps, **{k: config.get(k) for k in OPTIMIZER_SETTINGS}}
+    twin = compiled_twin(model, settings, lambda twin: compile_classifier(twin, config, decay_steps))
+    result = fit(twin, context, epochs=epochs, x=x, y=y, batch_size=config["batch_size"], **kwargs)
+    copy_values(twin, model)
+    return result
+
+
 def total_steps(examples: int, epochs: int, config: dict) -> int:
     return epochs * -(-examples // config["batch_size"])
 
 
 def train(model: keras.Model, x, y, tdata: TransferData, config: dict, epochs: int, context: TrialContext,
           sample_weight=None) -> list[dict]:
-    """Compile (a fresh optimizer, the learning rate decaying over this run) and fit; returns one
+    """Fit with a fresh optimizer, the learning rate decaying over this run; returns one
     history row per epoch (validation on the target's validation images). A diverged or timed-out
     phase ends the trial (TrialStopped)."""
     least = config.get("steps_per_epoch", STEPS_PER_EPOCH) * config["batch_size"]
@@ -204,9 +223,8 @@ def train(model: keras.Model, x, y, tdata: TransferData, config: dict, epochs: i
         repeat = np.resize(np.arange(len(x)), least)  # fit shuffles
         x, y = x[repeat], y[repeat]
         sample_weight = None if sample_weight is None else sample_weight[repeat]
-    compile_classifier(model, config, decay_steps=total_steps(len(x), epochs, config))
-    result = fit(model, context, epochs=epochs, x=x, y=y, sample_weight=sample_weight, batch_size=config["batch_size"],
-                 validation_data=(tdata.val_x, tdata.val_y), validation_batch_size=1024)
+    result = fit_classifier(model, config, epochs, context, x, y, sample_weight=sample_weight,
+                            validation_data=(tdata.val_x, tdata.val_y), validation_batch_size=1024)
     if result.status != OK:
         raise TrialStopped(result.status, result.message, result.rows())
     return result.rows()
@@ -243,9 +261,7 @@ def source_backbone(config: dict, seed: int, data: Dataset, context: TrialContex
         tdata = split_transfer(data, 1, 1, seed)
         backbone = build_backbone(arch, data.input_shape)
         model = build_classifier(backbone, len(SOURCE_CLASSES))
-        compile_classifier(model, config, decay_steps=total_steps(len(tdata.source_x), config["source_epochs"], config))
-        result = fit(model, context, epochs=config["source_epochs"], x=tdata.source_x, y=tdata.source_y,
-                     batch_size=config["batch_size"])
+        result = fit_classifier(model, config, config["source_epochs"], context, tdata.source_x, tdata.source_y)
         if result.status != OK:
             raise TrialStopped(result.status, f"source model: {result.message}", [])
         source_val = np.isin(data.y_val, SOURCE_CLASSES)

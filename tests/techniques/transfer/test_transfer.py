@@ -7,9 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from suite.core import registry, twins
 from suite.core.artifacts import ArtifactStore
 from suite.core.backend import import_keras
-from suite.core.fit import TrialContext
+from suite.core.fit import TrialContext, fit
 from suite.techniques.transfer import procedures, protocol
 
 keras = import_keras()
@@ -93,14 +94,17 @@ def test_training_accuracy_counts_only_the_labelled_images(synthetic_data):
     assert accuracies == [pytest.approx(1.0), pytest.approx(1.0)]
 
 
-def test_a_few_shot_epoch_has_steps_per_epoch_sgd_steps(synthetic_data):
+def test_a_few_shot_epoch_has_steps_per_epoch_sgd_steps(synthetic_data, monkeypatch):
     keras.utils.set_random_seed(0)  # op determinism (suite.core.device) refuses unseeded random ops
     tdata = protocol.split_transfer(synthetic_data, 2, 40, seed=0)  # 10 labelled images
     model = protocol.build_classifier(protocol.build_backbone("cnn_small", synthetic_data.input_shape), 5)
     config = {**CONFIG, "steps_per_epoch": 7}
+    trained = []
+    monkeypatch.setattr(protocol, "fit", lambda twin, *args, **kwargs: trained.append(twin) or fit(twin, *args, **kwargs))
     protocol.train(model, tdata.labelled_x, tdata.labelled_y, tdata, config, epochs=2, context=TrialContext())
-    assert int(model.optimizer.iterations) == 14
-    assert float(model.optimizer.learning_rate) < 1e-6  # the cosine ends at 0
+    [twin] = trained  # the compiled twin that trained the model (suite.core.twins)
+    assert int(twin.optimizer.iterations) == 14
+    assert float(twin.optimizer.learning_rate) < 1e-6  # the cosine ends at 0
 
 
 def test_finetune_backbone_learning_rate_is_the_smaller_one(synthetic_data):
@@ -178,7 +182,6 @@ def test_online_backbone_path_builds_and_trains_without_weights(arch, synthetic_
 
 
 def test_every_procedure_runs_on_tiny_data(tmp_path, synthetic_data):
-    from suite.core import registry
 
     store = _context(tmp_path)
     # the transfer procedures (other studies register procedures of their own, with other settings)
@@ -233,7 +236,6 @@ def test_accuracy_against_labels_section_averages_per_arm_and_level():
 
 
 def test_finetune_ratio_variants_fine_tune_at_their_own_backbone_rate(tmp_path, synthetic_data, monkeypatch):
-    from suite.core import registry
 
     seen = []
     real = procedures.cached_teacher
@@ -250,7 +252,6 @@ def test_the_hard_label_student_sees_the_distilled_students_images_and_learns_th
         tmp_path, synthetic_data, monkeypatch):
     """T4's control: distill_hard trains the same student (same initial weights) on the same images,
     labels and weights as distill_t4, from the same stored teacher; only the teacher's target is hard."""
-    from suite.core import registry
 
     seen = {}
     real_train = procedures.train
@@ -298,3 +299,31 @@ def test_hard_distillation_loss_is_cross_entropy_on_the_teachers_argmax(syntheti
     assert float(hard.compute_loss(x, np.zeros(8, "int32"), logits)) == pytest.approx(cross_entropy.mean(), rel=1e-5)
     soft = procedures.Distiller(teacher, student, temperature=1.0, alpha=0.0)
     assert float(soft.compute_loss(x, np.zeros(8, "int32"), logits)) != pytest.approx(cross_entropy.mean(), rel=1e-3)
+
+
+def _fit_as_before(model, config, epochs, context, x, y, **kwargs):
+    """protocol.fit_classifier before compiled twins: every model compiled itself."""
+    protocol.compile_classifier(model, config, protocol.total_steps(len(x), epochs, config))
+    return fit(model, context, epochs=epochs, x=x, y=y, batch_size=config["batch_size"], **kwargs)
+
+
+@pytest.mark.parametrize("procedure", ["scratch", "freeze", "distill_t4", "self_train"])
+def test_compiled_twins_give_the_numbers_of_models_compiled_afresh(procedure, tmp_path, synthetic_data, monkeypatch):
+    """Every fit of a procedure (source model, teacher, both fine-tuning phases, students) on a
+    compiled twin gives exactly the numbers of the model compiled itself: when the twins are
+    compiled, and when they are reused (a second run with its own artifacts trains all again)."""
+    run, config = registry.lookup("procedure", procedure), {**CONFIG, "iterations": 2}
+    with monkeypatch.context() as before:
+        before.setattr(protocol, "fit_classifier", _fit_as_before)
+        expected = run(config, 0, synthetic_data, _context(tmp_path / "before"))
+    monkeypatch.setattr(twins, "_TWINS", {})
+    fitted = []
+    monkeypatch.setattr(protocol, "fit", lambda model, *args, **kwargs: fitted.append(model) or fit(model, *args, **kwargs))
+    compiles = run(config, 0, synthetic_data, _context(tmp_path / "compiles"))
+    compiled = len(twins._TWINS)
+    reuses = run(config, 0, synthetic_data, _context(tmp_path / "reuses"))
+    assert compiles["history"] == expected["history"] == reuses["history"]
+    assert compiles["final"] == expected["final"] == reuses["final"]
+    assert len(twins._TWINS) == compiled  # the second run compiled nothing
+    twins_trained = {id(twin) for twin, *_ in twins._TWINS.values()}
+    assert all(id(model) in twins_trained for model in fitted)  # every fit was on a twin

@@ -19,6 +19,8 @@ TensorFlow only: on JAX, Keras builds a freshly compiled model on one batch at t
 first `fit`, which draws one shuffled data order more than a fit of a twin compiled before
 (measured: the reused twin then trained on other batches), so there every model compiles itself.
 So it does with `SUITE_NO_TWINS=1` in the environment, for comparison (bench/twins.py) and debugging.
+(The standard procedure keeps its own cache, keyed by the trial's config: its data order is
+explicit, not Keras' shuffle, so it reuses compiled models on JAX too.)
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from suite.core.backend import import_keras
 
 keras = import_keras()
 
-MAX_TWINS = 64  # a transfer worker meets about 40 keys (measured); each twin is a small model
+MAX_TWINS = 64  # the transfer study has about 20 keys (structure, phase, schedule length); twins are small
 _TWINS: dict[str, tuple[keras.Model, list]] = {}  # key -> (twin, its optimizer's variables when fresh)
 
 

@@ -19,6 +19,9 @@ TensorFlow only: on JAX, Keras builds a freshly compiled model on one batch at t
 first `fit`, which draws one shuffled data order more than a fit of a twin compiled before
 (measured: the reused twin then trained on other batches), so there every model compiles itself.
 So it does with `SUITE_NO_TWINS=1` in the environment, for comparison (bench/twins.py) and debugging.
+A model with a layer that derives constants from its variables (`finalize_state`: the
+Normalization layer in front of EfficientNet's ImageNet weights) compiles itself too: a trace
+keeps those constants, and copying the variables would not change them.
 (The standard procedure keeps its own cache, keyed by the trial's config: its data order is
 explicit, not Keras' shuffle, so it reuses compiled models on JAX too.)
 """
@@ -93,12 +96,15 @@ def compiled_twin(model: keras.Model, settings: dict, compile: Callable[[keras.M
     `compile(twin)` compiles a new twin; `settings` holds everything `compile` reads (a
     constant it bakes into the traced functions, such as a schedule's length, included).
     Train the twin, then `copy_values(twin, model)`."""
-    if keras.config.backend() != "tensorflow" or os.environ.get("SUITE_NO_TWINS") == "1":
+    derived_constants = any(hasattr(layer, "finalize_state") for layer in model._flatten_layers())
+    if keras.config.backend() != "tensorflow" or os.environ.get("SUITE_NO_TWINS") == "1" or derived_constants:
         compile(model)
         return model
     key = structure_key(model, settings)
     if key in _TWINS:
         twin, fresh_optimizer = _TWINS[key]
+        if len(twin.optimizer.variables) != len(fresh_optimizer):
+            raise RuntimeError(f"twins: the optimizer of {twin.name} made variables after it was built")
         for variable, value in zip(twin.optimizer.variables, fresh_optimizer):
             variable.assign(value)
     else:

@@ -72,6 +72,16 @@ def test_only_models_that_trace_alike_share_a_twin():
     assert twins.structure_key(_model(), {"momentum": 0.0}) != key  # a compile setting
 
 
+def test_a_model_with_constants_derived_from_its_variables_compiles_itself(monkeypatch):
+    """A Normalization layer turns its mean and variance into constants that a trace keeps
+    (EfficientNet's ImageNet input statistics): no twin could take another model's."""
+    monkeypatch.setattr(twins, "_TWINS", {})
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Normalization()(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(x)))
+    assert twins.compiled_twin(model, {}, _compile) is model and not twins._TWINS
+
+
 def test_copying_values_between_other_structures_is_refused():
     import pytest
 

@@ -202,7 +202,9 @@ def fit_classifier(model: keras.Model, config: dict, epochs: int, context: Trial
     traced as constants, they round differently from variables (measured: 0.047450688 against
     0.04745069 at step 29 of 200), and a twin must give the numbers a fresh model gives."""
     decay_steps = total_steps(len(x), epochs, config)
-    settings = {"compiled": "classifier", "decay_steps": decay_steps, **{k: config.get(k) for k in OPTIMIZER_SETTINGS}}
+    # the image count too: whether the last batch is partial decides which trace serves a batch
+    settings = {"compiled": "classifier", "decay_steps": decay_steps, "examples": len(x),
+                "batch_size": config["batch_size"], **{k: config.get(k) for k in OPTIMIZER_SETTINGS}}
     twin = compiled_twin(model, settings, lambda twin: compile_classifier(twin, config, decay_steps))
     result = fit(twin, context, epochs=epochs, x=x, y=y, batch_size=config["batch_size"], **kwargs)
     copy_values(twin, model)

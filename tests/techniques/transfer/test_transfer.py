@@ -327,3 +327,21 @@ def test_compiled_twins_give_the_numbers_of_models_compiled_afresh(procedure, tm
     assert len(twins._TWINS) == compiled  # the second run compiled nothing
     twins_trained = {id(twin) for twin, *_ in twins._TWINS.values()}
     assert all(id(model) in twins_trained for model in fitted)  # every fit was on a twin
+
+
+def test_a_twin_key_holds_what_the_transfer_models_trace(synthetic_data):
+    """The distiller's temperature and hard targets and the backbone's gradient scale are read when
+    the train function is traced: models that differ in them must not share a compiled twin."""
+    def classifier(scale=1.0):
+        return protocol.build_classifier(protocol.build_backbone("cnn_small", synthetic_data.input_shape), 5,
+                                         backbone_lr_scale=scale)
+
+    def key(model):
+        return twins.structure_key(model, {})
+
+    assert key(classifier(0.1)) == key(classifier(0.1)) != key(classifier(0.01)) != key(classifier())
+    teacher, student = classifier(), classifier()
+    distillers = [procedures.Distiller(teacher, student, t, 0.1, hard=h) for t, h in ((4.0, False), (1.0, False),
+                                                                                     (1.0, True))]
+    assert len({key(d) for d in distillers}) == 3
+    assert key(procedures.Distiller(classifier(), classifier(), 4.0, 0.1)) == key(distillers[0])

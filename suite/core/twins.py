@@ -100,7 +100,11 @@ def compiled_twin(model: keras.Model, settings: dict, compile: Callable[[keras.M
     if keras.config.backend() != "tensorflow" or os.environ.get("SUITE_NO_TWINS") == "1" or derived_constants:
         compile(model)
         return model
-    key = structure_key(model, settings)
+    try:
+        key = structure_key(model, settings)
+    except (NotImplementedError, TypeError, ValueError):  # no config to tell structures apart
+        compile(model)
+        return model
     if key in _TWINS:
         twin, fresh_optimizer = _TWINS[key]
         if len(twin.optimizer.variables) != len(fresh_optimizer):
@@ -108,7 +112,11 @@ def compiled_twin(model: keras.Model, settings: dict, compile: Callable[[keras.M
         for variable, value in zip(twin.optimizer.variables, fresh_optimizer):
             variable.assign(value)
     else:
-        twin = _clone(model)
+        try:
+            twin = _clone(model)
+        except (NotImplementedError, TypeError, ValueError):  # Keras cannot rebuild it from its config
+            compile(model)
+            return model
         if structure_key(twin, settings) != key:  # a clone that lost a setting: train the model itself
             compile(model)
             return model

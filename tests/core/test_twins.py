@@ -82,6 +82,25 @@ def test_a_model_with_constants_derived_from_its_variables_compiles_itself(monke
     assert twins.compiled_twin(model, {}, _compile) is model and not twins._TWINS
 
 
+class Unclonable(keras.Model):
+    """A subclassed model with a required argument and no config: Keras cannot rebuild it."""
+
+    def __init__(self, units):
+        super().__init__()
+        self.dense = keras.layers.Dense(units)
+
+    def call(self, x):
+        return self.dense(keras.ops.reshape(x, (-1, 64)))
+
+
+def test_a_model_keras_cannot_clone_compiles_itself(monkeypatch):
+    monkeypatch.setattr(twins, "_TWINS", {})
+    model = Unclonable(3)
+    model(DATA[0][:2])
+    assert twins.compiled_twin(model, {}, _compile) is model and not twins._TWINS
+    fit(model, TrialContext(), epochs=1, x=DATA[0], y=DATA[1], batch_size=16)  # and trains as before
+
+
 def test_copying_values_between_other_structures_is_refused():
     import pytest
 

@@ -40,6 +40,7 @@ from suite.core.backend import import_keras
 keras = import_keras()
 
 MAX_TWINS = 64  # the transfer study has about 20 keys (structure, phase, schedule length); twins are small
+UNCLONABLE = (NotImplementedError, TypeError, ValueError)  # what Keras raises for a model it cannot describe or rebuild
 _TWINS: dict[str, tuple[keras.Model, list]] = {}  # key -> (twin, its optimizer's variables when fresh)
 
 
@@ -95,38 +96,43 @@ def compiled_twin(model: keras.Model, settings: dict, compile: Callable[[keras.M
 
     `compile(twin)` compiles a new twin; `settings` holds everything `compile` reads (a
     constant it bakes into the traced functions, such as a schedule's length, included).
-    Train the twin, then `copy_values(twin, model)`."""
+    Train the twin, then `copy_values(twin, model)`. Where no twin can serve (module
+    docstring), `model` itself is compiled and returned."""
+    twin = _twin_for(model, settings, compile)
+    if twin is None:
+        compile(model)
+        return model
+    copy_values(model, twin)
+    return twin
+
+
+def _twin_for(model: keras.Model, settings: dict, compile: Callable[[keras.Model], None]) -> keras.Model | None:
+    """The stored twin of `model`'s structure with its optimizer reset, a new one, or None."""
     derived_constants = any(hasattr(layer, "finalize_state") for layer in model._flatten_layers())
     if keras.config.backend() != "tensorflow" or os.environ.get("SUITE_NO_TWINS") == "1" or derived_constants:
-        compile(model)
-        return model
+        return None
     try:
         key = structure_key(model, settings)
-    except (NotImplementedError, TypeError, ValueError):  # no config to tell structures apart
-        compile(model)
-        return model
+    except UNCLONABLE:  # no config to tell structures apart
+        return None
     if key in _TWINS:
         twin, fresh_optimizer = _TWINS[key]
         if len(twin.optimizer.variables) != len(fresh_optimizer):
             raise RuntimeError(f"twins: the optimizer of {twin.name} made variables after it was built")
         for variable, value in zip(twin.optimizer.variables, fresh_optimizer):
             variable.assign(value)
-    else:
-        try:
-            twin = _clone(model)
-        except (NotImplementedError, TypeError, ValueError):  # Keras cannot rebuild it from its config
-            compile(model)
-            return model
-        if structure_key(twin, settings) != key:  # a clone that lost a setting: train the model itself
-            compile(model)
-            return model
-        compile(twin)
-        # built now (fit would build it at its start), so its fresh state can be kept: not always
-        # zeros (Adagrad starts its sums at 0.1), and its learning rate may be a variable
-        twin.optimizer.build(twin.trainable_variables)
-        fresh_optimizer = [keras.ops.convert_to_numpy(v) for v in twin.optimizer.variables]
-        if len(_TWINS) >= MAX_TWINS:
-            _TWINS.pop(next(iter(_TWINS)))
-        _TWINS[key] = twin, fresh_optimizer
-    copy_values(model, twin)
+        return twin
+    try:
+        twin = _clone(model)
+    except UNCLONABLE:  # Keras cannot rebuild it from its config
+        return None
+    if structure_key(twin, settings) != key:  # a clone that lost a setting
+        return None
+    compile(twin)
+    # built now (fit would build it at its start), so its fresh state can be kept: not always
+    # zeros (Adagrad starts its sums at 0.1), and its learning rate may be a variable
+    twin.optimizer.build(twin.trainable_variables)
+    if len(_TWINS) >= MAX_TWINS:
+        _TWINS.pop(next(iter(_TWINS)))
+    _TWINS[key] = twin, [keras.ops.convert_to_numpy(v) for v in twin.optimizer.variables]
     return twin

@@ -1,8 +1,9 @@
 """Achieved FLOP/s of the suite's trials against this device's measured matmul peak.
 
 Peak: the best of several float32 N x N matmuls on the Keras backend (2 N^3 FLOPs each).
-Trial: the suite's own `run_trial` on Fashion-MNIST; a training step costs about 3 x the
-forward FLOPs (backward ~2x forward) of its batch, over the step time the trial measured
+Trial: the suite's own `run_trial` on Fashion-MNIST; a training step costs the forward FLOPs,
+as much again for the weight gradients, and as much again for the input gradients of every
+layer but the first (`count_training_flops`), over the step time the trial measured
 itself (training steps only: no validation, probes or tracing). So the distance to the
 hardware limit of each model the studies train is visible.
 
@@ -27,7 +28,7 @@ from suite.core.datasets import load_dataset  # noqa: E402
 from suite.core.device import device_settings  # noqa: E402
 from suite.core.plugins import load_plugins  # noqa: E402
 from suite.core.runner import run_trial  # noqa: E402
-from suite.techniques.architectures.classic import count_flops  # noqa: E402
+from suite.techniques.architectures.classic import count_flops, count_training_flops  # noqa: E402
 from suite.techniques.architectures.families import build_model  # noqa: E402
 
 load_plugins()
@@ -75,10 +76,11 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|")
     for label, model, examples in MODELS:
         config = {**COMMON, **model, "epochs": args.epochs, "train_examples": examples}
-        forward = count_flops(build_model(config, data.input_shape, data.num_classes))
+        model = build_model(config, data.input_shape, data.num_classes)
+        forward, training = count_flops(model), count_training_flops(model)
         outcome = run_trial(config, 0, (), data)
         step = outcome["timing"]["step_seconds"]
-        achieved = 3 * forward * config["batch_size"] / step
+        achieved = training * config["batch_size"] / step
         print(f"| {label} | {forward / 1e6:.2f} | {step * 1e3:.1f} ms | {achieved / 1e9:.2f} | {achieved / peak:.1%} |")
 
 

@@ -5,6 +5,9 @@ One pack of the init study's MLP (5 x 100, batch 128, `--members` members) train
 to the weights and to every layer's input but the first, as autodiff runs them) are timed as
 batched einsums. The ratio step / matmuls is what any further work on the packed program could
 still win; the packing ratio of bench/packing.py cannot exceed (unpacked trial time) / (matmul time).
+Each matmul shape is also timed alone against one core's peak (a 2048 x 2048 matmul on the same
+thread): the members' matmuls are many small ones (batch 128, width 100), and how fast the
+kernels run those is what bounds the step.
 
     python bench/packed_step.py [--members 9] [--examples 20000] [--activation relu]
 """
@@ -19,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._timing import machine  # noqa: E402
+from bench.flops import matmul_peak  # noqa: E402
 from suite.core.backend import import_keras  # noqa: E402
 
 keras = import_keras()
@@ -74,6 +78,33 @@ def matmul_seconds(members: int) -> tuple[float, float]:
     return best, flops
 
 
+def shape_rates(members: int, xla: bool) -> list[tuple[str, float, float, float]]:
+    """Per layer shape: GFLOP/s of the forward, weight-gradient and input-gradient einsums alone,
+    one call each (the cost of an empty call subtracted; the result stays a tensor, uncopied)."""
+    import tensorflow as tf
+
+    def best(function, *args) -> float:
+        function(*args)
+        times = []
+        for _ in range(50):
+            started = time.perf_counter()
+            function(*args)
+            times.append(time.perf_counter() - started)
+        return min(times)
+
+    empty = best(tf.function(lambda a, b: a[0, 0, 0] + b[0, 0, 0], jit_compile=xla),
+                 tf.zeros((1, 1, 1)), tf.zeros((1, 1, 1)))
+    rows = []
+    for i, o in dict.fromkeys(LAYERS):
+        x, w, g = (tf.random.normal(shape) for shape in ((members, BATCH, i), (members, i, o), (members, BATCH, o)))
+        rates = []
+        for equation, a, b in (("mbi,mio->mbo", x, w), ("mbi,mbo->mio", x, g), ("mbo,mio->mbi", g, w)):
+            einsum = tf.function(lambda a, b, equation=equation: tf.einsum(equation, a, b), jit_compile=xla)
+            rates.append(2 * members * BATCH * i * o / max(best(einsum, a, b) - empty, 1e-9) / 1e9)
+        rows.append((f"{i} x {o}", *rates))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, default=9)
@@ -88,17 +119,27 @@ def main() -> None:
     tf.config.threading.set_inter_op_parallelism_threads(1)
     data = load_dataset("fashion_mnist")
     matmuls, flops = matmul_seconds(args.members)
+    peak = matmul_peak(2048) / 1e9
     print(machine())
     print(f"One thread; a pack of {args.members} members of the init MLP (5 x 100, {args.activation}), "
-          f"batch {BATCH}, {args.examples:,} images per epoch\n")
-    print("| program | step ms | share of the step spent in its matmuls | GFLOP/s |")
+          f"batch {BATCH}, {args.examples:,} images per epoch; one core's matmul peak (2048 x 2048): "
+          f"{peak:.0f} GFLOP/s\n")
+    print("| program | step ms | share of the step spent in its matmuls | GFLOP/s (share of the core's peak) |")
     print("|---|---:|---:|---:|")
-    print(f"| the step's matmuls alone | {matmuls * 1e3:.2f} | 100% | {flops / matmuls / 1e9:.1f} |")
+    rate = flops / matmuls / 1e9
+    print(f"| the step's matmuls alone | {matmuls * 1e3:.2f} | 100% | {rate:.1f} ({rate / peak:.0%}) |")
     for xla in (False, True):
         seconds, steps = epoch_seconds(args.members, args.examples, args.activation, xla, data)
         step = seconds / steps
+        rate = flops / step / 1e9
         print(f"| packed, XLA {'on' if xla else 'off'} | {step * 1e3:.2f} | {matmuls / step:.0%} | "
-              f"{flops / step / 1e9:.1f} |")
+              f"{rate:.1f} ({rate / peak:.0%}) |")
+    for xla in (False, True):
+        print(f"\nEach matmul of the step alone, XLA {'on' if xla else 'off'} (GFLOP/s; share of the core's peak):\n")
+        print("| layer (in x out) | forward | weight gradient | input gradient |")
+        print("|---|---:|---:|---:|")
+        for shape, *rates in shape_rates(args.members, xla):
+            print(f"| {shape} | " + " | ".join(f"{r:.0f} ({r / peak:.0%})" for r in rates) + " |")
 
 
 if __name__ == "__main__":

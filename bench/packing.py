@@ -3,9 +3,11 @@
 Each repeat runs `python run_all.py --study S --profile P` from empty results both ways (the
 order alternates between repeats, so load on the machine hits both alike) and reports wall
 time, trials per hour, the ratio, whether both ways stored the same trial keys and reached the
-same verdicts, and the achieved GFLOP/s of the training arithmetic (3 x forward FLOPs per
-training image, summed over the study's trials: validation, probes and start-up excluded from
-the work, included in the time) against bench/flops.py's measured float32 matmul peak.
+same verdicts, and the achieved GFLOP/s of the training arithmetic (`count_training_flops` per
+training image: forward, weight gradients, and input gradients of every layer but the first;
+summed over the study's trials: validation, probes and start-up excluded from the work,
+included in the time) against bench/flops.py's measured float32 matmul peak of the whole
+machine (all cores; the workers run one thread each).
 
     python bench/packing.py [--study init] [--profile quick] [--repeats 2]
 
@@ -32,7 +34,7 @@ from suite.core.datasets import load_dataset  # noqa: E402
 from suite.core.packs import PACK_SIZE, Pack, form_packs  # noqa: E402
 from suite.core.plan import plan_trials  # noqa: E402
 from suite.core.plugins import load_plugins  # noqa: E402
-from suite.techniques.architectures.classic import count_flops  # noqa: E402
+from suite.techniques.architectures.classic import count_training_flops  # noqa: E402
 from suite.techniques.architectures.families import build_model  # noqa: E402
 
 
@@ -43,13 +45,13 @@ def training_flops(study_name: str, profile_name: str) -> tuple[float, dict, int
     data = load_dataset(study.dataset_for(profile))
     trials = plan_trials(study, profile, data.fingerprint)
     per_family: dict[str, float] = {}
-    forward: dict[str, float] = {}
+    per_image: dict[str, float] = {}
     for trial in trials:
         config = trial.config
         signature = repr(sorted((k, v) for k, v in config.items() if k not in ("learning_rate", "kernel_initializer")))
-        if signature not in forward:
-            forward[signature] = count_flops(build_model(config, data.input_shape, data.num_classes))
-        work = 3 * forward[signature] * config["train_examples"] * config["epochs"]
+        if signature not in per_image:
+            per_image[signature] = count_training_flops(build_model(config, data.input_shape, data.num_classes))
+        work = per_image[signature] * config["train_examples"] * config["epochs"]
         per_family[config.get("family", "?")] = per_family.get(config.get("family", "?"), 0.0) + work
     packs = sum(isinstance(unit, Pack) for unit in form_packs(trials, study=study))
     return sum(per_family.values()), per_family, packs
@@ -60,7 +62,7 @@ def main() -> None:
     parser.add_argument("--study", default="init")
     parser.add_argument("--profile", default="quick")
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--size", type=int, default=1024, help="matmul size for the peak")
+    parser.add_argument("--size", type=int, default=2048, help="matmul size for the peak")
     args = parser.parse_args()
     load_plugins()
     work, per_family, packs = training_flops(args.study, args.profile)

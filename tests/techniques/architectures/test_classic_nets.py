@@ -6,7 +6,13 @@ import pytest
 
 from suite.core import registry
 from suite.techniques.architectures import classic as architectures
-from suite.techniques.architectures.classic import count_flops, edge_correlations, edge_kernels, one_by_one_saving
+from suite.techniques.architectures.classic import (
+    count_flops,
+    count_training_flops,
+    edge_correlations,
+    edge_kernels,
+    one_by_one_saving,
+)
 from suite.techniques.architectures.families import build_model
 
 FAMILIES = ["lenet5", "alexnet_style", "vgg_style", "nin", "inception_style", "inception_naive", "inception_aux",
@@ -43,6 +49,8 @@ def test_flops_equal_a_hand_count():
     x = keras.layers.Flatten()(x)
     model = keras.Model(inputs, keras.layers.Dense(5)(x))
     assert count_flops(model) == 2 * (6 * 6 * 3 * 3 * 2 * 4 + 36 * 5)
+    # a training step: forward + weight gradients of both, the input gradient of the dense layer only
+    assert count_training_flops(model) == 2 * (2 * 6 * 6 * 3 * 3 * 2 * 4 + 3 * 36 * 5)
 
 
 def test_padding_keeps_size_and_valid_stride_and_pooling_shrink_it():

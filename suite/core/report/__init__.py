@@ -57,16 +57,26 @@ def table_html(frame: pd.DataFrame, float_format: str = "{:.3f}") -> Markup:
                                 float_format=float_format.format))
 
 
+def _interval(low, high) -> str:
+    finite = all(x is not None and math.isfinite(x) for x in (low, high))  # one seed gives (-inf, inf)
+    return f"[{low:.3f}, {high:.3f}]" if finite else "–"
+
+
 def _readable_arms(frame: pd.DataFrame) -> pd.DataFrame:
     """The per-arm table as a reader wants it: parameter counts as whole numbers, step times in
-    milliseconds (seconds at 3 decimals read 0.001 for every MLP)."""
+    milliseconds (seconds at 3 decimals read 0.001 for every MLP), and narrow enough for the page:
+    the test interval in one column, and headers with spaces, which wrap (snake_case does not)."""
     frame = frame.copy()
     if "parameters" in frame:
         frame["parameters"] = frame["parameters"].round().astype("Int64")
     if "step_seconds" in frame:
         frame = frame.rename(columns={"step_seconds": "step ms"})
         frame["step ms"] = 1000 * frame["step ms"]
-    return frame
+    if {"test_accuracy", "test_accuracy_low", "test_accuracy_high"} <= set(frame):
+        interval = [_interval(low, high) for low, high in zip(frame.pop("test_accuracy_low"),
+                                                                frame.pop("test_accuracy_high"))]
+        frame.insert(frame.columns.get_loc("test_accuracy") + 1, "test accuracy 95% CI", interval)
+    return frame.rename(columns=lambda name: name.replace("_", " "))
 
 
 def csv_link(frame: pd.DataFrame, filename: str) -> Markup:
@@ -168,7 +178,9 @@ def build_study_report(study: Study, profile: Profile, records: list[dict], out_
         claims_view.append({"v": verdict, "better": better, "worse": worse,
                             "figure": figures.claim_pairs(verdict.pairs, verdict.claim.metric),
                             "budget_curve": figures.budget_curve(verdict.by_epoch, verdict.claim.margin,
-                                                                 verdict.claim.test, verdict.claim.metric)})
+                                                                 verdict.claim.test, verdict.claim.metric,
+                                                                 # a claim judged at step 0 keeps that point in view
+                                                                 fit_later=verdict.claim.epoch != 0)})
     targets = _targets_table(study, trials, epochs)
     summary_cols = ["arm", "trials", "ok", "test_accuracy", "test_accuracy_low", "test_accuracy_high",
                     "val_accuracy", "train_accuracy", "train_loss", "parameters", "step_seconds"]

@@ -107,9 +107,46 @@ def claim_pairs(pairs: list[dict], metric: str) -> str | None:
 
 
 
-def budget_curve(rows: list[dict], margin: float | None, test: str, metric: str) -> str | None:
+def _margin_levels(margin: float | None, test: str) -> tuple[float, ...]:
+    """Where a budget curve draws the margin: -margin only for a non-inferiority claim."""
+    if not margin:
+        return ()
+    return (-margin,) if test == "noninferior" else (-margin, margin)
+
+
+def budget_ylim(rows: list[dict], margin: float | None = None, test: str = "superior",
+                squash: float = 2.0) -> tuple[float, float] | None:
+    """The y-range of a budget curve fitted to the points after initialisation (with zero and the
+    margin), or None when the step-0 point fits beside them.
+
+    An untrained net's effect (its loss, say) can be many times any effect after training; drawn
+    to scale it flattens the later points, which are what the curve is read for. The range is
+    narrowed only when step 0 would stretch it more than `squash` times."""
+    def values(subset):
+        return [v for row in subset for v in (row["effect"], *row["ci"]) if v is not None and np.isfinite(v)]
+
+    first = values([row for row in rows if row["epoch"] == 0])
+    later = values([row for row in rows if row["epoch"] > 0])
+    if not first or not later:
+        return None
+    later += [0.0, *_margin_levels(margin, test)]
+    low, high = min(later), max(later)
+    every = later + first
+    if high <= low or max(every) - min(every) <= squash * (high - low):
+        return None
+    pad = 0.08 * (high - low)
+    return low - pad, high + pad
+
+
+def budget_curve(rows: list[dict], margin: float | None, test: str, metric: str,
+                 fit_later: bool = True) -> str | None:
     """A claim judged at every stored epoch: its effect and 95% interval against SGD steps (or
-    epochs), with zero and the margin drawn in; points coloured by that epoch's verdict."""
+    epochs), with zero and the margin drawn in; points coloured by that epoch's verdict.
+
+    The x-axis stays linear: epochs are evenly spaced in steps, so a log axis would crowd the
+    late points (and has no place for step 0). With `fit_later` the y-axis may fit the points
+    after initialisation (`budget_ylim`); step 0 is then marked at the edge and its numbers
+    written under the axis. A claim judged at step 0 passes fit_later=False."""
     rows = [row for row in rows if row["effect"] is not None]
     if len(rows) < 2:
         return None
@@ -124,13 +161,29 @@ def budget_curve(rows: list[dict], margin: float | None, test: str, metric: str)
     for xi, row in zip(x, rows):
         ax.plot(xi, row["effect"], "o", color=colours.get(row["verdict"], "grey"), ms=5)
     ax.axhline(0, color="black", lw=0.8)
-    if margin:
-        for level in ((-margin,) if test == "noninferior" else (-margin, margin)):
-            ax.axhline(level, color="#b36b00", lw=0.8, ls="--")
-    ax.set_xlabel("SGD steps" if use_steps else "epoch", fontsize=9)
+    for level in _margin_levels(margin, test):
+        ax.axhline(level, color="#b36b00", lw=0.8, ls="--")
+    xlabel = "SGD steps" if use_steps else "epoch"
+    ylim = budget_ylim(rows, margin, test) if fit_later else None
+    if ylim:
+        ax.set_ylim(ylim)
+        at = next(i for i, row in enumerate(rows) if row["epoch"] == 0)
+        effect, (ci_low, ci_high) = rows[at]["effect"], rows[at]["ci"]
+        interval = f" [{ci_low:.3g}, {ci_high:.3g}]" if ci_low is not None and ci_high is not None else ""
+        note = f"step 0 (initialisation): {effect:.3g}{interval}"
+        if ylim[0] <= effect <= ylim[1]:  # only its interval runs off the scale
+            xlabel += f"\n{note}, interval cut: y fitted to later steps"
+        else:  # the point itself is off the scale: mark where it went, and give its numbers
+            above = effect > ylim[1]
+            ax.plot(x[at], ylim[1] if above else ylim[0], "^" if above else "v", ms=7, clip_on=False,
+                    color=colours.get(rows[at]["verdict"], "grey"))
+            xlabel += f"\n{'▲' if above else '▼'} {note}, off the scale"
+    ax.set_xlabel(xlabel, fontsize=8 if ylim else 9)
     ax.set_ylabel(f"effect on {metric.replace('_', ' ')}", fontsize=9)
     ax.tick_params(labelsize=8)
     handles = [matplotlib.lines.Line2D([], [], marker="o", ls="", color=c, label=v) for v, c in colours.items()]
-    ax.legend(handles=handles, fontsize=7, loc="best", frameon=False)
+    # above the axes, in one row: a legend inside them lands on the points sooner or later
+    ax.legend(handles=handles, fontsize=7, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=4, frameon=False,
+              borderaxespad=0.2, handletextpad=0.1, columnspacing=0.8)
     figure.tight_layout()
     return to_data_uri(figure)

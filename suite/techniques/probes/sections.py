@@ -8,6 +8,7 @@ Computes and draws; judges no claim.
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -52,9 +53,13 @@ def gradient_by_layer(layers: pd.DataFrame, factors: list[str]) -> str | None:
     hue, col = figures.facet_roles(factors)
     grid = sns.relplot(data=data, x="layer", y="grad_norm", hue=hue, col=col, row="when", kind="line",
                        errorbar=figures.t_interval, marker="o", height=2.8, aspect=1.3,
-                       facet_kws={"sharey": False, "margin_titles": True})
+                       # x per column: a column per depth, and an 8-layer net on a 32-layer axis is a squeezed corner
+                       facet_kws={"sharex": "col", "sharey": False, "margin_titles": True})
     grid.set(yscale="log")
+    for ax in grid.axes.flat:
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # layers are whole numbers
     grid.set_axis_labels("hidden layer (input side first)", "gradient norm")
+    grid.tight_layout()  # again: the log scale's tick labels are wider than those relplot laid out for
     return figures.to_data_uri(grid.figure)
 
 

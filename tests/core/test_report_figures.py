@@ -1,0 +1,55 @@
+"""Report figures and tables: what keeps them readable (y-range of budget curves, x-range of
+gradient panels, width of the per-arm table)."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from suite.core import report
+from suite.core.report import figures
+
+
+def _row(epoch, effect, ci=(None, None)):
+    return {"epoch": epoch, "steps": 10 * epoch, "effect": effect, "ci": list(ci), "verdict": "inconclusive"}
+
+
+def test_budget_ylim_fits_the_trained_points_when_step_0_is_far_off():
+    rows = [_row(0, -4.0, (-7.0, -1.5)), _row(1, 0.8, (0.2, 1.4)), _row(2, 0.6, (0.1, 1.0))]
+    low, high = figures.budget_ylim(rows, margin=0.05)
+    assert low < -0.05 and 1.4 < high < 1.6  # later points, zero and the margin in view, step 0 out
+    assert low > -1.0
+
+
+def test_budget_ylim_keeps_everything_when_step_0_is_near():
+    rows = [_row(0, -0.6), _row(1, 0.8, (0.2, 1.4)), _row(2, 0.6, (0.1, 1.0))]
+    assert figures.budget_ylim(rows, margin=0.05) is None
+    assert figures.budget_ylim([_row(1, 0.5), _row(2, 0.4)]) is None  # no step 0: nothing to fit around
+
+
+@pytest.mark.parametrize("fit_later", [True, False])
+def test_budget_curve_draws_with_step_0_off_the_scale(fit_later):
+    rows = [_row(0, -4.0, (-7.0, -1.5)), _row(1, 0.8, (0.2, 1.4)), _row(2, 0.6, (None, None))]
+    assert figures.budget_curve(rows, 0.05, "noninferior", "train_eval_loss", fit_later=fit_later).startswith(
+        "data:image/png;base64,")
+
+
+def test_gradient_panels_get_their_own_layer_range(monkeypatch):
+    from suite.techniques.probes import sections
+
+    monkeypatch.setattr(figures, "to_data_uri", lambda figure: figure)  # keep the figure to look at
+    layers = pd.DataFrame([{"probe": "gradient_stats", "epoch": epoch, "layer": layer, "grad_norm": 1.0 + layer,
+                            "family": family, "depth": depth, "arm": f"{family} / {depth}", "seed": 0}
+                           for depth in (3, 12) for family in ("plain", "residual") for epoch in (0, 2)
+                           for layer in range(1, depth + 1)])
+    figure = sections.gradient_by_layer(layers, ["family", "depth"])
+    right_ends = sorted(ax.get_xlim()[1] for ax in figure.axes if ax.has_data())
+    assert len(right_ends) == 4 and right_ends[1] < 4 < 12 <= right_ends[2]  # the 3-layer net gets its own axis
+
+
+def test_arm_table_has_one_interval_column_and_wrappable_headers():
+    frame = pd.DataFrame({"arm": ["a", "b"], "test_accuracy": [0.8, 0.7], "test_accuracy_low": [0.75, -math.inf],
+                          "test_accuracy_high": [0.85, math.inf], "step_seconds": [0.002, 0.003]})
+    table = report._readable_arms(frame)
+    assert list(table.columns) == ["arm", "test accuracy", "test accuracy 95% CI", "step ms"]
+    assert list(table["test accuracy 95% CI"]) == ["[0.750, 0.850]", "–"]  # one seed: no interval, not ±inf

@@ -288,15 +288,22 @@ def paired_values(claim: Claim, trials: pd.DataFrame, epochs: pd.DataFrame) -> t
     return paired.dropna(), len(paired)
 
 
+def judged_margin(claim: Claim) -> float:
+    """The margin in the units the claim's effect is judged in: for a ratio claim (judged on log
+    ratios) the log of its factor, else the margin itself."""
+    if claim.ratio is not None:
+        return math.log(claim.margin) if claim.margin else 0.0
+    return claim.margin or 0.0
+
+
 def decide(claim: Claim, paired: pd.DataFrame, power_notes: bool = True) -> verdicts.Decision:
     """The claim's verdict from its paired values (suite.core.verdicts has the rule)."""
     if claim.ratio is not None:  # judged on log ratios against the stated ratio; the margin is a factor
         diffs = verdicts.log_ratio_differences(paired["better"], paired["worse"], claim.ratio, claim.direction)
-        margin = math.log(claim.margin) if claim.margin else 0.0
-        return verdicts.decide(diffs, margin, claim.test, power_notes=power_notes)
+        return verdicts.decide(diffs, judged_margin(claim), claim.test, power_notes=power_notes)
     sign = 1.0 if claim.direction == "higher" else -1.0
     diffs = sign * (paired["better"] - paired["worse"])
-    return verdicts.decide(diffs, claim.margin or 0.0, claim.test, metric_scale(claim.metric), power_notes)
+    return verdicts.decide(diffs, judged_margin(claim), claim.test, metric_scale(claim.metric), power_notes)
 
 
 def compared_trials(claim: Claim, trials: pd.DataFrame) -> pd.DataFrame:

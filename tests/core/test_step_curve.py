@@ -90,3 +90,7 @@ def test_a_ratio_claim_on_steps_to_target_can_fail():
 
     assert judged(32, 224) == analysis.SUPPORTED  # about 7x sooner every seed
     assert judged(32, 48) == analysis.CONTRADICTED  # about 1.4x: far from 6x
+    # its effect is a log ratio, so the margin it is judged (and drawn) against is log(1.5), not 1.5
+    assert analysis.judged_margin(claim) == pytest.approx(math.log(1.5))
+    assert analysis.judged_margin(Claim(id="D", text="d", metric="test_accuracy", better={"init": "a"},
+                                        worse={"init": "b"}, margin=0.02)) == 0.02

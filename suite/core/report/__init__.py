@@ -62,6 +62,12 @@ def _interval(low, high) -> str:
     return f"[{low:.3f}, {high:.3f}]" if finite else "–"
 
 
+def _effect_label(claim) -> str:
+    """What a budget curve's effect measures: the metric, or for a ratio claim its log ratio
+    against the stated ratio."""
+    return f"log({claim.metric} ratio / {claim.ratio:g})" if claim.ratio is not None else claim.metric
+
+
 def _readable_arms(frame: pd.DataFrame) -> pd.DataFrame:
     """The per-arm table as a reader wants it: parameter counts as whole numbers, step times in
     milliseconds (seconds at 3 decimals read 0.001 for every MLP), and narrow enough for the page:
@@ -177,8 +183,9 @@ def build_study_report(study: Study, profile: Profile, records: list[dict], out_
             worse = _arms_named(trials, verdict.claim.worse)
         claims_view.append({"v": verdict, "better": better, "worse": worse,
                             "figure": figures.claim_pairs(verdict.pairs, verdict.claim.metric),
-                            "budget_curve": figures.budget_curve(verdict.by_epoch, verdict.claim.margin,
-                                                                 verdict.claim.test, verdict.claim.metric,
+                            # the margin in the effect's units (a ratio claim's effect is a log ratio)
+                            "budget_curve": figures.budget_curve(verdict.by_epoch, analysis.judged_margin(verdict.claim),
+                                                                 verdict.claim.test, _effect_label(verdict.claim),
                                                                  # a claim judged at step 0 keeps that point in view
                                                                  fit_later=verdict.claim.epoch != 0)})
     targets = _targets_table(study, trials, epochs)

@@ -37,8 +37,10 @@ def probe_curves(epochs: pd.DataFrame, factors: list[str]) -> str | None:
                        height=2.4, aspect=1.4, **figures._panels("probe", col, len(columns)))
     grid.set_axis_labels("epoch", "")
     for name, ax in grid.axes_dict.items():  # keys: a probe, or (probe, column level)
-        if "depth_std_ratio" in (name if isinstance(name, tuple) else (name,)):
-            ax.set_yscale("log")  # a ratio spans orders of magnitude (I4, I5)
+        # log scales: a ratio spans orders of magnitude (I4, I5), and an untrained net's loss (about 7
+        # for a deep plain net) would flatten the trained epochs' (0.1-1) into a line
+        if {"depth_std_ratio", "train_eval_loss"} & set(name if isinstance(name, tuple) else (name,)):
+            ax.set_yscale("log")
     return figures.to_data_uri(grid.figure)
 
 

@@ -1,4 +1,4 @@
-"""Shared by the benchmark scripts: run `run_all.py` as a user would and time it."""
+"""Shared by the benchmark scripts: run `run_all.py` as a user would and time it; time a call."""
 
 from __future__ import annotations
 
@@ -11,6 +11,17 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def best_seconds(call, repeats: int) -> float:
+    """The shortest of `repeats` timed calls of `call()`, after one untimed call (tracing, warm-up)."""
+    call()
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()
+        best = min(best, time.perf_counter() - started)
+    return best
 
 
 def run_cli(args: list[str], results: str | None = None, keep: str | None = None) -> dict:

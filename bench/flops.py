@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._timing import machine  # noqa: E402
+from bench._timing import best_seconds, machine  # noqa: E402
 from suite.core.backend import import_keras  # noqa: E402
 
 keras = import_keras()
@@ -53,12 +52,7 @@ def matmul_peak(size: int, repeats: int = 10) -> float:
         import tensorflow as tf
 
         matmul = tf.function(keras.ops.matmul)
-    keras.ops.convert_to_numpy(matmul(a, b))
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        keras.ops.convert_to_numpy(matmul(a, b)[0, 0])  # forces the computation
-        best = min(best, time.perf_counter() - started)
+    best = best_seconds(lambda: keras.ops.convert_to_numpy(matmul(a, b)[0, 0]), repeats)  # numpy forces the work
     return 2 * size**3 / best
 
 

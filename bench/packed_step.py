@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._timing import machine  # noqa: E402
+from bench._timing import best_seconds, machine  # noqa: E402
 from bench.flops import matmul_peak  # noqa: E402
 from suite.core.backend import import_keras  # noqa: E402
 
@@ -68,12 +67,7 @@ def matmul_seconds(members: int) -> tuple[float, float]:
                 out.append(tf.einsum("mbo,mio->mbi", g, w))
         return [tf.reduce_sum(o) for o in out]
 
-    step(weights, inputs, grads)
-    best = float("inf")
-    for _ in range(30):
-        started = time.perf_counter()
-        [o.numpy() for o in step(weights, inputs, grads)]
-        best = min(best, time.perf_counter() - started)
+    best = best_seconds(lambda: [o.numpy() for o in step(weights, inputs, grads)], 30)
     flops = members * BATCH * 2 * sum(i * o * (3 if k else 2) for k, (i, o) in enumerate(LAYERS))
     return best, flops
 
@@ -83,24 +77,17 @@ def shape_rates(members: int, xla: bool) -> list[tuple[str, float, float, float]
     one call each (the cost of an empty call subtracted; the result stays a tensor, uncopied)."""
     import tensorflow as tf
 
-    def best(function, *args) -> float:
-        function(*args)
-        times = []
-        for _ in range(50):
-            started = time.perf_counter()
-            function(*args)
-            times.append(time.perf_counter() - started)
-        return min(times)
-
-    empty = best(tf.function(lambda a, b: a[0, 0, 0] + b[0, 0, 0], jit_compile=xla),
-                 tf.zeros((1, 1, 1)), tf.zeros((1, 1, 1)))
+    empty_call = tf.function(lambda a, b: a[0, 0, 0] + b[0, 0, 0], jit_compile=xla)
+    zero = tf.zeros((1, 1, 1))
+    empty = best_seconds(lambda: empty_call(zero, zero), 50)
     rows = []
     for i, o in dict.fromkeys(LAYERS):
         x, w, g = (tf.random.normal(shape) for shape in ((members, BATCH, i), (members, i, o), (members, BATCH, o)))
         rates = []
         for equation, a, b in (("mbi,mio->mbo", x, w), ("mbi,mbo->mio", x, g), ("mbo,mio->mbi", g, w)):
             einsum = tf.function(lambda a, b, equation=equation: tf.einsum(equation, a, b), jit_compile=xla)
-            rates.append(2 * members * BATCH * i * o / max(best(einsum, a, b) - empty, 1e-9) / 1e9)
+            seconds = best_seconds(lambda einsum=einsum, a=a, b=b: einsum(a, b), 50) - empty
+            rates.append(2 * members * BATCH * i * o / max(seconds, 1e-9) / 1e9)
         rows.append((f"{i} x {o}", *rates))
     return rows
 

@@ -28,9 +28,12 @@ from suite.core.verdicts import DECIDED
 _ENV = Environment(loader=PackageLoader("suite.core.report", "templates"), autoescape=select_autoescape(["html"]))
 
 
+def _missing(x) -> bool:
+    return x is None or (isinstance(x, float) and not math.isfinite(x))
+
+
 def format_number(x, digits: int = 3) -> str:
-    missing = x is None or (isinstance(x, float) and not math.isfinite(x))
-    if missing:
+    if _missing(x):
         return "–"
     return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.{digits}f}"  # counts (parameters, FLOPs) read as counts
 
@@ -58,8 +61,9 @@ def table_html(frame: pd.DataFrame, float_format: str = "{:.3f}") -> Markup:
 
 
 def _interval(low, high) -> str:
-    finite = all(x is not None and math.isfinite(x) for x in (low, high))  # one seed gives (-inf, inf)
-    return f"[{low:.3f}, {high:.3f}]" if finite else "–"
+    if _missing(low) or _missing(high):  # one seed gives (-inf, inf)
+        return "–"
+    return f"[{low:.3f}, {high:.3f}]"
 
 
 def _effect_label(claim) -> str:

@@ -236,10 +236,16 @@ def layer_multiply_adds(layer) -> int:
     return positions * math.prod(int(d) for d in kernel.shape)
 
 
+def _inference_multiply_adds(model) -> list[int]:
+    """Multiply-adds per example of each weighted layer on the inference path, input side first."""
+    counts = [layer_multiply_adds(layer) for layer in _leaf_layers(model) if not layer.name.startswith(AUX_PREFIX)]
+    return [count for count in counts if count]
+
+
 def count_flops(model) -> int:
     """Forward FLOPs per example of the inference path: 2 x the multiply-adds of every conv
     and dense layer (bias adds, activations and pooling are left out, as usual)."""
-    return 2 * sum(layer_multiply_adds(layer) for layer in _leaf_layers(model) if not layer.name.startswith(AUX_PREFIX))
+    return 2 * sum(_inference_multiply_adds(model))
 
 
 def count_training_flops(model) -> int:
@@ -247,8 +253,7 @@ def count_training_flops(model) -> int:
     worth) and the input gradients of every weighted layer but the first, whose input is the
     image (nothing asks for its gradient, and compiled graphs drop it). For init's 5x100 MLP
     that is 2.34x the forward, not 3x: the first layer holds 66% of its multiply-adds."""
-    weighted = [layer_multiply_adds(layer) for layer in _leaf_layers(model) if not layer.name.startswith(AUX_PREFIX)]
-    weighted = [m for m in weighted if m]
+    weighted = _inference_multiply_adds(model)
     return 2 * (3 * sum(weighted) - (weighted[0] if weighted else 0))
 
 

@@ -21,7 +21,8 @@ rounding (tests/techniques/standard/test_packed.py):
   call each (the same rows, through the probe module's own row builders); any other probe runs
   as its Keras callback on the member's model (`member_model`).
 
-Supported: `mlp` with an elementwise activation, norm `none`, `batchnorm` or `batchnorm_after`,
+Supported: `mlp` with an elementwise activation, PReLU (its learned slopes are one more stacked
+weight per layer) or maxout (the max over the pieces of a wider layer), norm `none`, `batchnorm` or `batchnorm_after`,
 l2, optimizers `sgd` (with `momentum`), `momentum`, `nesterov`, the standard procedure without
 augmentation or data view. Anything else is not packable and trains alone. TensorFlow
 (tf.function) and JAX (jax.jit) backends, through the same `keras.ops` code.
@@ -40,7 +41,7 @@ from suite.core import registry, step_curve
 from suite.core.backend import import_keras
 from suite.core.datasets import Dataset, epoch_order, sample_order, seed_sample
 from suite.core.fit import DIVERGED, EVAL_BATCH, OK, TIMEOUT, TrialContext, finite_or_none, outcome
-from suite.techniques.activations.activations import build_activation
+from suite.techniques.activations.activations import MAXOUT_PIECES, Maxout, build_activation
 from suite.techniques.architectures.families import HIDDEN_PREFIX, MODEL_DEFAULTS, build_model
 from suite.techniques.probes.probes import activation_rows, gradient_batches, gradient_rows
 from suite.techniques.standard.procedure import PROBE_EXAMPLES
@@ -68,6 +69,22 @@ def activation_function(name: str):
     return layer.activation if type(layer) is keras.layers.Activation else None
 
 
+def activation_kind(name: str) -> str | None:
+    """How a pack runs activation `name`: "elementwise", "prelu" (a learned slope per unit, stacked
+    like a weight), "maxout" (the max over pieces), or None (it cannot)."""
+    try:
+        layer = build_activation(name, "probe")
+    except (ValueError, TypeError, KeyError):
+        return None
+    if type(layer) is keras.layers.Activation:
+        return None if name in ("softmax", "log_softmax") else "elementwise"
+    if type(layer) is keras.layers.PReLU and layer.shared_axes is None:
+        return "prelu"
+    if type(layer) is Maxout:
+        return "maxout"
+    return None
+
+
 def packing_problems(config: dict) -> list[str]:
     """Why a trial with `config` cannot be a pack member (empty: it can)."""
     config = {**MODEL_DEFAULTS, **config}
@@ -84,8 +101,8 @@ def packing_problems(config: dict) -> list[str]:
         problems.append("dropout (a per-member mask stream would not equal Keras' draws)")
     if config.get("augmentation", "none") != "none" or "data_view" in config:
         problems.append("augmentation or data view")
-    if config["activation"] in ("softmax", "log_softmax") or activation_function(config["activation"]) is None:
-        problems.append(f"activation {config['activation']} (only elementwise ones)")
+    if activation_kind(config["activation"]) is None:
+        problems.append(f"activation {config['activation']} (only elementwise ones, prelu and maxout)")
     return problems
 
 
@@ -103,6 +120,18 @@ def sample_indices(seed: int, pool: int, n: int) -> np.ndarray:
     """The pool indices of the first `n` images `seed_sample(data, seed)` puts in x_train
     (the same draw, without copying the pool)."""
     return sample_order(seed, pool)[:n]
+
+
+_POOL: list = []  # [(x_train array, its (images, features) tensor, labels tensor)]: one dataset per worker
+
+
+def pool_tensors(data: Dataset) -> tuple:
+    """The training pool as tensors: images flattened, labels int32. Kept for the next pack on the
+    same pool (converting Fashion-MNIST's 55,000 images copies 172 MB: 0.3 s a pack, measured)."""
+    if not _POOL or _POOL[0][0] is not data.x_train:
+        x = ops.convert_to_tensor(data.x_train.reshape(len(data.x_train), -1))
+        _POOL[:] = [(data.x_train, x, ops.convert_to_tensor(data.y_train.astype("int32")))]
+    return _POOL[0][1], _POOL[0][2]
 
 
 def check_packable(configs: list[dict]) -> None:
@@ -146,17 +175,16 @@ class PackedMLP:
         momentum, self.nesterov = OPTIMIZERS[config["optimizer"]]
         self.momentum = float(config.get("momentum", 0.0) if momentum is None else momentum)
         self.learning_rates = ops.convert_to_tensor(np.array([c["learning_rate"] for c in configs], "float32"))
+        self.program = program_for(self.members, self.depth, self.norm, config["activation"], float(config["l2"]),
+                                   self.momentum, self.nesterov)
         self.models = [self._fresh_model(c, s) for c, s in zip(configs, seeds)]
         self.parameters = int(self.models[0].count_params())
         self.params, self.stats = self._stack(self.models)
         self.velocity = [ops.zeros_like(p) for p in self.params] if self.momentum else []
         self.alive = ops.convert_to_tensor(np.ones(self.members, bool))
-        pool = data.x_train.reshape(len(data.x_train), -1)
-        self.pool_x, self.pool_y = ops.convert_to_tensor(pool), ops.convert_to_tensor(data.y_train.astype("int32"))
-        self.subsets = np.stack([sample_indices(s, len(pool), self.n) for s in seeds])  # (members, n)
+        self.pool_x, self.pool_y = pool_tensors(data)
+        self.subsets = np.stack([sample_indices(s, len(data.x_train), self.n) for s in seeds])  # (members, n)
         self.epochs_done = 0
-        self.program = program_for(self.members, self.depth, self.norm, config["activation"], float(config["l2"]),
-                                   self.momentum, self.nesterov)
 
     # ---- building ------------------------------------------------------------------------
     def _fresh_model(self, config: dict, seed: int) -> keras.Model:
@@ -164,14 +192,16 @@ class PackedMLP:
         keras.utils.set_random_seed(seed)
         return build_model(config, self.data.input_shape, self.data.num_classes)
 
-    def _layer_names(self) -> list[tuple[str, str | None]]:
-        return [(f"dense_{i}", f"norm_{i}" if self.norm != "none" else None) for i in range(1, self.depth + 1)]
+    def _layer_names(self) -> list[tuple[str, str | None, str | None]]:
+        """Per hidden layer: its Dense, its BatchNormalization, its PReLU (None where it has none)."""
+        return [(f"dense_{i}", f"norm_{i}" if self.norm != "none" else None,
+                 f"{HIDDEN_PREFIX}{i}" if self.program.kind == "prelu" else None) for i in range(1, self.depth + 1)]
 
     def _stack(self, models) -> tuple[list, list]:
-        """Trainable tensors [W1, b1, (gamma1, beta1), ..., W_head, b_head] and batch-norm
+        """Trainable tensors [W1, b1, (gamma1, beta1), (alpha1), ..., W_head, b_head] and batch-norm
         moving statistics [mean1, var1, ...], each with a leading member axis."""
         params, stats = [], []
-        for dense, norm in self._layer_names():
+        for dense, norm, learned in self._layer_names():
             layers = [m.get_layer(dense) for m in models]
             params += [np.stack([ops.convert_to_numpy(layer.kernel) for layer in layers]),
                        np.stack([ops.convert_to_numpy(layer.bias) for layer in layers])]
@@ -180,6 +210,8 @@ class PackedMLP:
                 params += [np.stack([ops.convert_to_numpy(getattr(b, name)) for b in bns]) for name in ("gamma", "beta")]
                 stats += [np.stack([ops.convert_to_numpy(getattr(b, name)) for b in bns])
                           for name in ("moving_mean", "moving_variance")]
+            if learned:
+                params.append(np.stack([ops.convert_to_numpy(m.get_layer(learned).alpha) for m in models]))
         heads = [m.get_layer("head") for m in models]
         params += [np.stack([ops.convert_to_numpy(h.kernel) for h in heads]),
                    np.stack([ops.convert_to_numpy(h.bias) for h in heads])]
@@ -190,7 +222,7 @@ class PackedMLP:
         model = self.models[member]
         params = [ops.convert_to_numpy(p[member]) for p in self.params]
         stats = [ops.convert_to_numpy(s[member]) for s in self.stats]
-        for dense, norm in self._layer_names():
+        for dense, norm, learned in self._layer_names():
             layer = model.get_layer(dense)
             layer.kernel.assign(params.pop(0))
             layer.bias.assign(params.pop(0))
@@ -200,6 +232,8 @@ class PackedMLP:
                 bn.beta.assign(params.pop(0))
                 bn.moving_mean.assign(stats.pop(0))
                 bn.moving_variance.assign(stats.pop(0))
+            if learned:
+                model.get_layer(learned).alpha.assign(params.pop(0))
         model.get_layer("head").kernel.assign(params.pop(0))
         model.get_layer("head").bias.assign(params.pop(0))
         return model
@@ -274,7 +308,10 @@ class _Program:
     def __init__(self, members: int, depth: int, norm: str, activation: str, l2: float, momentum: float,
                  nesterov: bool):
         self.members, self.depth, self.norm, self.l2 = members, depth, norm, l2
-        self.activation, self.momentum, self.nesterov = activation_function(activation), momentum, nesterov
+        self.kind, self.momentum, self.nesterov = activation_kind(activation), momentum, nesterov
+        self.activation = activation_function(activation) if self.kind == "elementwise" else None
+        # each hidden layer's stacked params: kernel, bias, [gamma, beta], [PReLU's alpha]
+        self.per_layer = 2 + (2 if norm != "none" else 0) + (1 if self.kind == "prelu" else 0)
         # Unlike Keras' own fit, where XLA was ~2x slower on these CPUs, the training loop gains:
         # XLA fuses the ~200 small ops of a step around its matmuls (2 cores, one thread, 9 members of
         # the init MLP: epoch 2.27 s -> 1.73 s with ReLU, 2.12 -> 1.71 s with sigmoid; the step's
@@ -289,17 +326,20 @@ class _Program:
         """Probabilities (members, batch, classes) and, in training, the batch statistics.
         `x` is (members, batch, features), or (batch, features) shared by all members."""
         h, new_stats, p, s = x, [], list(params), list(stats)
-        self.pres, self.outs = [], []  # each hidden activation's input and output (activation_stats)
+        # each hidden activation's input, output and function (activation_stats)
+        self.pres, self.outs, self.functions = [], [], []
         for _ in range(self.depth):
             kernel, bias = p.pop(0), p.pop(0)
+            if self.norm != "none":
+                gamma, beta, mean, variance = p.pop(0), p.pop(0), s.pop(0), s.pop(0)
+            function = self._activation(p.pop(0) if self.kind == "prelu" else None)
             equation = "mbi,mio->mbo" if len(h.shape) == 3 else "bi,mio->mbo"
             h = ops.add(ops.einsum(equation, h, kernel), bias[:, None, :])  # Keras Dense: matmul, then add
             if self.norm == "none":
-                h = self._activate(h)
+                h = self._activate(h, function)
                 continue
-            gamma, beta, mean, variance = p.pop(0), p.pop(0), s.pop(0), s.pop(0)
             if self.norm == "batchnorm_after":
-                h = self._activate(h)
+                h = self._activate(h, function)
             if training:  # per-member batch statistics, as each member's own BatchNormalization
                 batch_mean, batch_var = ops.moments(h, axes=[1], keepdims=False)
                 new_stats += [ops.add(ops.multiply(mean, BN_MOMENTUM), ops.multiply(batch_mean, 1.0 - BN_MOMENTUM)),
@@ -307,16 +347,31 @@ class _Program:
                 mean, variance = batch_mean, batch_var
             h = _batch_normalize(h, mean, variance, beta, gamma)
             if self.norm == "batchnorm":
-                h = self._activate(h)
+                h = self._activate(h, function)
         kernel, bias = p.pop(0), p.pop(0)
         equation = "mbi,mio->mbo" if len(h.shape) == 3 else "bi,mio->mbo"
         logits = ops.add(ops.einsum(equation, h, kernel), bias[:, None, :])
         return keras.activations.softmax(logits), new_stats  # softmax keeps its logits for the loss, as in Keras
 
-    def _activate(self, h):
-        out = self.activation(h)
+    def _activation(self, alpha):
+        """The hidden activation as a function of h (members, batch, units), in the operation order
+        of its Keras layer; `alpha` (members, units): PReLU's learned slopes."""
+        if self.kind == "prelu":  # keras.layers.PReLU.call: relu(x) + (-alpha) * relu(-x)
+            negative_alpha = ops.negative(alpha)[:, None, :]
+            return lambda h: ops.add(keras.activations.relu(h),
+                                     ops.multiply(negative_alpha, keras.activations.relu(ops.negative(h))))
+        if self.kind == "maxout":  # Maxout.call: the units grouped as (channels, pieces), max over pieces
+            def maxout(h):
+                grouped = ops.reshape(h, (*h.shape[:-1], h.shape[-1] // MAXOUT_PIECES, MAXOUT_PIECES))
+                return ops.max(grouped, axis=-1)
+            return maxout
+        return self.activation
+
+    def _activate(self, h, function):
+        out = function(h)
         self.pres.append(h)
         self.outs.append(out)
+        self.functions.append(function)
         return out
 
     def _probe_tensors(self, params, stats, x):
@@ -324,7 +379,7 @@ class _Program:
         activation's input, its output and its slope f'(input), each (members, images, units)."""
         self._forward(params, stats, x, training=False)
         pres, outs = list(self.pres), list(self.outs)
-        return pres, outs, [_elementwise_slope(self.activation, pre) for pre in pres]
+        return pres, outs, [_activation_slope(function, pre) for function, pre in zip(self.functions, pres)]
 
     def _kernel_gradients(self, params, stats, x, y):
         """Per member, the norm of d(loss)/d(kernel) of every hidden layer, in training mode (batch
@@ -335,13 +390,12 @@ class _Program:
             return ops.mean(ops.sparse_categorical_crossentropy(targets, probs), axis=1), new_stats
 
         _, _, grads = _value_and_grad(member_losses)(params, stats, x, y)
-        step = 4 if self.norm != "none" else 2
-        kernels = [grads[i * step] for i in range(self.depth)]
+        kernels = [grads[i * self.per_layer] for i in range(self.depth)]
         return ops.stack([ops.sqrt(ops.sum(ops.square(k), axis=(1, 2))) for k in kernels], axis=1)
 
     def penalty(self, params):
         """Keras' L2 regularizer on every hidden kernel: l2 * sum(W^2), per member."""
-        kernels = [params[i * (4 if self.norm != "none" else 2)] for i in range(self.depth)]
+        kernels = [params[i * self.per_layer] for i in range(self.depth)]
         return ops.sum(ops.stack([ops.sum(ops.square(k), axis=(1, 2)) for k in kernels]), axis=0) * self.l2
 
     def _member_losses(self, params, stats, x, y):
@@ -438,8 +492,9 @@ def _compile(function, xla_on_cpu: bool = False):
     return tf.function(function, jit_compile=xla)
 
 
-def _elementwise_slope(function, z):
-    """f'(z) at every element of z, by autodiff of sum(f(z)) (as `probes.activation_slope`)."""
+def _activation_slope(function, z):
+    """d(sum f(z)) / dz at every element of z, by autodiff (as `probes.activation_slope`): f'(z) for
+    an elementwise f, for maxout 1 where a piece wins and 0 elsewhere."""
     if keras.config.backend() == "jax":
         import jax
         import jax.numpy as jnp

@@ -53,3 +53,18 @@ def test_arm_table_has_one_interval_column_and_wrappable_headers():
     table = report._readable_arms(frame)
     assert list(table.columns) == ["arm", "test accuracy", "test accuracy 95% CI", "step ms"]
     assert list(table["test accuracy 95% CI"]) == ["[0.750, 0.850]", "–"]  # one seed: no interval, not ±inf
+
+
+def test_a_log_panel_keeps_its_means_in_view_when_a_band_reaches_below_zero(monkeypatch):
+    from suite.techniques.probes import sections
+
+    monkeypatch.setattr(figures, "to_data_uri", lambda figure: figure)
+    # three seeds whose loss spreads so widely that the t-interval's lower end is below 0
+    epochs = pd.DataFrame([{"epoch": epoch, "seed": seed, "arm": "plain", "family": "plain",
+                            "train_eval_loss": loss}
+                           for epoch in (0, 1, 2) for seed, loss in enumerate([0.05, 0.1, 3.0 / (1 + epoch)])])
+    figure = sections.probe_curves(epochs, ["family"])
+    ax = next(ax for ax in figure.axes if ax.has_data())
+    assert ax.get_yscale() == "log"
+    lowest_mean = min(epochs.groupby("epoch")["train_eval_loss"].mean())
+    assert ax.get_ylim()[0] == pytest.approx(lowest_mean / 2)

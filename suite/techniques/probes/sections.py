@@ -41,7 +41,18 @@ def probe_curves(epochs: pd.DataFrame, factors: list[str]) -> str | None:
         # for a deep plain net) would flatten the trained epochs' (0.1-1) into a line
         if {"depth_std_ratio", "train_eval_loss"} & set(name if isinstance(name, tuple) else (name,)):
             ax.set_yscale("log")
+            log_floor(ax)
     return figures.to_data_uri(grid.figure)
+
+
+def log_floor(ax) -> None:
+    """Bottom of a log-scaled panel at half its smallest plotted mean. A 95% t-interval of a few
+    seeds can reach below 0, which a log axis cannot show; left to autoscale, such a band pulled
+    the axis decades down and flattened the means. The band now runs off the bottom instead."""
+    means = [y for line in ax.get_lines() for y in np.asarray(line.get_ydata(), dtype=float)
+             if np.isfinite(y) and y > 0]
+    if means:
+        ax.set_ylim(bottom=min(means) / 2)
 
 
 def gradient_by_layer(layers: pd.DataFrame, factors: list[str]) -> str | None:

@@ -60,11 +60,14 @@ def test_a_log_panel_keeps_its_means_in_view_when_a_band_reaches_below_zero(monk
 
     monkeypatch.setattr(figures, "to_data_uri", lambda figure: figure)
     # three seeds whose loss spreads so widely that the t-interval's lower end is below 0
-    epochs = pd.DataFrame([{"epoch": epoch, "seed": seed, "arm": "plain", "family": "plain",
-                            "train_eval_loss": loss}
-                           for epoch in (0, 1, 2) for seed, loss in enumerate([0.05, 0.1, 3.0 / (1 + epoch)])])
-    figure = sections.probe_curves(epochs, ["family"])
-    ax = next(ax for ax in figure.axes if ax.has_data())
-    assert ax.get_yscale() == "log"
-    lowest_mean = min(epochs.groupby("epoch")["train_eval_loss"].mean())
-    assert ax.get_ylim()[0] == pytest.approx(lowest_mean / 2)
+    # a second panel (depth 3) shares the row's y-axis and holds the lowest mean, 0.01
+    epochs = pd.DataFrame([{"epoch": epoch, "seed": seed, "arm": f"plain / {depth}", "family": "plain",
+                            "depth": depth, "train_eval_loss": loss * scale}
+                           for depth, scale in ((3, 0.1), (12, 1.0)) for epoch in (0, 1, 2)
+                           for seed, loss in enumerate([0.05, 0.1, 3.0 / (1 + epoch)])])
+    figure = sections.probe_curves(epochs, ["family", "depth"])
+    panels = [ax for ax in figure.axes if ax.has_data()]
+    assert len(panels) == 2 and all(ax.get_yscale() == "log" for ax in panels)
+    lowest_mean = min(epochs.groupby(["depth", "epoch"])["train_eval_loss"].mean())
+    for ax in panels:  # both panels keep every mean in view, the lower one's too
+        assert ax.get_ylim()[0] == pytest.approx(lowest_mean / 2)

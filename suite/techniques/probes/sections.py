@@ -46,11 +46,12 @@ def probe_curves(epochs: pd.DataFrame, factors: list[str]) -> str | None:
 
 
 def log_floor(ax) -> None:
-    """Bottom of a log-scaled panel at half its smallest plotted mean. A 95% t-interval of a few
-    seeds can reach below 0, which a log axis cannot show; left to autoscale, such a band pulled
-    the axis decades down and flattened the means. The band now runs off the bottom instead."""
-    means = [y for line in ax.get_lines() for y in np.asarray(line.get_ydata(), dtype=float)
-             if np.isfinite(y) and y > 0]
+    """Bottom of a log-scaled panel at half the smallest mean plotted on its y-axis (all panels
+    that share it). A 95% t-interval of a few seeds can reach below 0, which a log axis cannot
+    show; left to autoscale, such a band pulled the axis decades down and flattened the means.
+    The band now runs off the bottom instead."""
+    means = [y for panel in ax.get_shared_y_axes().get_siblings(ax) for line in panel.get_lines()
+             for y in np.asarray(line.get_ydata(), dtype=float) if np.isfinite(y) and y > 0]
     if means:
         ax.set_ylim(bottom=min(means) / 2)
 

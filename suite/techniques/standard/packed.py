@@ -59,23 +59,25 @@ BN_MOMENTUM, BN_EPSILON = 0.99, 1e-3  # Keras' BatchNormalization defaults, whic
 PACKED_PROBES = ("activation_stats", "gradient_stats")  # computed for all members at once
 
 
+def _activation_layer(name: str):
+    """The hidden activation layer `name` as the family builds it, or None if there is no such activation."""
+    try:
+        return build_activation(name, "probe")
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
 def activation_function(name: str):
     """The elementwise function of activation `name` as the family builds it, or None when its
     layer is not a plain `Activation` (PReLU's learned slopes, maxout's pieces)."""
-    try:
-        layer = build_activation(name, "probe")
-    except (ValueError, TypeError, KeyError):
-        return None
+    layer = _activation_layer(name)
     return layer.activation if type(layer) is keras.layers.Activation else None
 
 
 def activation_kind(name: str) -> str | None:
     """How a pack runs activation `name`: "elementwise", "prelu" (a learned slope per unit, stacked
     like a weight), "maxout" (the max over pieces), or None (it cannot)."""
-    try:
-        layer = build_activation(name, "probe")
-    except (ValueError, TypeError, KeyError):
-        return None
+    layer = _activation_layer(name)
     if type(layer) is keras.layers.Activation:
         return None if name in ("softmax", "log_softmax") else "elementwise"
     if type(layer) is keras.layers.PReLU and layer.shared_axes is None:

@@ -51,7 +51,17 @@ def run_cli(args: list[str], results: str | None = None, keep: str | None = None
     return {"seconds": seconds, "returncode": done.returncode, "trials": trials, "verdicts": verdicts, "keys": keys}
 
 
+def cpu_flags() -> str:
+    """The vector extensions that decide float32 kernels and their speed here: "avx2 avx512f"."""
+    try:
+        words = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return "flags unknown"
+    return " ".join(flag for flag in ("avx2", "avx512f") if flag in words) or "neither avx2 nor avx512f"
+
+
 def machine() -> str:
     import os
 
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    return (f"{platform.processor() or platform.machine()} ({cpu_flags()}), {os.cpu_count()} cores, "
+            f"Python {platform.python_version()}")

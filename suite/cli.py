@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from suite.core import backend, loader, schema
-from suite.core.device import PRECISIONS, XLA_CHOICES, DeviceOptions
+from suite.core.device import PRECISIONS, XLA_CHOICES, DeviceOptions, default_threads_per_trial
 from suite.core.plugins import load_plugins
 
 EXIT_OK, EXIT_TRIAL_ERRORS, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -46,13 +46,18 @@ def build_parser() -> argparse.ArgumentParser:
                              "auto (default: processes, one per core, on a CPU with several cores)")
     parser.add_argument("--workers", type=int, default=None, metavar="N",
                         help="worker processes, or a local Ray instance's CPUs (default: cores, at most 4)")
+    parser.add_argument("--threads-per-trial", type=int, default=None, metavar="N",
+                        help="intra- and inter-op threads of every trial, whichever executor runs it, so that the "
+                             "numbers do not depend on the executor (default: cores / default workers, "
+                             f"{default_threads_per_trial()} here); recorded in each record")
     parser.add_argument("--trials-per-gpu", type=int, default=None, metavar="K",
                         help="processes: K workers per visible GPU, each pinned to it with a K-th of its memory")
     parser.add_argument("--trial-timeout", type=float, default=None, metavar="SECONDS",
                         help="a trial running longer ends as `timeout` (and runs again on the next run)")
     parser.add_argument("--ray-address", default=None, metavar="ADDRESS",
                         help="ray: an existing cluster ('auto' or ray://HOST:10001); default: a local instance")
-    parser.add_argument("--ray-cpus-per-trial", type=float, default=1.0, metavar="N", help="ray: CPUs per trial (default 1)")
+    parser.add_argument("--ray-cpus-per-trial", type=float, default=None, metavar="N",
+                        help="ray: CPUs each task asks for (default: --threads-per-trial)")
     parser.add_argument("--ray-gpus-per-trial", type=float, default=0.0, metavar="F",
                         help="ray: GPUs per trial, fractions allowed (0.25 = four trials per GPU; default 0)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto",
@@ -79,13 +84,17 @@ def list_studies(directory: Path) -> None:
             print(f"{path.stem:16s} (invalid: {err})")
 
 
+def requested_paths(names: list[str], directory: Path) -> list[Path]:
+    if names == ["all"] or "all" in names:
+        return loader.list_study_paths(directory)
+    return [loader.find_study_path(name, directory) for name in dict.fromkeys(names)]
+
+
 def load_requested(names: list[str], directory: Path, profile: str) -> list:
     """Validate every requested study before anything runs (SpecError on the first problem)."""
-    if names == ["all"] or "all" in names:
-        names = [p.stem for p in loader.list_study_paths(directory)]
     studies = []
-    for name in dict.fromkeys(names):
-        study = loader.load_study(loader.find_study_path(name, directory))
+    for path in requested_paths(names, directory):
+        study = loader.load_study(path)
         if profile not in study.profiles:
             raise loader.SpecError(study.path, "profiles", f"has no profile {profile!r}; profiles: {', '.join(study.profiles)}")
         studies.append(study)
@@ -105,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.study:
         print("error: name a study with --study NAME (or --study all); --list shows them", file=sys.stderr)
         return EXIT_BAD_INPUT
-    for flag in ("seeds", "workers", "trials_per_gpu", "trial_timeout"):
+    for flag in ("seeds", "workers", "threads_per_trial", "trials_per_gpu", "trial_timeout"):
         value = getattr(args, flag)
         if value is not None and value <= 0:
             print(f"error: --{flag.replace('_', '-')} must be positive, got {value}", file=sys.stderr)
@@ -113,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.first_seed < 0:
         print(f"error: --first-seed must be 0 or more, got {args.first_seed}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    if args.ray_cpus_per_trial <= 0 or args.ray_gpus_per_trial < 0:
+    if (args.ray_cpus_per_trial is not None and args.ray_cpus_per_trial <= 0) or args.ray_gpus_per_trial < 0:
         print("error: --ray-cpus-per-trial must be positive and --ray-gpus-per-trial >= 0", file=sys.stderr)
         return EXIT_BAD_INPUT
     if args.backend:
@@ -121,6 +130,12 @@ def main(argv: list[str] | None = None) -> int:
             print("error: --backend must be chosen before Keras is imported (run it as a fresh process)", file=sys.stderr)
             return EXIT_BAD_INPUT
         os.environ["KERAS_BACKEND"] = args.backend
+    try:  # a grid too large to plan is refused before Keras and the techniques load (seconds)
+        for path in requested_paths(args.study, directory):
+            loader.check_grid_size(path, args.profile, args.seeds)
+    except loader.SpecError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     backend.import_keras()
     load_plugins()  # the techniques register their settings, names and procedures
     try:
@@ -230,7 +245,8 @@ def executor_options(args):
     from suite.core.executors import ExecutorOptions
 
     return ExecutorOptions(workers=args.workers, data_dir=args.data_dir,
-                           device=DeviceOptions(precision=args.precision, xla=args.xla),
+                           device=DeviceOptions(precision=args.precision, xla=args.xla,
+                                                threads_per_trial=args.threads_per_trial),
                            trials_per_gpu=args.trials_per_gpu, trial_timeout=args.trial_timeout,
                            ray_address=args.ray_address, cpus_per_trial=args.ray_cpus_per_trial,
                            gpus_per_trial=args.ray_gpus_per_trial)

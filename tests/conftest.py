@@ -13,9 +13,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import pytest  # noqa: E402
 import yaml  # noqa: E402
 
+from suite.core.device import apply_device_options  # noqa: E402
 from suite.core.plugins import load_plugins  # noqa: E402
 
 load_plugins()  # the techniques register their pieces, settings and procedures (as the CLI and workers do)
+# this process sizes its thread pools before any test runs an op, as every worker does, so that
+# in-process trials compute the same numbers as those of spawned workers
+apply_device_options()
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -1,4 +1,9 @@
-"""device: how one process uses its accelerator, decided once per process and recorded.
+"""device: how one process uses its cores and accelerator, decided once per process and recorded.
+
+Threads: every trial runs on the same number of intra- and inter-op threads, whichever
+executor runs it (`threads_per_trial`), because float32 kernels split their sums by thread:
+on an AVX2-only CPU one trial gave other numbers on 1 and on 2 threads, so the worker count
+changed the records. The default is the cores each of the default executor's workers gets.
 
 On a GPU: memory growth (or a memory cap when several trials share one GPU), mixed
 precision (bfloat16 where the GPU supports it, compute capability >= 8.0; else float16,
@@ -14,7 +19,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 XLA_CHOICES = ("auto", "on", "off")
@@ -25,6 +30,7 @@ class DeviceOptions:
     precision: str = "auto"  # one of PRECISIONS
     xla: str = "auto"  # one of XLA_CHOICES
     memory_limit_mb: int | None = None  # per process; set by executors that put several trials on one GPU
+    threads_per_trial: int | None = None  # intra- and inter-op threads; None: default_threads_per_trial()
 
 
 _SETTINGS: dict | None = None
@@ -51,6 +57,37 @@ def gpu_memory_mb() -> int | None:
     """Total memory of the first GPU in MiB, or None without one."""
     out = _nvidia_smi("--query-gpu=memory.total", "--format=csv,noheader,nounits").split()
     return int(float(out[0])) if out else None
+
+
+def default_threads_per_trial() -> int:
+    """The cores each worker of the default executor gets (one worker per core, at most 4), so
+    that the default run uses every core and any other executor computes the same numbers."""
+    cores = os.cpu_count() or 1
+    return max(1, cores // min(4, cores))
+
+
+class ThreadsAlreadySetError(RuntimeError):
+    """The framework started its thread pools before the suite could size them."""
+
+
+def _pin_threads(backend: str, threads: int) -> dict:
+    """Size this process's thread pools; must run before the framework runs its first op."""
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # OpenMP builds of oneDNN read it at their first kernel
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        try:  # a no-op when already at `threads`; refused once the runtime has started
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError:
+            running = tf.config.threading.get_intra_op_parallelism_threads() or "as many as cores"
+            raise ThreadsAlreadySetError(
+                f"TensorFlow already runs on {running} intra-op threads in this process, so its trials cannot "
+                f"run on {threads} as every other trial does (their float32 sums would round differently); "
+                "apply the device options before anything runs a TensorFlow op") from None
+    elif backend == "jax" and threads == 1:  # XLA's CPU client sizes its pool itself; one thread can be asked for
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
+    return {"intra_op": threads, "inter_op": threads}
 
 
 def _memory_environment(options: DeviceOptions, backend: str) -> None:
@@ -101,11 +138,17 @@ def resolve_precision(requested: str, gpus: list[tuple[str, float]]) -> str:
 
 
 def apply_device_options(options: DeviceOptions | None = None) -> dict:
-    """Configure this process once (later calls return the first settings) and say how."""
+    """Configure this process once and say how. A later call returns the first settings; one that
+    asks for other settings is refused, since this process's trials already ran under the first."""
     global _SETTINGS
-    if _SETTINGS is not None:
-        return _SETTINGS
+    asked = options is not None
     options = options or DeviceOptions()
+    options = replace(options, threads_per_trial=options.threads_per_trial or default_threads_per_trial())
+    if _SETTINGS is not None:
+        if asked and asdict(options) != _SETTINGS["requested"]:
+            raise RuntimeError(f"this process already runs under {_SETTINGS['requested']}; it cannot switch to "
+                               f"{asdict(options)} (start a new process)")
+        return _SETTINGS
     if options.precision not in PRECISIONS or options.xla not in XLA_CHOICES:
         raise ValueError(f"precision must be one of {PRECISIONS} and xla one of {XLA_CHOICES}, got {options}")
     from suite.core.backend import import_keras
@@ -113,6 +156,7 @@ def apply_device_options(options: DeviceOptions | None = None) -> dict:
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
     _memory_environment(options, backend)
     keras = import_keras()
+    threads = _pin_threads(backend, options.threads_per_trial)
     gpus = _gpus(backend, options)
     precision = resolve_precision(options.precision, gpus)
     keras.config.set_dtype_policy(precision)  # float16 gets loss scaling from Model.compile
@@ -125,6 +169,7 @@ def apply_device_options(options: DeviceOptions | None = None) -> dict:
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
         "requested": asdict(options),
         "deterministic_ops": deterministic,
+        "threads": threads,
     }
     return _SETTINGS
 

@@ -6,12 +6,15 @@ main process as each unit ends (a pack's outcome is a list, one per member), so 
 stores every record the moment it exists, and `poll()` now and then, so the terminal can show
 the epochs of trials still running.
 - `inline` runs in this process;
-- `processes` runs N spawned worker processes, each with its own copy of the dataset and a
-  share of the cores, or, with `trials_per_gpu`, K workers per GPU pinned through
-  CUDA_VISIBLE_DEVICES with a memory cap each (small models leave most of a GPU idle);
+- `processes` runs N spawned worker processes, each with its own copy of the dataset, or,
+  with `trials_per_gpu`, K workers per GPU pinned through CUDA_VISIBLE_DEVICES with a memory
+  cap each (small models leave most of a GPU idle);
 - `ray` runs trials as Ray tasks with per-trial CPU/GPU resources (fractions allowed), on
-  a local Ray instance or an existing cluster; the dataset travels through Ray's object store.
-Every executor writes to the same store, so a study can be resumed by any of them.
+  a local Ray instance or an existing cluster; the dataset travels through Ray's object store,
+  and a task lost with its node runs again on another (bench/ray_cluster.py kills one).
+Every executor writes to the same store, so a study can be resumed by any of them, and every
+trial runs on the same threads per trial (suite.core.device), so any of them computes the
+same numbers.
 Units in `ExecutorOptions.exclusive` (trials whose step time a claim judges) run after the
 others, one at a time, with nothing of this run beside them.
 """
@@ -27,9 +30,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from suite.core import backend, registry
+from suite.core import registry
 from suite.core.datasets import Dataset, load_dataset
-from suite.core.device import DeviceOptions, apply_device_options, count_gpus, gpu_memory_mb
+from suite.core.device import DeviceOptions, apply_device_options, count_gpus, default_threads_per_trial, gpu_memory_mb
 from suite.core.fit import ERROR, TIMEOUT
 from suite.core.plan import Trial
 from suite.core.plugins import load_plugins
@@ -49,7 +52,7 @@ class ExecutorOptions:
     trials_per_gpu: int | None = None  # processes: K workers per visible GPU
     trial_timeout: float | None = None  # seconds; the trial ends as `timeout`
     ray_address: str | None = None  # ray: an existing cluster ("auto", "ray://host:10001"); None = local
-    cpus_per_trial: float = 1.0  # ray: resources each task asks for
+    cpus_per_trial: float | None = None  # ray: CPUs each task asks for; None: its threads per trial
     gpus_per_trial: float = 0.0
     # keys of units that must run with nothing beside them (their step time is judged):
     # they run after the others, one at a time (suite.core.packs.timed_keys)
@@ -86,23 +89,13 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(1)
 
 
-def _set_threads(threads: int) -> None:
-    keras = backend.import_keras()
-    if keras.config.backend() == "tensorflow":
-        import tensorflow as tf
-
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-
-
-def _init_worker(dataset: str, data_dir: str | None, threads: int, device: DeviceOptions, gpu_slots) -> None:
-    """Runs once in each worker: take a GPU slot (if any), share the cores, read the dataset once.
-    The GPU is chosen before the framework first touches one, so the pinning holds."""
+def _init_worker(dataset: str, data_dir: str | None, device: DeviceOptions, gpu_slots) -> None:
+    """Runs once in each worker: take a GPU slot (if any), size the thread pools, read the dataset
+    once. The GPU is chosen before the framework first touches one, so the pinning holds."""
     global _WORKER_DATA
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     if gpu_slots is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu_slots.get()
-    _set_threads(threads)
     apply_device_options(device)
     load_plugins()  # a spawned worker registers the techniques (datasets, procedures) itself
     _WORKER_DATA = load_dataset(dataset, data_dir)
@@ -136,7 +129,6 @@ def run_processes(trials: list[Trial], data: Dataset, run_one: Callable, on_star
     if gpus:
         slots, cap = plan_gpu_slots(gpus, options.trials_per_gpu, gpu_memory_mb())
         workers, device = len(slots), dataclasses.replace(device, memory_limit_mb=cap)
-    threads = max(1, (os.cpu_count() or 1) // workers)
     queue = exclusive_last(trials, options.exclusive)
     context = multiprocessing.get_context("spawn")  # fork is unsafe once TensorFlow has threads
     while queue:
@@ -146,7 +138,7 @@ def run_processes(trials: list[Trial], data: Dataset, run_one: Callable, on_star
             for slot in slots:
                 gpu_slots.put(slot)
         with futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                                         initargs=(data.name, options.data_dir, threads, device, gpu_slots)) as pool:
+                                         initargs=(data.name, options.data_dir, device, gpu_slots)) as pool:
             in_flight: dict = {}  # future -> (trial, started)
             broken = killed = None
             while (queue or in_flight) and not broken:
@@ -192,14 +184,21 @@ def run_processes(trials: list[Trial], data: Dataset, run_one: Callable, on_star
 _RAY_READY: dict = {}
 
 
-def _run_in_ray_task(trial: Trial, data: Dataset, run_one: Callable, device: DeviceOptions, threads: int) -> dict:
+def _run_in_ray_task(trial: Trial, data: Dataset, run_one: Callable, device: DeviceOptions) -> dict:
     """Body of one Ray task; a Ray worker process is reused, so it is configured once."""
+    import ray
+
     if not _RAY_READY:
-        _set_threads(threads)
         apply_device_options(device)
         load_plugins()
         _RAY_READY["done"] = True
-    return run_one(trial, data)
+    outcome = run_one(trial, data)
+    node = {"ray_node": ray.get_runtime_context().get_node_id()}  # which machine of the cluster trained it
+
+    def tagged(one: dict) -> dict:
+        return {**one, "device_settings": {**one.get("device_settings", {}), **node}}
+
+    return [tagged(one) for one in outcome] if isinstance(outcome, list) else tagged(outcome)
 
 
 @registry.register("executor", "ray")
@@ -217,17 +216,18 @@ def run_ray(trials: list[Trial], data: Dataset, run_one: Callable, on_start: OnS
         ray.init(address=options.ray_address, include_dashboard=False, log_to_driver=False,
                  configure_logging=False, **local)
     try:
-        task = ray.remote(num_cpus=options.cpus_per_trial, num_gpus=options.gpus_per_trial,
-                          max_retries=0)(_run_in_ray_task)
+        cpus = options.cpus_per_trial or options.device.threads_per_trial or default_threads_per_trial()
+        # a task whose node or worker process dies runs once more (elsewhere, if its node is gone);
+        # an exception inside a trial is its record's `error`, never retried
+        task = ray.remote(num_cpus=cpus, num_gpus=options.gpus_per_trial, max_retries=1)(_run_in_ray_task)
         data_ref = ray.put(data)  # once, shared by every task (zero-copy on one machine)
-        threads = max(1, int(options.cpus_per_trial))
         shared = [t for t in trials if t.key not in options.exclusive]
         # the shared units all at once, then each exclusive one alone (nothing else of this run beside it)
         for batch in [shared] + [[t] for t in trials if t.key in options.exclusive]:
             pending = {}
             for trial in batch:
                 on_start(trial)
-                pending[task.remote(trial, data_ref, run_one, options.device, threads)] = trial
+                pending[task.remote(trial, data_ref, run_one, options.device)] = trial
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
                 poll()

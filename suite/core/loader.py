@@ -21,6 +21,7 @@ from suite.core.schema import MODELS_BY_PATH, STUDIES_DIR, StudyFile
 from suite.core.study import (
     FINAL_ONLY_METRICS,
     HISTORY_METRICS,
+    MAX_TRIALS,
     PROFILE_NAMES,
     STEP_CURVE_METRICS,
     TARGET_METRICS,
@@ -31,6 +32,7 @@ from suite.core.study import (
     Reference,
     Study,
     arm_label,
+    count_trials,
     matches,
 )
 
@@ -134,11 +136,39 @@ def load_study(path: str | Path) -> Study:
     problems = _structure_problems(data)
     if problems:
         raise SpecError(path, problems)
+    refuse_huge_grids(path, data)  # before anything walks the arms
     checker = _Checker(path)
     study = checker.study(data)
     if checker.problems:
         raise SpecError(path, checker.problems)
     return study
+
+
+def refuse_huge_grids(path: Path, data: dict, profile: str | None = None, seeds: int | None = None) -> None:
+    """SpecError naming every profile that would plan more than MAX_TRIALS trials, counted from the
+    structurally valid file's list lengths: nothing is expanded and no technique is loaded, so a
+    10^8-arm grid is refused at once. `seeds` (--seeds) replaces `profile`'s own count."""
+    tuned = {key: value for key, value in (data.get("training") or {}).items() if isinstance(value, list)}
+    claim_seeds = tuple(claim.get("seeds") or 0 for claim in data.get("claims") or [])
+    problems = []
+    for name, budget in data["profiles"].items():
+        factors = {**(data.get("factors") or {}), **(budget.get("factors") or {})}
+        asked = seeds if name == profile and seeds else None
+        count, how = count_trials(factors, tuned, asked or budget["seeds"], claim_seeds)
+        if count > MAX_TRIALS:
+            problems.append((f"profiles.{name}", f"plans {count:,} trials ({how}{f', from --seeds {asked}' if asked else ''}); "
+                                                 f"a profile may plan at most {MAX_TRIALS:,}: fewer factors, levels, "
+                                                 "tuned values or seeds"))
+    if problems:
+        raise SpecError(path, problems)
+
+
+def check_grid_size(path: Path, profile: str, seeds: int | None = None) -> None:
+    """The bound alone, before the techniques (and Keras) load: a file whose structure is wrong is
+    left to load_study, which says what is wrong with it."""
+    data = read_yaml(path)
+    if not _structure_problems(data):
+        refuse_huge_grids(path, data, profile, seeds)
 
 
 # ---- pass 2: what the registered techniques know ----------------------------------------

@@ -16,8 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapte
 
 from suite.core import registry, settings
 from suite.core.settings import NonNegativeInt, PositiveInt
-from suite.core.study import EXPECTABLE, NEEDS, PROFILE_NAMES
-from suite.core.verdicts import TESTS
+from suite.core.study import EXPECTABLE, NEEDS, PROFILE_NAMES, TESTS
 
 STUDIES_DIR = Path(__file__).resolve().parents[2] / "studies"
 SCHEMA_PATH = STUDIES_DIR / "schema.json"

@@ -6,11 +6,13 @@ Built only by `suite.core.loader`; everything downstream (plan, analysis, report
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 
 PROFILE_NAMES = ("smoke", "quick", "full")
 EXPECTABLE = ("supported", "contradicted", "equivalent")  # what `--check` can hold a decided verdict to
 DIRECTIONS = ("higher", "lower")
+TESTS = ("superior", "noninferior", "equivalent")  # what a claim's `test` may be (suite.core.verdicts decides each)
 # Metrics every classification trial records; probes and procedures declare their own ("metric" kind).
 HISTORY_METRICS = ("val_accuracy", "val_loss", "train_accuracy", "train_loss")
 # Metrics with one value per trial: the test set is touched once; costs and outcomes.
@@ -26,6 +28,9 @@ TRAINING_METRICS = HISTORY_METRICS + FINAL_ONLY_METRICS
 # a target, early behaviour); `convergence`, about trained nets: judged only where the compared
 # arms' training had converged (suite.core.analysis.convergence_problem), else "not judged".
 NEEDS = ("initialisation", "training", "convergence")
+# The most trials one profile may plan: a grid past it is a typo or a hostile file, refused
+# before it is expanded (10^8 arms would fill the memory before the first trial ran).
+MAX_TRIALS = 20_000
 
 
 @dataclass(frozen=True)
@@ -126,10 +131,19 @@ class Study:
     def tuned(self) -> dict:
         return {key: value for key, value in self.training.items() if isinstance(value, list)}
 
+    def grid_factors(self, profile: Profile | None = None) -> dict:
+        """Factor -> levels under `profile` (its overrides applied, before its exclusions)."""
+        return {**self.factors, **((profile.factors or {}) if profile else {})}
+
+    def count_trials(self, profile: Profile, seeds: int | None = None) -> tuple[int, str]:
+        """At most how many trials `profile` plans, and how (count_trials)."""
+        return count_trials(self.grid_factors(profile), self.tuned, seeds or profile.seeds,
+                            tuple(claim.seeds or 0 for claim in self.claims))
+
     def list_arms(self, profile: Profile | None = None) -> list[dict]:
         """Every combination of factor levels (as overridden by `profile`, less what it
         excludes), in file order."""
-        factors = {**self.factors, **((profile.factors or {}) if profile else {})}
+        factors = self.grid_factors(profile)
         arms = [dict(zip(factors, levels)) for levels in itertools.product(*factors.values())]
         return [arm for arm in arms if not (profile and any(matches(arm, cell) for cell in profile.exclude))]
 
@@ -139,6 +153,19 @@ class Study:
         wanted = [claim.seeds for claim in self.claims if claim.seeds and
                   (matches(arm, claim.better) or claim.worse is not None and matches(arm, claim.worse))]
         return max([seeds, *wanted]) if seeds > 1 else seeds
+
+
+def count_trials(factors: dict, tuned: dict, seeds: int, claim_seeds: tuple = ()) -> tuple[int, str]:
+    """(at most how many trials a grid plans: arms x tuned values x seeds, "depth 10 x width 10 arms
+    x 3 learning_rate x 5 seeds") from the lengths of the lists alone: nothing is expanded, so a
+    hostile grid is refused before it exists. `claim_seeds`: the claims' `seeds`, which grow the
+    arms they compare (Study.seeds_for)."""
+    most_seeds = max([seeds, *claim_seeds]) if seeds > 1 else seeds
+    count = math.prod(map(len, factors.values())) * math.prod(map(len, tuned.values())) * most_seeds
+    arms = " x ".join(f"{name} {len(levels)}" for name, levels in factors.items()) + " arms" if factors else "1 arm"
+    parts = [arms, *(f"{len(values)} {name}" for name, values in tuned.items()),
+             f"{most_seeds} seed" + ("s" if most_seeds != 1 else "")]
+    return count, " x ".join(parts)
 
 
 def arm_label(arm: dict, factors=None) -> str:

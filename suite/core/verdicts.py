@@ -43,7 +43,6 @@ from statsmodels.stats.weightstats import DescrStatsW
 SUPPORTED, CONTRADICTED, EQUIVALENT, INCONCLUSIVE = "supported", "contradicted", "equivalent", "inconclusive"
 VERDICTS = (SUPPORTED, CONTRADICTED, EQUIVALENT, INCONCLUSIVE)
 DECIDED = (SUPPORTED, CONTRADICTED, EQUIVALENT)
-TESTS = ("superior", "noninferior", "equivalent")
 SCALES = ("continuous", "binary", "count")
 ALPHA = 0.05
 POWER = 0.8

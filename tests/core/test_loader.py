@@ -229,3 +229,38 @@ def test_every_shipped_study_passes_its_json_schema(path):
 
     jsonschema = pytest.importorskip("jsonschema")
     jsonschema.validate(loader.read_yaml(path), json.loads(schema.SCHEMA_PATH.read_text()))
+
+
+HOSTILE_FACTORS = {  # eight factors of ten valid levels each: 10^8 arms
+    "depth": list(range(1, 11)), "width": list(range(1, 11)), "batch_size": list(range(1, 11)),
+    "train_examples": list(range(100, 110)), "dropout": [i / 10 for i in range(10)],
+    "l2": [i / 100 for i in range(10)], "learning_rate": [i / 100 for i in range(1, 11)],
+    "kernel_initializer": ["he_normal", "glorot_uniform", *(f"normal_0.0{i}" for i in range(1, 9))],
+}
+
+
+def test_a_grid_of_ten_to_the_eight_arms_exits_2_before_it_is_expanded(tmp_path, tiny_study_dict, capsys,
+                                                                         monkeypatch):
+    tiny_study_dict["factors"] = HOSTILE_FACTORS
+    tiny_study_dict["training"] = {"optimizer": "sgd"}
+    directory = tmp_path / "studies"
+    directory.mkdir()
+    path = write_study(directory, tiny_study_dict, name="tiny")
+
+    def never(*_):
+        raise AssertionError("the grid was expanded")
+
+    monkeypatch.setattr(loader.Study, "list_arms", never)
+    code = cli.main(["--study", "tiny", "--studies-dir", str(directory), "--results", str(tmp_path / "results"),
+                     "--out", str(tmp_path / "reports"), "--profile", "smoke"])
+    err = capsys.readouterr().err
+    assert code == 2 and str(path) in err
+    assert "profiles.smoke: plans 100,000,000 trials (depth 10 x width 10" in err and "x 1 seed)" in err
+    assert f"at most {loader.MAX_TRIALS:,}" in err
+
+
+def test_seeds_from_the_command_line_cannot_grow_a_grid_past_the_bound(studies_dir, tmp_path, capsys):
+    code = cli.main(["--study", "tiny", "--studies-dir", str(studies_dir), "--results", str(tmp_path / "results"),
+                     "--out", str(tmp_path / "reports"), "--profile", "smoke", "--seeds", "10000000"])
+    assert code == 2 and "plans 40,000,000 trials (kernel_initializer 2 x activation 1 arms x 2 learning_rate x " \
+                         "10000000 seeds, from --seeds 10000000)" in capsys.readouterr().err

@@ -11,7 +11,8 @@ own machine and HEAD is the head's address):
 
 Here: a head and two worker nodes of one CPU each, as separate `ray start` processes; a small
 study (Fashion-MNIST, 4 packs and 8 lone RandAugment trials) with `--ray-address`; once
-`--kill-after` records are stored, SIGKILL of one worker node's raylet. A task lost with its
+`--kill-after` records are stored and a worker of that node is training, SIGKILL of one
+worker node's raylet. A task lost with its
 node runs again on the other node. Then the checks:
 - every planned trial is stored once, `ok`, and every number equals the inline run's;
 - the trials trained across the runs add up to the plan (none lost, none trained twice);
@@ -74,6 +75,19 @@ def raylet_pid(port: int) -> int:
     raise SystemExit(f"no raylet listens on port {port}")
 
 
+def busy(raylet: int) -> bool:
+    """Is a worker process of this raylet running a trial now? (Ray titles it after the task.)"""
+    for proc in Path("/proc").iterdir():
+        try:
+            status = (proc / "status").read_text()
+            command = (proc / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if f"\nPPid:\t{raylet}\n" in status and command.startswith("ray::_run_in_ray_task"):
+            return True
+    return False
+
+
 def records(results: Path) -> dict:
     found = {}
     for path in (results / "cluster").glob("*.json"):
@@ -123,13 +137,14 @@ def main() -> int:
 
         started = time.perf_counter()
         run = subprocess.Popen(cluster, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        while len(records(scratch / "cluster")) < args.kill_after and run.poll() is None:
-            time.sleep(0.2)
-        stored_before = len(records(scratch / "cluster"))
         victim = raylet_pid(WORKER_PORTS[0])
+        while (len(records(scratch / "cluster")) < args.kill_after or not busy(victim)) and run.poll() is None:
+            time.sleep(0.1)
+        stored_before = len(records(scratch / "cluster"))
+        training = busy(victim)
         os.kill(victim, signal.SIGKILL)
-        print(f"3. {stored_before} trials stored after {time.perf_counter() - started:.0f} s: "
-              f"SIGKILL to the raylet of worker node 1 (pid {victim})")
+        print(f"3. {stored_before} trials stored after {time.perf_counter() - started:.0f} s: SIGKILL to the raylet of "
+              f"worker node 1 (pid {victim}), {'while' if training else 'NOT while'} one of its workers trained")
         _, stderr = run.communicate()
         first = {"exit": run.returncode, "ran": trained(stderr), "seconds": time.perf_counter() - started}
         after_first = records(scratch / "cluster")
@@ -151,6 +166,7 @@ def main() -> int:
         "the first run stored each trial once; the second trained only what the first left unfinished":
             first["ran"] == len(after_first) and trained(again.stderr) == errors + len(reference) - len(after_first),
         "trials ran on both worker nodes": len({r["provenance"].get("ray_node") for r in stored.values()}) == 2,
+        "the node died while it trained": training,
     }
     for name, ok in checks.items():
         print(f"   {'PASS' if ok else 'FAIL'}  {name}")

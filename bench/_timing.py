@@ -51,17 +51,7 @@ def run_cli(args: list[str], results: str | None = None, keep: str | None = None
     return {"seconds": seconds, "returncode": done.returncode, "trials": trials, "verdicts": verdicts, "keys": keys}
 
 
-def cpu_flags() -> str:
-    """The vector extensions that decide float32 kernels and their speed here: "avx2 avx512f"."""
-    try:
-        words = set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        return "flags unknown"
-    return " ".join(flag for flag in ("avx2", "avx512f") if flag in words) or "neither avx2 nor avx512f"
-
-
 def machine() -> str:
-    import os
+    from suite.core.provenance import cpu_description
 
-    return (f"{platform.processor() or platform.machine()} ({cpu_flags()}), {os.cpu_count()} cores, "
-            f"Python {platform.python_version()}")
+    return f"{cpu_description()}, Python {platform.python_version()}"

@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="exit 1 when a decided verdict differs from the claim's `expect` for this profile")
     parser.add_argument("--strict", action="store_true", help="with --check, an inconclusive verdict fails too")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--results-page", nargs="?", const="docs/results.md", default=None, metavar="PATH",
+                        help="write the results page (default docs/results.md) from the summaries under --out, "
+                             "then exit; trains nothing")
     parser.add_argument("--write-schema", action="store_true",
                         help="write the study format's JSON Schema to studies/schema.json and exit")
     return parser
@@ -106,6 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     directory = Path(args.studies_dir)
     if args.list:
         list_studies(directory)
+        return EXIT_OK
+    if args.results_page:
+        from suite.core.report.results_page import write_results_page
+
+        print(f"wrote {write_results_page(args.out, args.results_page)}")
         return EXIT_OK
     if args.write_schema:
         load_plugins()

@@ -56,6 +56,15 @@ def write_study(directory: Path, study: dict, name: str | None = None) -> Path:
 
 
 @pytest.fixture
+def scoped_registry():
+    """Names and settings a test registers are gone after it (suite.core.registry.scoped)."""
+    from suite.core import registry
+
+    with registry.scoped():
+        yield registry
+
+
+@pytest.fixture
 def tiny_study_dict() -> dict:
     import copy
 

@@ -42,6 +42,7 @@ class TrialContext:
     planned_epochs: int = 0  # for progress; a multi-phase procedure sets the sum of its phases
     started: float = field(default_factory=time.perf_counter)
     epochs_done: int = 0
+    sgd_steps: int = 0  # optimizer steps over all of the trial's fits: the budget it actually trained
 
 
 class TrialStopped(Exception):
@@ -135,9 +136,11 @@ def fit(model: keras.Model, context: TrialContext, *, epochs: int, callbacks=(),
     if not context.planned_epochs:
         context.planned_epochs = epochs
     started = time.perf_counter()
+    steps_before = _optimizer_steps(model)  # a reused compiled model's optimizer may have counted already
     history = model.fit(epochs=epochs, callbacks=[guard, *([deadline] if deadline else []), *callbacks, *extra],
                         verbose=0, **fit_args).history
     seconds = time.perf_counter() - started
+    context.sgd_steps += _optimizer_steps(model) - steps_before
     if guard.diverged_at is not None:
         return FitResult(history, DIVERGED, f"non-finite loss in epoch {guard.diverged_at}", seconds)
     if deadline is not None and deadline.hit:
@@ -145,6 +148,10 @@ def fit(model: keras.Model, context: TrialContext, *, epochs: int, callbacks=(),
         return FitResult(history, TIMEOUT, f"stopped after {context.time_limit:g} s (--trial-timeout), in epoch {done}",
                          seconds)
     return FitResult(history, OK, "", seconds)
+
+
+def _optimizer_steps(model: keras.Model) -> int:
+    return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
 
 
 def finite_or_none(value):
@@ -159,4 +166,4 @@ def outcome(context: TrialContext, status: str, history: list[dict], final: dict
     last = {k: v for k, v in (history[-1] if history else {}).items() if k != "epoch"}
     return {"status": status, "message": message, "history": history, "layers": layers or [],
             **({"step_curve": step_curve} if step_curve else {}), "final": {**last, **final},
-            "timing": {"wall_seconds": time.perf_counter() - context.started, **timing}}
+            "timing": {"wall_seconds": time.perf_counter() - context.started, "sgd_steps": context.sgd_steps, **timing}}

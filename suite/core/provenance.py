@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 from functools import lru_cache
@@ -25,6 +26,22 @@ def git_commit() -> str:
     return out.stdout.strip() + ("+dirty" if dirty else "")
 
 
+def cpu_description() -> str:
+    """"AMD EPYC (avx2 avx512f), 2 cores": the kind of CPU decides float32 kernels, so their rounding."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name.strip() == "model name":
+                model = value.strip()
+            elif name.strip() == "flags":
+                flags = set(value.split())
+    except OSError:
+        pass
+    vector = " ".join(flag for flag in ("avx2", "avx512f") if flag in flags) or "no avx2"
+    return f"{model} ({vector}), {os.cpu_count()} cores"
+
+
 @lru_cache(maxsize=1)
 def collect_provenance() -> dict:
     """Versions, commit and device of this process (imports Keras: call from the runner)."""
@@ -36,6 +53,7 @@ def collect_provenance() -> dict:
         "git_commit": git_commit(),
         "python": platform.python_version(),
         "platform": platform.platform(terse=True),
+        "cpu": cpu_description(),
         "keras": keras.__version__,
         "backend": keras.config.backend(),
         "device": "CPU",

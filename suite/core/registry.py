@@ -11,6 +11,7 @@ probe, procedure, executor, setting, metric, report_section.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable
 
@@ -29,6 +30,21 @@ class UnknownNameError(KeyError):
 
     def __str__(self) -> str:  # KeyError would print the repr with quotes
         return self.args[0]
+
+
+@contextlib.contextmanager
+def scoped():
+    """Whatever is registered inside is forgotten at the end: a test registers freely and leaves
+    the registry as every other test expects it."""
+    saved = {kind: dict(names) for kind, names in _REGISTRY.items()}, dict(_META), list(_PATTERNS)
+    try:
+        yield
+    finally:
+        _REGISTRY.clear()
+        _REGISTRY.update(saved[0])
+        _META.clear()
+        _META.update(saved[1])
+        _PATTERNS[:] = saved[2]
 
 
 def register(kind: str, name: str | None = None, **meta):

@@ -71,3 +71,24 @@ def test_a_log_panel_keeps_its_means_in_view_when_a_band_reaches_below_zero(monk
     lowest_mean = min(epochs.groupby(["depth", "epoch"])["train_eval_loss"].mean())
     for ax in panels:  # both panels keep every mean in view, the lower one's too
         assert ax.get_ylim()[0] == pytest.approx(lowest_mean / 2)
+
+
+def test_learning_curves_show_every_arm_beside_an_outlier_and_accuracy_within_0_and_1():
+    """The init page: constant weights start at a training loss near 1,200 while the other arms train
+    at 0.3-2.3 (a linear axis drew them as one line at 0); three seeds' accuracy bands reached -0.4."""
+    rows = []
+    for arm, loss, accuracies in (("constant", 1200.0, [0.1, 0.1, 0.1]), ("he_normal", 0.5, [0.85, 0.86, 0.84]),
+                                  ("normal_0.01", 2.3, [0.05, 0.1, 0.9])):  # a spread whose band reaches below 0
+        for epoch in (1, 2, 3):
+            for seed, accuracy in enumerate(accuracies):
+                rows.append({"epoch": epoch, "seed": seed, "arm": arm, "kernel_initializer": arm,
+                             "train_loss": loss / epoch * (1 + 0.1 * seed), "val_accuracy": accuracy})
+    grid = figures.learning_curves_grid(pd.DataFrame(rows), ["kernel_initializer"])
+    loss_panel, accuracy_panel = grid.axes_dict["train_loss"], grid.axes_dict["val_accuracy"]
+    assert loss_panel.get_yscale() == "log"
+    bottom, top = loss_panel.get_ylim()
+    assert bottom <= 0.5 / 3 and top >= 1200  # every arm's mean in view, the outlier's and the trained arm's
+    assert top / bottom < 1e6  # and no band pulled the axis decades below the smallest mean
+    low, high = accuracy_panel.get_ylim()
+    assert 0.0 <= low and high <= 1.0
+    assert accuracy_panel.get_yscale() == "linear"

@@ -157,7 +157,7 @@ def build_study_report(study: Study, profile: Profile, records: list[dict], out_
         "chance": {"alpha": CHANCE_ALPHA, "claims": sum(v.verdict != analysis.NOT_JUDGED for v in verdicts),
                    "decided": sum(v.verdict in DECIDED for v in verdicts),
                    "decided_after_holm": sum(v.holm_verdict in DECIDED for v in verdicts)},
-        "claims": [v.as_dict() for v in verdicts] + [
+        "claims": [{**v.as_dict(), "sgd_steps": _sgd_steps(v.claim, trials)} for v in verdicts] + [
             {"id": c.id, "text": c.text, "verdict": "not judged", "reason": c.reason, "effect": None,
              "ci": [None, None], "n": 0} for c in study.not_judged],
         "facts": [{"id": f.id, "text": f.text, "metric": f.metric, "why": f.why,
@@ -245,6 +245,18 @@ def _targets_table(study: Study, trials: pd.DataFrame, epochs: pd.DataFrame) -> 
 
 def _arms_named(trials: pd.DataFrame, selector: dict) -> str:
     return " + ".join(dict.fromkeys(trials.loc[analysis.select_arms(trials, selector), "arm"]))
+
+
+def _sgd_steps(claim, trials: pd.DataFrame) -> list[int] | None:
+    """[fewest, most] SGD steps among the judged trials a claim compares: the budget its verdict holds
+    for, as the training loop counted it (multi-phase procedures included)."""
+    if "sgd_steps" not in trials or trials.empty:
+        return None
+    compared = analysis.select_arms(trials, claim.better)
+    if claim.worse is not None:
+        compared |= analysis.select_arms(trials, claim.worse)
+    steps = trials.loc[compared & trials["selected"], "sgd_steps"].dropna()
+    return [int(steps.min()), int(steps.max())] if not steps.empty else None
 
 
 def _seed_counts(trials: pd.DataFrame) -> dict:

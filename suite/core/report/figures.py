@@ -59,8 +59,27 @@ def _panels(measure: str, col: str | None, count: int) -> dict:
     return {"col": col, "row": measure, "facet_kws": {"sharey": "row", "margin_titles": True}}
 
 
+def log_floor(ax) -> None:
+    """Bottom of a log-scaled panel at half the smallest mean plotted on its y-axis (all panels
+    that share it). A 95% t-interval of a few seeds can reach below 0, which a log axis cannot
+    show; left to autoscale, such a band pulled the axis decades down and flattened the means.
+    The band now runs off the bottom instead."""
+    means = [y for panel in ax.get_shared_y_axes().get_siblings(ax) for line in panel.get_lines()
+             for y in np.asarray(line.get_ydata(), dtype=float) if np.isfinite(y) and y > 0]
+    if means:
+        ax.set_ylim(bottom=min(means) / 2)
+
+
 def learning_curves(epochs: pd.DataFrame, factors: list[str], metrics=("train_loss", "val_accuracy")) -> str | None:
     """Training loss and validation accuracy per epoch, one line per arm, 95% CI bands."""
+    grid = learning_curves_grid(epochs, factors, metrics)
+    return None if grid is None else to_data_uri(grid.figure)
+
+
+def learning_curves_grid(epochs: pd.DataFrame, factors: list[str], metrics=("train_loss", "val_accuracy")):
+    """The seaborn grid of `learning_curves`. Losses on a log scale: one arm that starts at a loss of
+    1,200 (constant initial weights) flattened every other arm's 0.3-2.3 to a line at 0. Accuracy
+    panels end at 0 and 1: a 95% t-interval of three seeds can reach below 0, which no net scores."""
     if "epoch" not in epochs:  # no trial has a history (every one failed)
         return None
     data = epochs[(epochs["epoch"] >= 1)]
@@ -69,12 +88,20 @@ def learning_curves(epochs: pd.DataFrame, factors: list[str], metrics=("train_lo
         return None
     hue, col = facet_roles(factors)
     long = data.melt(id_vars=["epoch", "seed", "arm", *factors], value_vars=metrics, var_name="metric")
+    order = {"row_order": metrics} if col else {"col_order": metrics}
     grid = sns.relplot(data=long, x="epoch", y="value", hue=hue, kind="line", errorbar=t_interval, marker="o",
-                       height=2.8, aspect=1.3, **_panels("metric", col, len(metrics)))
+                       height=2.8, aspect=1.3, **order, **_panels("metric", col, len(metrics)))
     grid.set_axis_labels("epoch", "")
-    return to_data_uri(grid.figure)
-
-
+    for key, ax in grid.axes_dict.items():
+        metric = key[0] if col else key
+        values = long.loc[long["metric"] == metric, "value"]
+        if metric.endswith("loss") and (values[np.isfinite(values)] > 0).all():
+            ax.set_yscale("log")
+            log_floor(ax)
+        elif metric.endswith("accuracy"):
+            low, high = ax.get_ylim()
+            ax.set_ylim(max(low, 0.0), min(high, 1.0))
+    return grid
 
 
 def final_comparison(trials: pd.DataFrame, factors: list[str], metric: str = "test_accuracy") -> str | None:

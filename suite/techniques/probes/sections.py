@@ -41,19 +41,8 @@ def probe_curves(epochs: pd.DataFrame, factors: list[str]) -> str | None:
         # for a deep plain net) would flatten the trained epochs' (0.1-1) into a line
         if {"depth_std_ratio", "train_eval_loss"} & set(name if isinstance(name, tuple) else (name,)):
             ax.set_yscale("log")
-            log_floor(ax)
+            figures.log_floor(ax)
     return figures.to_data_uri(grid.figure)
-
-
-def log_floor(ax) -> None:
-    """Bottom of a log-scaled panel at half the smallest mean plotted on its y-axis (all panels
-    that share it). A 95% t-interval of a few seeds can reach below 0, which a log axis cannot
-    show; left to autoscale, such a band pulled the axis decades down and flattened the means.
-    The band now runs off the bottom instead."""
-    means = [y for panel in ax.get_shared_y_axes().get_siblings(ax) for line in panel.get_lines()
-             for y in np.asarray(line.get_ydata(), dtype=float) if np.isfinite(y) and y > 0]
-    if means:
-        ax.set_ylim(bottom=min(means) / 2)
 
 
 def gradient_by_layer(layers: pd.DataFrame, factors: list[str]) -> str | None:

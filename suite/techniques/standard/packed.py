@@ -652,6 +652,7 @@ def train_pack(configs: list[dict], seeds: list[int], data: Dataset,
             final["test_gap"] = final["train_eval_accuracy"] - final["test_accuracy"]
         final["dev_test_gap"] = abs(final.get("val_accuracy", float("nan")) - final["test_accuracy"])
         contexts[m].started = started
+        contexts[m].sgd_steps = sum(len(sizes) for _, sizes, _ in steps[m])  # as Keras' optimizer counts them
         # step_seconds: the pack's step time shared among its members (A9 compares arms packed alike)
         outcomes.append(outcome(contexts[m], status[m], history, final, messages[m], layers=measured.rows_of(m),
                                 step_curve=step_curve.windowed(steps[m]),

@@ -152,8 +152,10 @@ def _compare_packed_with_alone(synthetic_data, change, members=MEMBERS):
             for key, value in reference.items():
                 if key != "hist_counts":  # a histogram count may move one value across a bin edge
                     _assert_close(row[key], value, f"{row['probe']} epoch {row['epoch']} layer {row['layer']} {key}")
-        for key in ("test_loss", "dev_test_gap"):
-            assert result["final"][key] == pytest.approx(alone["final"][key], rel=RTOL, abs=1e-3)
+        assert result["final"]["test_loss"] == pytest.approx(alone["final"]["test_loss"], rel=RTOL, abs=1e-3)
+        # a gap of two accuracies: one image may flip on each side, as the accuracies above allow
+        one_image_each = 1.01 / len(synthetic_data.y_val) + 1.01 / len(synthetic_data.y_test)
+        assert result["final"]["dev_test_gap"] == pytest.approx(alone["final"]["dev_test_gap"], abs=one_image_each)
         assert result["timing"]["pack_members"] == 3 and result["timing"]["parameters"] == alone["timing"]["parameters"]
 
 

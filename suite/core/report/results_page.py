@@ -1,0 +1,111 @@
+"""results_page: `docs/results.md`, the suite's current results, written from the summaries a run stored.
+
+A table of studies (profile, trials, wall time, outcome counts) and, per study, a table of its
+claims (outcome, effect, 95% interval, seeds, SGD steps, what budget it needs), headed by the
+commit, date and machine of the runs that wrote them. Nothing on the page is typed by hand, so
+it cannot go stale without saying when it was made: `python run_all.py --results-page`.
+Reads only `<reports>/<study>/summary.json`; imports no Keras.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter
+from pathlib import Path
+
+OUTCOMES = ("supported", "contradicted", "equivalent", "inconclusive", "not judged")
+
+
+def read_summaries(reports: str | Path) -> list[dict]:
+    """Every study's latest summary under `reports`, in study-name order."""
+    return [json.loads(path.read_text(encoding="utf-8")) for path in sorted(Path(reports).glob("*/summary.json"))]
+
+
+def _number(x, digits: int = 3) -> str:
+    return "–" if x is None else f"{x:+.{digits}f}"
+
+
+def _interval(ci) -> str:
+    low, high = ci if ci else (None, None)
+    return "–" if low is None or high is None else f"[{low:+.3f}, {high:+.3f}]"
+
+
+def _steps(claim: dict) -> str:
+    steps = claim.get("sgd_steps")
+    if not steps:
+        return "–"
+    low, high = steps
+    return f"{low:,}" if low == high else f"{low:,}-{high:,}"
+
+
+def _seconds(summary: dict) -> str:
+    seconds = summary.get("trial_seconds")
+    return "–" if seconds is None else f"{seconds / 60:.1f} min"
+
+
+def outcome_counts(summary: dict) -> Counter:
+    return Counter(claim["verdict"] for claim in summary["claims"])
+
+
+def render_results_page(summaries: list[dict], generated: str | None = None) -> str:
+    """The page as markdown (one table of studies, then each study's claims)."""
+    generated = generated or dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    commits = sorted({s.get("provenance", {}).get("git_commit", "unknown") for s in summaries})
+    machines = sorted({_machine(s.get("provenance", {})) for s in summaries})
+    lines = [
+        "# Results",
+        "",
+        "Written by `python run_all.py --results-page` from the summaries under `reports/`; do not edit by",
+        "hand. Each study's page (`reports/<study>/index.html`, after a run) has the figures and the reasons.",
+        "",
+        f"- Written: {generated}",
+        f"- Commit of the runs: {', '.join(commits) or 'none'}",
+        f"- Machine: {'; '.join(machines) or 'none'}",
+        "",
+        "| study | profile | trials | training time | " + " | ".join(OUTCOMES) + " |",
+        "|---|---|---:|---:|" + "---:|" * len(OUTCOMES),
+    ]
+    for summary in summaries:
+        counts = outcome_counts(summary)
+        trials = sum(summary["trials"].values())
+        lines.append(f"| [{summary['study']}](#{summary['study']}) | {summary['profile']} | {trials} | "
+                     f"{_seconds(summary)} | " + " | ".join(str(counts.get(o, 0)) for o in OUTCOMES) + " |")
+    for summary in summaries:
+        budget = summary.get("budget", {})
+        lines += [
+            "",
+            f"## {summary['study']}",
+            "",
+            f"{summary['title']}: {summary['question']} Profile `{summary['profile']}`: {budget.get('train_examples')} "
+            f"training examples, {budget.get('epochs')} epochs, {budget.get('seeds')} seeds "
+            f"({summary.get('seed_block') or 'seeds from 0'}); trials {_trial_counts(summary['trials'])}.",
+            "",
+            "| claim | outcome | effect | 95% interval | seeds | SGD steps | needs | metric |",
+            "|---|---|---:|---|---:|---:|---|---|",
+        ]
+        for claim in summary["claims"]:
+            metric = claim.get("metric") or "–"
+            if claim.get("epoch") is not None:
+                metric += f" @ epoch {claim['epoch']}"
+            lines.append(f"| {claim['id']} | {claim['verdict']} | {_number(claim.get('effect'))} | "
+                         f"{_interval(claim.get('ci'))} | {claim.get('n') or '–'} | {_steps(claim)} | "
+                         f"{claim.get('needs') or '–'} | {metric} |")
+    return "\n".join(lines) + "\n"
+
+
+def _trial_counts(trials: dict) -> str:
+    return ", ".join(f"{count} {status}" for status, count in trials.items()) or "none"
+
+
+def _machine(provenance: dict) -> str:
+    cpu = provenance.get("cpu", "CPU not recorded")
+    threads = provenance.get("threads", {}).get("intra_op")
+    return f"{provenance.get('device', 'CPU')}: {cpu}" + (f", {threads} thread(s) per trial" if threads else "")
+
+
+def write_results_page(reports: str | Path, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_results_page(read_summaries(reports)), encoding="utf-8")
+    return path

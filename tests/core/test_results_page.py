@@ -1,0 +1,56 @@
+"""The results page says what the stored summaries say: every study and claim, read back from the
+markdown it wrote and compared field by field with the summary.json it was written from."""
+
+from __future__ import annotations
+
+import json
+
+from suite import cli
+from suite.core.report.results_page import OUTCOMES, read_summaries
+
+
+def _table_rows(text: str, header: str) -> list[list[str]]:
+    """The cells of every row of each table whose header line starts with `header`."""
+    rows, inside = [], False
+    for line in text.splitlines():
+        if line.startswith(header):
+            inside = True
+            continue
+        if inside and line.startswith("|---"):
+            continue
+        if inside and line.startswith("|"):
+            rows.append([cell.strip() for cell in line.strip("|").split("|")])
+        else:
+            inside = False
+    return rows
+
+
+def test_the_page_holds_every_claim_of_the_summaries_it_read(tmp_path, studies_dir, capsys):
+    reports = tmp_path / "reports"
+    assert cli.main(["--study", "tiny", "--studies-dir", str(studies_dir), "--results", str(tmp_path / "results"),
+                     "--out", str(reports), "--profile", "quick", "--executor", "inline", "--quiet"]) == 0
+    page = tmp_path / "docs" / "results.md"
+    assert cli.main(["--results-page", str(page), "--out", str(reports)]) == 0
+    text = page.read_text()
+    (summary,) = read_summaries(reports)
+    assert summary == json.loads((reports / "tiny" / "summary.json").read_text())
+
+    (study_row,) = _table_rows(text, "| study |")
+    counts = {outcome: sum(c["verdict"] == outcome for c in summary["claims"]) for outcome in OUTCOMES}
+    assert study_row[1:3] == ["quick", str(sum(summary["trials"].values()))]
+    assert study_row[4:] == [str(counts[o]) for o in OUTCOMES]
+    assert f"- Commit of the runs: {summary['provenance']['git_commit']}" in text
+    assert summary["provenance"]["cpu"] in text  # the machine, with its vector extensions
+
+    claims = {row[0]: row for row in _table_rows(text, "| claim |")}
+    assert claims.keys() == {c["id"] for c in summary["claims"]}
+    for claim in summary["claims"]:
+        row = claims[claim["id"]]
+        low, high = claim["ci"]
+        assert row[1] == claim["verdict"]
+        assert float(row[2]) == round(claim["effect"], 3)
+        assert [float(x) for x in row[3].strip("[]").split(",")] == [round(low, 3), round(high, 3)]
+        assert int(row[4]) == claim["n"]
+        # 512 training examples in batches of 64, 2 epochs: 16 SGD steps, as the training loop counted them
+        assert claim["sgd_steps"] == [16, 16] and row[5] == "16"
+        assert row[6] == claim["needs"]

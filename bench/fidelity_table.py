@@ -1,5 +1,6 @@
-"""The per-claim fidelity table of the README: what each claim's test measures, against which
-control, at how many SGD steps, what budget it needs, and whether the run could judge it.
+"""The per-claim fidelity table: what each claim's test measures, against which control, at how
+many SGD steps (read from the summaries, as the results page reads them), what budget it needs,
+and whether the run could judge it.
 
 Reads the study files and the summaries a run wrote (`reports/<study>/summary.json`):
 
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -29,12 +29,13 @@ def _side(selector) -> str:
     return " + ".join(" / ".join(level(v) for v in part.values()) for part in parts)
 
 
-def sgd_steps(study, profile) -> str:
-    """Steps of one arm at this profile (training examples / batch size x epochs)."""
-    batch = study.training.get("batch_size")
-    if not isinstance(batch, int):
+def sgd_steps(summary_claim: dict) -> str:
+    """The SGD steps the compared trials trained, as the training loop counted them (the same
+    source as the results page: multi-phase procedures and per-arm budgets included)."""
+    steps = summary_claim.get("sgd_steps")
+    if not steps:
         return "–"
-    return str(math.ceil(profile.train_examples / batch) * profile.epochs)
+    return f"{steps[0]:,}" if steps[0] == steps[1] else f"{steps[0]:,}-{steps[1]:,}"
 
 
 def main() -> None:
@@ -51,16 +52,16 @@ def main() -> None:
         study = loader.load_study(loader.find_study_path(name))
         path = Path(args.reports) / name / f"summary-{args.profile}.json"
         verdicts = {c["id"]: c for c in json.loads(path.read_text())["claims"]} if path.exists() else {}
-        steps = sgd_steps(study, study.profiles[args.profile])
         for claim in study.claims:
             metric = claim.metric + (f" @ epoch {claim.epoch}" if claim.epoch is not None else "")
             if claim.target:
                 metric += f" ({claim.target['metric']} {claim.target['value']:g})"
             against = _side(claim.worse) if claim.worse is not None else f"the value {claim.than:g}"
             judged = verdicts.get(claim.id, {}).get("verdict", "not run")
+            steps = sgd_steps(verdicts.get(claim.id, {}))
             print(f"| {claim.id} | {_side(claim.better)}: {metric} | {against} | {claim.needs} | {steps} | {judged} |")
         for fact in study.facts:
-            print(f"| {fact.id} | {fact.metric} (fact) | – | – | {steps} | fact: shown, not judged |")
+            print(f"| {fact.id} | {fact.metric} (fact) | – | – | – | fact: shown, not judged |")
         for entry in study.not_judged:
             print(f"| {entry.id} | – | – | – | – | not judged: {entry.reason[:80]}... |")
 

@@ -7,7 +7,7 @@ down to a 28x28x1 input; the small ResNet is `models.residual_net` with batch-no
 every conv, as He et al.'s (the others have none, as their papers). Every hidden layer
 goes through `models.Block` (`conv_<i>`/`dense_<i>` -> `act_<i>`), so the suite's probes
 read any of them. This module builds and measures networks; it trains nothing and
-judges nothing (suite.train and suite.analysis do).
+judges nothing (the standard procedure and suite.core.analysis do).
 """
 
 from __future__ import annotations

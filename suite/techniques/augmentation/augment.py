@@ -2,7 +2,7 @@
 
 Each registered function takes (config, num_classes, seed) and returns a `tf.data` map
 over batches of (images, one-hot labels), built from core Keras preprocessing layers
-called with `training=True`. `suite.train.training_input` maps it over the shuffled
+called with `training=True`. `suite.techniques.standard.procedure.training_input` maps it over the shuffled
 training batches; validation, test and probe images never pass through it. MixUp and
 CutMix mix the labels as well, which is why augmented trials train on one-hot labels.
 
@@ -52,7 +52,7 @@ def _mixing(layer) -> Callable:
 
 @registry.register("augmentation")
 def none(config: dict, num_classes: int, seed: int) -> Callable:
-    """The control arm: training batches as they are (suite.train skips the pipeline)."""
+    """The control arm: training batches as they are (the standard procedure skips the pipeline)."""
     return _images_only()
 
 

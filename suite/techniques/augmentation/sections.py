@@ -9,7 +9,7 @@ clean training images (inference mode) minus validation or test accuracy. Entrie
   training vs validation accuracy curves, and a table of the final numbers with the
   paired change against the unregularised net.
 Studies without those factors and probe columns get nothing. Computes and draws; judges
-no claim (suite.analysis does).
+no claim (suite.core.analysis does).
 """
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ PROBE_METRICS = {
         "generalization_gap",  # train_eval_accuracy - val_accuracy: overfitting (D1, D4)
     ),
 }
-# One number per trial that the `generalization` probe makes possible (set by suite.train).
+# One number per trial that the `generalization` probe makes possible (set by the standard procedure).
 for _probe, _names in PROBE_METRICS.items():
     for _name in _names:
         registry.add("metric", _name, "epoch", probe=_probe)
@@ -379,7 +379,7 @@ class Generalization(keras.callbacks.Callback):
 
     def measure(self, epoch: int, val_accuracy):
         if self.train_x is None:
-            raise RuntimeError("the generalization probe needs the training sample (suite.train sets it)")
+            raise RuntimeError("the generalization probe needs the training sample (the standard procedure sets it)")
         train, train_loss = self._evaluate(self.train_x, self.train_y, sample_statistics=True)
         val = float(val_accuracy) if val_accuracy is not None else self._evaluate(self.val_x, self.val_y)[0]
         self.epoch_columns[epoch] = {"train_eval_accuracy": train, "train_eval_loss": train_loss,

@@ -3,6 +3,7 @@ only, and the generalization probe measures training accuracy with dropout off."
 
 import numpy as np
 import pytest
+from conftest import REPO
 
 from suite.core.fit import OK
 from suite.core.loader import load_study
@@ -53,7 +54,7 @@ def test_regularised_trial_runs_and_records_the_gap_every_epoch(synthetic_data):
 
 
 def test_regularization_study_compares_against_the_unregularised_net():
-    study = load_study("studies/regularization.yaml")
+    study = load_study(REPO / "studies" / "regularization.yaml")
     assert 0.0 in study.factors["l2"] and 0.0 in study.factors["dropout"]
     baseline = {"l2": 0.0, "dropout": 0.0}
     assert all(claim.worse in (baseline, {"l2": 0.0, "dropout": 0.5}) for claim in study.claims)

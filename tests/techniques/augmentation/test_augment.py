@@ -3,6 +3,7 @@ soft labels for MixUp/CutMix, the gap metrics, and claims over a difference of d
 
 import numpy as np
 import pytest
+from conftest import REPO
 
 from suite.core import analysis, registry
 from suite.core.datasets import seed_sample
@@ -135,7 +136,7 @@ def test_a_list_of_selectors_judges_a_difference_of_differences():
 
 
 def test_augmentation_study_has_the_five_augmentations_at_two_sizes():
-    study = load_study("studies/augmentation.yaml")
+    study = load_study(REPO / "studies" / "augmentation.yaml")
     assert set(study.factors["augmentation"]) == set(registry.list_names("augmentation"))
     assert len(study.factors["train_examples"]) == 2
     assert any(isinstance(claim.better, list) for claim in study.claims)

@@ -1,4 +1,4 @@
-"""Overhead of the suite per trial vs a plain hand-written Keras script (issue: target <= 1.05).
+"""Overhead of the suite per trial vs a plain hand-written Keras script (the target: at most 1.05x).
 
 Both train the same model (the init study's 5x100 ReLU MLP) on the same 10k Fashion-MNIST
 images for the same epochs, with validation each epoch and one test evaluation,

@@ -11,7 +11,7 @@ machine (all cores; the workers run one thread each).
 
     python bench/packing.py [--study init] [--profile quick] [--repeats 2]
 
-Results are in the README (issue "Many small trials in one compiled program").
+Results are in docs/performance.md (packing).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Wall time of every study at a profile (default `quick`) on this machine, and the total.
 
-The goal (issue 5): the five core studies (init, activation, batchnorm, depth, transfer)
+The goal: the five core studies (init, activation, batchnorm, depth, transfer)
 in 10 minutes on 2 cores. Each study runs from empty results, as a first-time user runs
 it, with the default executor; a Markdown table goes to stdout (and --markdown FILE).
 

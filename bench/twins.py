@@ -8,7 +8,7 @@ every record except timing and provenance (suite.core.twins promises them bit fo
 
     python bench/twins.py [--study transfer] [--profile quick] [--repeats 1]
 
-Results are in the README (issue "Many small trials in one compiled program", item 4).
+Results are in docs/performance.md (compiled twins).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ def test_smoke_run_writes_the_report_and_resumes(tmp_path, studies_dir, capsys):
     assert [c["id"] for c in summary["claims"]] == ["T1", "T2"]
     assert all(c["verdict"] in ("supported", "contradicted", "equivalent", "inconclusive") and c["n"] == 2
                for c in summary["claims"])
-    # what a reader needs to weigh each verdict (issue 14)
+    # what a reader needs to weigh each verdict
     for claim in summary["claims"]:
         assert {"margin", "test", "mde", "seeds_needed", "holm_verdict", "by_epoch"} <= set(claim)
         assert claim["holm_verdict"] in ("supported", "contradicted", "equivalent", "inconclusive")

@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_studies(studies: list, args, directory: Path) -> int:
     # Heavy imports only once the input is known to be good.
-    from suite.core import report
+    from suite.core import replication, report
     from suite.core.datasets import DataError, load_dataset
     from suite.core.replication import SeedBlock
     from suite.core.runner import current_backend
@@ -179,24 +179,25 @@ def run_studies(studies: list, args, directory: Path) -> int:
         block = SeedBlock(profile.name, current_backend(), args.first_seed, args.seeds, args.confirm)
         try:
             with store.lock():
-                records, run = run_block(study, profile, data, store, block, args)
+                result = replication.run_block(study, profile, data.fingerprint, block,
+                                               trainer(study, profile, data, store, block, args), store,
+                                               note=not args.report_only)
         except StoreLockedError as err:
             print(f"error: {err}", file=sys.stderr)
             return EXIT_BAD_INPUT
-        if not records:
+        if not result.records:
             print(f"{study.name}: no stored trials for profile {args.profile}; nothing to report", file=sys.stderr)
             continue
         dataset_info = {"name": data.name, "source": data.source, "fingerprint": data.fingerprint,
                         "train": len(data.y_train), "val": len(data.y_val), "test": len(data.y_test)}
-        summary = report.load_current_summary(args.out, study, profile, records, run) if not args.report_only else None
-        if summary is None:  # something changed since the last report (or it was asked for): draw it
-            summary = report.build_study_report(study, profile, records, args.out, time.perf_counter() - started,
-                                                dataset_info, run)
+        kept = report.load_current_summary(args.out, result, profile) if not args.report_only else None
+        if kept is None:  # something changed since the last report (or it was asked for): draw it
+            report.build_study_report(result, profile, args.out, time.perf_counter() - started, dataset_info)
         else:
             print(f"{study.name}: nothing new since the last report; it is kept", file=sys.stderr)
-        errors += summary["trials"].get("error", 0)
-        print_verdicts(summary, Path(args.out) / study.name / "index.html")
-        mismatches += check_expectations(study, args.profile, summary, args.strict)
+        errors += int((result.trials["status"] == "error").sum())
+        print_verdicts(result, args.profile, Path(args.out) / study.name / "index.html")
+        mismatches += check_expectations(result, args.profile, args.strict)
     known = [(s.stem, loader.read_yaml(s).get("title", s.stem)) for s in loader.list_study_paths(directory)]
     index = report.write_index(args.out, known)
     print(f"overview: {index}")
@@ -207,46 +208,28 @@ def run_studies(studies: list, args, directory: Path) -> int:
     return EXIT_TRIAL_ERRORS if errors or (args.check and mismatches) else EXIT_OK
 
 
-def run_block(study, profile, data, store, block, args) -> tuple[list[dict], dict]:
-    """Train (or with --report-only, load) the block's trials and, with --confirm, each arm's
-    chosen values on the next block of seeds. Returns (records, run): `run` says which seeds
-    judge and carries the tuning run's and the other stored blocks' verdicts for the report."""
-    import dataclasses
-
-    from suite.core import replication
+def trainer(study, profile, data, store, block, args):
+    """`train(first_seed, chosen)` for replication.run_block: run the trials (resuming what is
+    stored), or with --report-only load the stored ones."""
     from suite.core.plan import plan_trials
     from suite.core.runner import run_study
 
     stored = store.load_records().records if args.report_only else None  # read once: nothing is trained
 
-    def train_or_load(first_seed: int, chosen: dict | None = None) -> list[dict]:
+    def train(first_seed: int, chosen: dict | None = None) -> list[dict]:
         if args.report_only:
             trials = plan_trials(study, profile, data.fingerprint, args.seeds, backend=block.backend,
                                  first_seed=first_seed, chosen=chosen)
             found = [stored[t.key] for t in trials if t.key in stored]
             print(f"{study.name}: {len(found)} of {len(trials)} trials stored", file=sys.stderr)
             return found
-        result = run_study(study, profile, data, store, seeds=args.seeds, force=args.force,
-                           show_progress=not args.quiet, executor=args.executor, options=executor_options(args),
-                           first_seed=first_seed, chosen=chosen, pack=not args.no_pack)
-        print(f"{study.name}: ran {result.ran} trials, reused {result.skipped} from {store.dir}", file=sys.stderr)
-        return [result.records[t.key] for t in result.trials if t.key in result.records]
+        ran = run_study(study, profile, data, store, seeds=args.seeds, force=args.force,
+                        show_progress=not args.quiet, executor=args.executor, options=executor_options(args),
+                        first_seed=first_seed, chosen=chosen, pack=not args.no_pack)
+        print(f"{study.name}: ran {ran.ran} trials, reused {ran.skipped} from {store.dir}", file=sys.stderr)
+        return [ran.records[t.key] for t in ran.trials if t.key in ran.records]
 
-    records = train_or_load(block.first)
-    run = {"label": block.label(study, profile), "judge_seeds": None, "others": []}
-    if block.confirm:  # the tuning trials choose, fresh trials judge
-        chosen = replication.chosen_tuning(study, records)
-        confirming = train_or_load(block.first + block.span(study, profile), chosen)
-        tuning_label = dataclasses.replace(block, confirm=False).label(study, profile)
-        run["others"].append({"label": f"tuning run, {tuning_label}",
-                              "verdicts": replication.judged_verdicts(study, records)})
-        run["judge_seeds"] = sorted({r["seed"] for r in confirming})
-        records = records + confirming
-    if not args.report_only:
-        replication.note_block(store.dir, block)
-    run["others"] += replication.other_blocks(block, study, profile, data.fingerprint, store.dir,
-                                              stored if stored is not None else store.load_records().records)
-    return records, run
+    return train
 
 
 def executor_options(args):
@@ -260,38 +243,42 @@ def executor_options(args):
                            gpus_per_trial=args.ray_gpus_per_trial)
 
 
-def check_expectations(study, profile: str, summary: dict, strict: bool) -> list[str]:
+def check_expectations(result, profile: str, strict: bool) -> list[str]:
     """Claims whose verdict at this profile differs from their `expect` (CI guards findings)."""
-    verdicts = {claim["id"]: claim["verdict"] for claim in summary["claims"]}
+    verdicts = result.verdict_words()
     problems = []
-    for claim in study.claims:
+    for claim in result.study.claims:
         expected, got = claim.expect.get(profile), verdicts.get(claim.id)
         if expected is None or got == expected:
             continue
         if got == "inconclusive" and not strict:
-            print(f"note: {study.name} {claim.id} expected {expected}, got inconclusive", file=sys.stderr)
+            print(f"note: {result.study.name} {claim.id} expected {expected}, got inconclusive", file=sys.stderr)
             continue
-        problems.append(f"{study.name} {claim.id}: expected {expected} at {profile}, got {got}")
+        problems.append(f"{result.study.name} {claim.id}: expected {expected} at {profile}, got {got}")
     return problems
 
 
-def print_verdicts(summary: dict, page: Path) -> None:
-    def num(x):
-        return "    –" if x is None else f"{x:+.3f}"
+def print_verdicts(result, profile: str, page: Path) -> None:
+    from suite.core.frames import status_counts
 
-    print(f"\n{summary['title']} ({summary['study']}, profile {summary['profile']}): "
-          + ", ".join(f"{v} {k}" for k, v in summary["trials"].items()))
-    for claim in summary["claims"]:
-        low, high = claim["ci"]
-        holm = claim.get("holm_verdict")
-        after = f" (after Holm: {holm})" if holm and holm != claim["verdict"] else ""
-        why = f" [{claim['power_note']}]" if claim.get("power_note") else ""
-        print(f"  {claim['id']:5s} {claim['verdict']:13s} effect {num(claim['effect'])} "
-              f"CI [{num(low)}, {num(high)}] n={claim['n']}{after}{why}  {claim['text'][:70]}")
-    for fact in summary.get("facts", []):
+    def num(x):
+        return "    –" if x is None or x != x else f"{x:+.3f}"
+
+    study = result.study
+    print(f"\n{study.title} ({study.name}, profile {profile}): "
+          + ", ".join(f"{v} {k}" for k, v in status_counts(result.trials).items()))
+    for verdict in result.verdicts:
+        low, high = verdict.ci
+        after = f" (after Holm: {verdict.holm_verdict})" if verdict.holm_verdict not in ("", verdict.verdict) else ""
+        why = f" [{verdict.power_note}]" if verdict.power_note else ""
+        print(f"  {verdict.claim.id:5s} {verdict.verdict:13s} effect {num(verdict.effect)} "
+              f"CI [{num(low)}, {num(high)}] n={verdict.n}{after}{why}  {verdict.claim.text[:70]}")
+    for entry in study.not_judged:
+        print(f"  {entry.id:5s} {'not judged':13s} effect {num(None)} CI [{num(None)}, {num(None)}] n=0  {entry.text[:70]}")
+    for fact in result.facts:
         values = "; ".join(f"{v['arms']}: {num(v['mean']).strip()}" for v in fact["values"])
         print(f"  {fact['id']:5s} {'fact':13s} {values}  {fact['text'][:70]}")
-    reference = summary.get("reference")
+    reference = result.reference
     if reference:
         print(f"  reference: {reference['arm']} reaches {reference['metric']} {num(reference['reached']).strip()} "
               f"of the {reference['known']:.3f} its net is known to reach ({reference['source'][:60]})")

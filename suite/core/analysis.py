@@ -1,7 +1,6 @@
-"""analysis: pure functions from trial records to pandas frames and claim verdicts.
+"""analysis: claim verdicts from a study's frames (suite.core.frames).
 
-Imports no Keras. Per arm, tuned training values are chosen on the validation split;
-claims compare the `better` and `worse` arms paired by seed; `suite.core.verdicts` turns
+Imports no Keras. Claims compare the `better` and `worse` arms paired by seed; `suite.core.verdicts` turns
 the per-seed differences into one of four words (supported, contradicted, equivalent,
 inconclusive), with power notes, a Holm-adjusted verdict per study, and, for per-epoch
 metrics, the verdict at every stored epoch (the budget curve).
@@ -15,19 +14,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from suite.core import registry, verdicts
-from suite.core.packs import PROGRAM_METRICS
+from suite.core.frames import mean_ci, select_arms
 from suite.core.step_curve import steps_to_target
-from suite.core.study import Claim, Fact, Study, arm_label
+from suite.core.study import PROGRAM_METRICS, Claim, Fact, Study
 from suite.core.verdicts import CONTRADICTED, EQUIVALENT, INCONCLUSIVE, SUPPORTED, VERDICTS  # noqa: F401 (re-exported)
 
-CONFIDENCE = 0.95
 # Metrics that are not continuous get exact tests (suite.core.verdicts); techniques declare theirs
 # with `registry.add("metric", name, kind, scale=...)`.
 METRIC_SCALES = {"diverged": "binary", "epochs_to_target": "count", "steps_to_target": "count"}
-TUNING_METRIC = "val_accuracy"  # tuned values are chosen on validation data, never on test
 NOT_JUDGED = "not judged"  # a claim that needs converged nets, judged at a budget where they were not
 # Converged: over the last fifth of the epochs (at least the last one) the training loss of
 # the median run (seed) of every compared arm fell by less than 5% of its value. A loss still
@@ -85,142 +81,14 @@ class Verdict:
 
 # ---- frames --------------------------------------------------------------------------
 
-def _identity(record: dict, study: Study) -> dict:
-    # stored records have sorted keys: label in the study's factor order
-    return {"key": record["key"], "arm": arm_label(record["arm"], study.factors), **record["arm"],
-            **{f"tuned_{k}": v for k, v in record.get("tuning", {}).items()}, "seed": record["seed"]}
-
-
-def trials_frame(records: list[dict], study: Study) -> pd.DataFrame:
-    """One row per trial: identity, status, final metrics, timings."""
-    rows = []
-    for record in records:
-        row = {**_identity(record, study), "status": record["status"], "message": record.get("message", ""),
-               "diverged": float(record["status"] == "diverged")}
-        row.update({k: v for k, v in record.get("final", {}).items()})
-        row.update({k: v for k, v in record.get("timing", {}).items()})
-        row["step_curve"] = record.get("step_curve")  # read by steps_to_target
-        rows.append(row)
-    frame = pd.DataFrame(rows)
-    return frame.astype({c: float for c in frame.columns if frame[c].dtype == object and _numeric(frame[c])})
-
-
-def _numeric(column: pd.Series) -> bool:
-    return column.map(lambda v: v is None or isinstance(v, (int, float)) and not isinstance(v, bool)).all()
-
-
-def epochs_frame(records: list[dict], study: Study) -> pd.DataFrame:
-    """One row per (trial, epoch); epoch 0 is before training (probe columns only)."""
-    rows = [{**_identity(r, study), "status": r["status"], **epoch} for r in records for epoch in r.get("history", [])]
-    frame = pd.DataFrame(rows)
-    return frame.astype({c: float for c in frame.columns if frame[c].dtype == object and _numeric(frame[c])})
-
-
-def layers_frame(records: list[dict], study: Study) -> pd.DataFrame:
-    """One row per (trial, epoch, hidden layer) from the probes, histograms included."""
-    return pd.DataFrame([{**_identity(r, study), **row} for r in records for row in r.get("layers", [])])
-
 
 # ---- tuning --------------------------------------------------------------------------
-
-def tuning_table(trials: pd.DataFrame, study: Study) -> pd.DataFrame:
-    """Per arm and tuned value: mean validation accuracy over seeds (failed trials count 0)."""
-    tuned = [f"tuned_{k}" for k in study.tuned]
-    if not tuned or trials.empty:
-        return pd.DataFrame()
-    scores = trials.assign(score=trials[TUNING_METRIC].fillna(0.0) if TUNING_METRIC in trials else 0.0)
-    table = scores.groupby(["arm", *tuned], sort=False).agg(
-        val_accuracy=("score", "mean"), seeds=("seed", "nunique"),
-        failed=("status", lambda s: int((s != "ok").sum()))).reset_index()
-    best = table.groupby("arm", sort=False)["val_accuracy"].transform("max")
-    table["chosen"] = False
-    for _, group in table[table["val_accuracy"] == best].groupby("arm", sort=False):
-        table.loc[group.index[0], "chosen"] = True  # ties: the first listed value wins
-    return table
-
-
-def tuning_overview(table: pd.DataFrame, study: Study) -> pd.DataFrame:
-    """One row per arm: the chosen values, then mean validation accuracy per tried value."""
-    if table.empty:
-        return table
-    tuned = [f"tuned_{k}" for k in study.tuned]
-    chosen = table[table["chosen"]].set_index("arm")[tuned].rename(columns=lambda c: "chosen " + c.removeprefix("tuned_"))
-    tried = table.assign(tried=table[tuned].astype(str).agg(", ".join, axis=1))
-    scores = tried.pivot(index="arm", columns="tried", values="val_accuracy")
-    scores.columns = [f"val acc @ {c}" for c in scores.columns]
-    failed = table.groupby("arm")["failed"].sum().rename("failed trials")
-    edges = pd.Series({arm: ", ".join(keys) for arm, keys in tuned_at_edge(table, study).items()},
-                      name="chosen at grid edge", dtype=object)
-    order = list(dict.fromkeys(table["arm"]))
-    return chosen.join(scores).join(failed).join(edges).fillna({"chosen at grid edge": ""}).loc[order].reset_index()
-
-
-def tuned_at_edge(table: pd.DataFrame, study: Study) -> dict:
-    """Arm -> the numeric tuned keys whose chosen value is the smallest or largest of its grid:
-    the best value may lie outside the grid, so the arm may be handicapped by the grid."""
-    edges: dict = {}
-    for _, row in table[table["chosen"]].iterrows() if not table.empty else []:
-        for key, grid in study.tuned.items():
-            numeric = [v for v in grid if isinstance(v, (int, float)) and not isinstance(v, bool)]
-            if len(numeric) >= 2 and len(numeric) == len(grid) and row[f"tuned_{key}"] in (min(numeric), max(numeric)):
-                edges.setdefault(row["arm"], []).append(key)
-    return edges
-
-
-def mark_selected(trials: pd.DataFrame, study: Study, judge_seeds: set | None = None) -> pd.DataFrame:
-    """Add `selected`: the trial uses its arm's chosen tuned values (all, if none tuned).
-    With `judge_seeds` (a confirmation run), the values are chosen on the other seeds and only
-    the trials of `judge_seeds` are selected: the tuning trials choose, fresh trials judge."""
-    judging = trials["seed"].isin(judge_seeds) if judge_seeds else pd.Series(True, index=trials.index)
-    table = tuning_table(trials[~judging] if judge_seeds else trials, study)
-    if table.empty:
-        return trials.assign(selected=judging)
-    tuned = [f"tuned_{k}" for k in study.tuned]
-    chosen = table.loc[table["chosen"], ["arm", *tuned]].assign(selected=True)
-    merged = trials.merge(chosen, on=["arm", *tuned], how="left")
-    return merged.assign(selected=merged["selected"].fillna(False).astype(bool) & judging.to_numpy())
 
 
 # ---- aggregation ---------------------------------------------------------------------
 
-def mean_ci(values) -> tuple[float, float, float, int]:
-    """Mean and t-interval (95%) of finite values; (mean, low, high, n)."""
-    values = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
-    n = len(values)
-    if n == 0:
-        return (math.nan, math.nan, math.nan, 0)
-    mean = float(values.mean())
-    if n < 2:
-        return (mean, -math.inf, math.inf, 1)
-    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * values.std(ddof=1) / math.sqrt(n))
-    return (mean, mean - half, mean + half, n)
-
-
-def arm_summary(trials: pd.DataFrame, metrics=("test_accuracy", "val_accuracy", "train_accuracy", "train_loss",
-                                              "parameters", "step_seconds")) -> pd.DataFrame:
-    """Per arm (selected trials): mean and 95% CI of each metric, and trial counts."""
-    rows = []
-    for arm, group in trials[trials["selected"]].groupby("arm", sort=False):
-        row = {"arm": arm, "trials": len(group), "ok": int((group["status"] == "ok").sum())}
-        for metric in metrics:
-            if metric in group:
-                mean, low, high, _ = mean_ci(group[metric])
-                row.update({metric: mean, f"{metric}_low": low, f"{metric}_high": high})
-        rows.append(row)
-    return pd.DataFrame(rows)
-
 
 # ---- claims --------------------------------------------------------------------------
-
-def select_arms(trials: pd.DataFrame, selector: dict | list) -> pd.Series:
-    """Rows whose factor columns match a claim's selector (a level or a list of levels);
-    for a list of selectors, the rows any of them matches."""
-    if isinstance(selector, list):
-        return pd.concat([select_arms(trials, part) for part in selector], axis=1).any(axis=1)
-    mask = pd.Series(True, index=trials.index)
-    for key, wanted in selector.items():
-        mask &= trials[key].isin(wanted if isinstance(wanted, list) else [wanted])
-    return mask
 
 
 def epochs_to_target(epochs: pd.DataFrame, target: dict) -> pd.Series:
@@ -296,7 +164,7 @@ def judged_margin(claim: Claim) -> float:
     return claim.margin or 0.0
 
 
-def decide(claim: Claim, paired: pd.DataFrame, power_notes: bool = True) -> verdicts.Decision:
+def decide_claim(claim: Claim, paired: pd.DataFrame, power_notes: bool = True) -> verdicts.Decision:
     """The claim's verdict from its paired values (suite.core.verdicts has the rule)."""
     if claim.ratio is not None:  # judged on log ratios against the stated ratio; the margin is a factor
         diffs = verdicts.log_ratio_differences(paired["better"], paired["worse"], claim.ratio, claim.direction)
@@ -382,7 +250,7 @@ def _selector_text(selector: dict | list) -> str:
 
 def judge_claim(claim: Claim, trials: pd.DataFrame, epochs: pd.DataFrame) -> Verdict:
     paired, total = paired_values(claim, trials, epochs)
-    decision = decide(claim, paired)
+    decision = decide_claim(claim, paired)
     reasons = []
     unconverged = convergence_problem(claim, trials, epochs) if claim.needs == "convergence" else ""
     if unconverged:  # the numbers stay on the page; the word waits for a budget that can judge
@@ -424,7 +292,7 @@ def judge_by_epoch(claim: Claim, trials: pd.DataFrame, epochs: pd.DataFrame) -> 
         paired, _ = paired_values(dataclasses.replace(claim, epoch=epoch), trials, epochs)
         if len(paired) == 0:
             continue
-        decision = decide(claim, paired, power_notes=False)  # a curve point keeps its word, not its power notes
+        decision = decide_claim(claim, paired, power_notes=False)  # a curve point keeps its word, not its power notes
         rows.append({"epoch": epoch, "steps": None if per_step is None else int(round(epoch * per_step)),
                      "effect": _round(decision.effect), "ci": [_round(decision.ci[0]), _round(decision.ci[1])],
                      "verdict": decision.verdict, "n": decision.n})
@@ -507,5 +375,3 @@ def reference_reached(study: Study, trials: pd.DataFrame) -> dict | None:
             "source": reference.source, "short_by": _round(reference.accuracy - mean)}
 
 
-def status_counts(trials: pd.DataFrame) -> dict:
-    return {str(k): int(v) for k, v in trials["status"].value_counts().items()} if not trials.empty else {}

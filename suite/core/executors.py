@@ -97,7 +97,7 @@ def _init_worker(dataset: str, data_dir: str | None, device: DeviceOptions, gpu_
     if gpu_slots is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu_slots.get()
     apply_device_options(device)
-    load_plugins()  # a spawned worker registers the techniques (datasets, procedures) itself
+    load_plugins(sections=False)  # a spawned worker registers the techniques (datasets, procedures) itself
     _WORKER_DATA = load_dataset(dataset, data_dir)
 
 
@@ -190,7 +190,7 @@ def _run_in_ray_task(trial: Trial, data: Dataset, run_one: Callable, device: Dev
 
     if not _RAY_READY:
         apply_device_options(device)
-        load_plugins()
+        load_plugins(sections=False)
         _RAY_READY["done"] = True
     outcome = run_one(trial, data)
     node = {"ray_node": ray.get_runtime_context().get_node_id()}  # which machine of the cluster trained it

@@ -154,6 +154,12 @@ def _optimizer_steps(model: keras.Model) -> int:
     return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
 
 
+def finite_or_nan(value) -> float:
+    """A final metric as a float: None and non-finite numbers become NaN."""
+    value = float("nan") if value is None else float(value)
+    return value if math.isfinite(value) else float("nan")
+
+
 def finite_or_none(value):
     """JSON has no NaN: a non-finite number is stored as null."""
     return value if not isinstance(value, float) or math.isfinite(value) else None

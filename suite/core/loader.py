@@ -27,10 +27,10 @@ from suite.core.study import (
     TARGET_METRICS,
     Claim,
     Fact,
-    NotJudged,
     Profile,
     Reference,
     Study,
+    Unmeasurable,
     arm_label,
     count_trials,
     matches,
@@ -284,7 +284,7 @@ class _Checker:
         for i, raw in enumerate(entries):
             if raw["id"] in judged_ids:
                 self.fail(f"not_judged[{i}].id", f"{raw['id']!r} is also listed under `claims` or `facts`")
-            result.append(NotJudged(id=raw["id"], text=raw["text"], reason=raw["reason"]))
+            result.append(Unmeasurable(id=raw["id"], text=raw["text"], reason=raw["reason"]))
         return tuple(result)
 
     def facts(self, entries: list, study: Study, claim_ids: set) -> tuple:

@@ -16,15 +16,11 @@ from suite.core import registry
 from suite.core.keys import trial_key
 from suite.core.plan import Trial
 from suite.core.settings import STANDARD_PROCEDURE
-from suite.core.study import Study, matches
+from suite.core.study import PROGRAM_METRICS, Study, matches
 
 # Measured (bench/packing.py): on 2 cores a member's step costs about the same from 6 members
 # on, and more members per pack leave the workers fewer packs to share out.
 PACK_SIZE = 9
-# Metrics of the compiled program rather than of one net: the members of a pack share one
-# measurement, so a claim on one of these would count one timing as n seeds. The trials of the
-# arms such a claim compares train alone, each seed timed on its own.
-PROGRAM_METRICS = ("step_seconds",)
 
 
 @dataclass(frozen=True)
@@ -41,7 +37,7 @@ class Pack:
         return len(self.trials)
 
 
-def pack_signature(trial: Trial) -> str | None:
+def program_signature(trial: Trial) -> str | None:
     """The signature under which `trial` may share a program, or None (it trains alone)."""
     procedure = trial.config.get("procedure", STANDARD_PROCEDURE)
     if registry.lookup("pack_trainer", procedure) is None:
@@ -65,7 +61,7 @@ def form_packs(trials: list[Trial], pack_size: int = PACK_SIZE, study: Study | N
     alone: list[Trial] = []
     for trial in trials:
         packable = pack_size > 1 and not any(matches(trial.arm, selector) for selector in timed)
-        signature = pack_signature(trial) if packable else None
+        signature = program_signature(trial) if packable else None
         (alone if signature is None else groups.setdefault(signature, [])).append(trial)
     units: list[Trial | Pack] = []
     for members in groups.values():

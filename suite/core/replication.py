@@ -13,14 +13,17 @@ verdicts are shown beside the confirmation's.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from suite.core import analysis
+from suite.core.evaluation import BlockVerdicts, RunInfo, StudyResult, evaluate
 from suite.core.plan import Trial, plan_trials
-from suite.core.study import Profile, Study, arm_label
+from suite.core.store import TrialStore
+from suite.core.study import Profile, Study
 from suite.core.verdicts import DECIDED
 
 BLOCKS_FILE = "blocks.jsonl"  # one run per line; not *.json, which are trial records
@@ -59,28 +62,41 @@ class SeedBlock:
 
 
 def chosen_tuning(study: Study, records: list[dict]) -> dict:
-    """Arm label -> the tuned values chosen on validation accuracy (plain JSON values, so a
-    confirmation trial's key equals that of the same value and seed in a tuning run)."""
-    if not study.tuned:
-        return {arm_label(r["arm"], study.factors): {} for r in records}
-    table = analysis.tuning_table(analysis.trials_frame(records, study), study)
-    chosen = {}
-    for _, row in table[table["chosen"]].iterrows():
-        chosen[row["arm"]] = {key: _plain(row[f"tuned_{key}"]) for key in study.tuned}
-    return chosen
+    """Arm label -> the tuned values these records chose (StudyResult.chosen)."""
+    return evaluate(study, records).chosen
 
 
-def _plain(value):
-    return value.item() if hasattr(value, "item") else value
-
-
-def judged_verdicts(study: Study, records: list[dict], judge_seeds: set | None = None) -> dict:
+def judged_verdicts(study: Study, records: list[dict], judge_seeds=None) -> dict:
     """Claim id -> verdict for these records (the claims judged on `judge_seeds` only, if given)."""
     if not records:
         return {}
-    trials = analysis.mark_selected(analysis.trials_frame(records, study), study, judge_seeds)
-    judged = analysis.judge_claims(study, trials, analysis.epochs_frame(records, study))
-    return {v.claim.id: v.verdict for v in judged}
+    judge = tuple(judge_seeds) if judge_seeds else None
+    return evaluate(study, records, RunInfo(judge_seeds=judge)).verdict_words()
+
+
+def run_block(study: Study, profile: Profile, fingerprint: str, block: SeedBlock, train: Callable,
+              store: TrialStore, note: bool = True) -> StudyResult:
+    """Train (or load) one block of seeds and judge it once. `train(first_seed, chosen)` returns the
+    records of the block's trials from `first_seed` (only each arm's `chosen` tuned values, if
+    given); `store` holds the other blocks; `note` lists this block among the store's runs (not
+    for a report of stored trials). With `block.confirm`, each arm's chosen values
+    train again on the next block of seeds, which alone judge; the tuning run's verdicts and every
+    other complete block's are carried for the report, beside this run's."""
+    records = train(block.first)
+    others = []
+    judge_seeds = None
+    if block.confirm:  # the tuning trials choose, fresh trials judge
+        tuning = evaluate(study, records)
+        confirming = train(block.first + block.span(study, profile), tuning.chosen)
+        tuning_label = dataclasses.replace(block, confirm=False).label(study, profile)
+        others.append(BlockVerdicts(f"tuning run, {tuning_label}", tuning.verdict_words()))
+        judge_seeds = tuple(sorted({r["seed"] for r in confirming}))
+        records = records + confirming
+    if note:
+        note_block(store.dir, block)
+    others += other_blocks(block, study, profile, fingerprint, store.dir, store.load_records().records)
+    return evaluate(study, records, RunInfo(label=block.label(study, profile), judge_seeds=judge_seeds,
+                                            others=tuple(others)))
 
 
 def agreement(this: dict, other: dict) -> dict:
@@ -107,16 +123,16 @@ def block_records(block: SeedBlock, study: Study, profile: Profile, fingerprint:
 
 
 def other_blocks(this: SeedBlock, study: Study, profile: Profile, fingerprint: str, store_dir: str | Path,
-                 stored: dict) -> list[dict]:
-    """[{label, verdicts}] of every other complete block of this profile and backend in the store."""
+                 stored: dict) -> list[BlockVerdicts]:
+    """The verdicts of every other complete block of this profile and backend in the store."""
     others = []
     for block in stored_blocks(store_dir, this.profile, this.backend):
         if block == this or (this.confirm and (block.first, block.seeds) == (this.first, this.seeds)):
             continue  # this run, or its own tuning run (shown as such)
         found = block_records(block, study, profile, fingerprint, stored)
         if found is not None:
-            others.append({"label": block.label(study, profile),
-                           "verdicts": judged_verdicts(study, found["records"], found["judge_seeds"])})
+            others.append(BlockVerdicts(block.label(study, profile),
+                                        judged_verdicts(study, found["records"], found["judge_seeds"])))
     return others
 
 

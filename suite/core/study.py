@@ -23,6 +23,10 @@ TARGET_METRICS = ("epochs_to_target", "steps_to_target")
 # what `steps_to_target` can read: the columns of the step curve (suite.core.step_curve)
 STEP_CURVE_METRICS = ("train_accuracy", "train_loss")
 TRAINING_METRICS = HISTORY_METRICS + FINAL_ONLY_METRICS
+# Metrics of the compiled program rather than of one net: the members of a pack share one
+# measurement, so a claim on one of these would count one timing as n seeds. The trials of the
+# arms such a claim compares train alone, each seed timed on its own (suite.core.packs).
+PROGRAM_METRICS = ("step_seconds",)
 # What budget a claim needs to be judged (its `needs`): `initialisation`, a claim about the net
 # before training (epoch 0); `training`, about the course of training at any budget (speed to
 # a target, early behaviour); `convergence`, about trained nets: judged only where the compared
@@ -96,7 +100,7 @@ class Reference:
 
 
 @dataclass(frozen=True)
-class NotJudged:
+class Unmeasurable:
     """A claim of CLAIMS.md this study covers but cannot measure, with the reason."""
 
     id: str

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from suite.core import analysis
+from suite.core import analysis, frames
 from suite.core.loader import Claim, Profile, Study
 
 
@@ -26,8 +26,8 @@ def _judge(a_values, b_values, direction="higher", metric="test_accuracy"):
     study = _study([claim], tuned=False)
     records = [_record("a", 0.1, s, v) for s, v in enumerate(a_values)] + \
               [_record("b", 0.1, s, v) for s, v in enumerate(b_values)]
-    trials = analysis.mark_selected(analysis.trials_frame(records, study), study)
-    return analysis.judge_claim(claim, trials, analysis.epochs_frame(records, study))
+    trials = frames.mark_selected(frames.trials_frame(records, study), study)
+    return analysis.judge_claim(claim, trials, frames.epochs_frame(records, study))
 
 
 def test_supported_when_interval_above_zero():
@@ -69,8 +69,8 @@ def test_step_times_measured_beside_other_trials_decide_nothing(alone):
     records = [{**_record(init, 0.1, s, 0.8), "timing": {"step_seconds": step + jitter[s] * (init == "a"),
                                                          "timed_alone": alone}}
                for init, step in (("a", 0.003), ("b", 0.001)) for s in range(3)]
-    trials = analysis.mark_selected(analysis.trials_frame(records, study), study)
-    verdict = analysis.judge_claim(claim, trials, analysis.epochs_frame(records, study))
+    trials = frames.mark_selected(frames.trials_frame(records, study), study)
+    verdict = analysis.judge_claim(claim, trials, frames.epochs_frame(records, study))
     if alone:
         assert verdict.verdict == analysis.SUPPORTED and verdict.reason == ""
     else:
@@ -83,8 +83,8 @@ def test_diverged_pairs_are_dropped_and_reported():
     records = [_record("a", 0.1, s, 0.8 + s / 100) for s in range(3)] + \
               [_record("b", 0.1, 0, float("nan"), status="diverged")] + \
               [_record("b", 0.1, s, 0.1) for s in (1, 2)]
-    trials = analysis.mark_selected(analysis.trials_frame(records, study), study)
-    verdict = analysis.judge_claim(claim, trials, analysis.epochs_frame(records, study))
+    trials = frames.mark_selected(frames.trials_frame(records, study), study)
+    verdict = analysis.judge_claim(claim, trials, frames.epochs_frame(records, study))
     assert verdict.n == 2 and "1 of 3 seeds dropped" in verdict.reason
 
 
@@ -98,8 +98,8 @@ def test_a_seed_only_some_selected_arms_ran_is_not_averaged():
     claim = Claim(id="C", text="", metric="test_accuracy", better={"init": ["a", "b"]}, worse=None, than=0.5)
     study = _study([claim], tuned=False)
     records = [_record("a", 0.1, s, 0.9) for s in range(4)] + [_record("b", 0.1, s, 0.7) for s in range(3)]
-    trials = analysis.mark_selected(analysis.trials_frame(records, study), study)
-    values = analysis.claim_values(claim, claim.better, trials, analysis.epochs_frame(records, study))
+    trials = frames.mark_selected(frames.trials_frame(records, study), study)
+    values = analysis.claim_values(claim, claim.better, trials, frames.epochs_frame(records, study))
     assert list(values.index) == [0, 1, 2] and values.tolist() == pytest.approx([0.8] * 3)  # not seed 3's 0.9 alone
 
 
@@ -109,17 +109,17 @@ def test_tuning_picks_best_validation_value_per_arm():
               [_record("a", 0.01, s, acc=0.9, val=0.5) for s in range(2)] + \
               [_record("b", 0.1, s, acc=0.0, val=float("nan"), status="diverged") for s in range(2)] + \
               [_record("b", 0.01, s, acc=0.3, val=0.3) for s in range(2)]
-    trials = analysis.trials_frame(records, study)
-    table = analysis.tuning_table(trials, study)
+    trials = frames.trials_frame(records, study)
+    table = frames.tuning_table(trials, study)
     chosen = table[table["chosen"]].set_index("arm")["tuned_learning_rate"].to_dict()
     assert chosen == {"a": 0.1, "b": 0.01}  # by validation, never by test accuracy
-    selected = analysis.mark_selected(trials, study)
+    selected = frames.mark_selected(trials, study)
     assert selected["selected"].sum() == 4
 
 
 @pytest.mark.parametrize("values, n", [([1.0, 2.0, 3.0], 3), ([float("nan"), 1.0], 1), ([], 0)])
 def test_mean_ci(values, n):
-    mean, low, high, count = analysis.mean_ci(values)
+    mean, low, high, count = frames.mean_ci(values)
     assert count == n
     if n >= 2:
         assert low < mean < high
@@ -129,8 +129,8 @@ def test_claim_against_a_fixed_value():
     claim = Claim(id="C", text="", metric="test_accuracy", better={"init": "a"}, worse=None, than=0.5)
     study = _study([claim], tuned=False)
     records = [_record("a", 0.1, s, 0.8 + s / 100) for s in range(3)] + [_record("b", 0.1, s, 0.1) for s in range(3)]
-    trials = analysis.mark_selected(analysis.trials_frame(records, study), study)
-    verdict = analysis.judge_claim(claim, trials, analysis.epochs_frame(records, study))
+    trials = frames.mark_selected(frames.trials_frame(records, study), study)
+    verdict = analysis.judge_claim(claim, trials, frames.epochs_frame(records, study))
     assert verdict.verdict == analysis.SUPPORTED and math.isclose(verdict.worse_mean, 0.5)
 
 
@@ -139,7 +139,7 @@ def test_epochs_to_target_counts_not_reached_as_budget_plus_one():
     curve = lambda values: [{"epoch": e, "val_accuracy": v} for e, v in enumerate(values, start=1)]
     records = [_record("a", 0.1, 0, 0.9, history=curve([0.5, 0.85, 0.9])),
                _record("b", 0.1, 0, 0.4, history=curve([0.2, 0.3, 0.4]))]
-    epochs = analysis.epochs_frame(records, study)
+    epochs = frames.epochs_frame(records, study)
     reached = analysis.epochs_to_target(epochs, {"metric": "val_accuracy", "value": 0.8})
     assert reached.to_dict() == {"a-0.1-0": 2.0, "b-0.1-0": 4.0}
     losses = analysis.epochs_to_target(epochs.assign(val_loss=[1.0, 0.5, 0.4, 2, 2, 2]), {"metric": "val_loss", "value": 0.5})
@@ -149,7 +149,7 @@ def test_epochs_to_target_counts_not_reached_as_budget_plus_one():
 def test_diverged_is_a_metric():
     study = _study(tuned=False)
     records = [_record("a", 0.1, 0, float("nan"), status="diverged"), _record("b", 0.1, 0, 0.5)]
-    assert analysis.trials_frame(records, study)["diverged"].tolist() == [1.0, 0.0]
+    assert frames.trials_frame(records, study)["diverged"].tolist() == [1.0, 0.0]
 
 
 @pytest.mark.parametrize("verdicts_by_epoch, effects, expected", [

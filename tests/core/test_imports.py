@@ -114,3 +114,4 @@ def test_every_import_of_the_suite_resolves():
                     if alias.name.startswith("suite"):
                         importlib.import_module(alias.name)
     assert missing == []
+

@@ -8,7 +8,7 @@ import pandas as pd
 from conftest import write_study
 
 from suite import cli
-from suite.core import analysis, loader
+from suite.core import frames, loader
 from suite.core.replication import SeedBlock, agreement, chosen_tuning, note_block, stored_blocks
 
 
@@ -55,7 +55,7 @@ def test_judge_seeds_select_only_the_fresh_trials_and_the_others_choose(tmp_path
              "val_accuracy": (0.9 if lr == 0.05 else 0.5) if seed < 2 else (0.9 if lr == 0.1 else 0.1)}
             for arm in ("he_normal", "normal_0.01") for lr in (0.1, 0.05) for seed in range(4)
             if seed < 2 or lr == 0.05]
-    selected = analysis.mark_selected(pd.DataFrame(rows), study, judge_seeds={2, 3})
+    selected = frames.mark_selected(pd.DataFrame(rows), study, judge_seeds={2, 3})
     assert set(selected.loc[selected["selected"], "seed"]) == {2, 3}
     assert set(selected.loc[selected["selected"], "tuned_learning_rate"]) == {0.05}
 
@@ -65,7 +65,7 @@ def test_a_value_chosen_at_the_edge_of_its_grid_is_flagged(tmp_path, tiny_study_
     study, _ = _study(tmp_path, tiny_study_dict)
     table = pd.DataFrame({"arm": ["a", "a", "a", "b", "b", "b"], "tuned_learning_rate": [0.3, 0.1, 0.03] * 2,
                           "chosen": [True, False, False, False, True, False]})
-    assert analysis.tuned_at_edge(table, study) == {"a": ["learning_rate"]}
+    assert frames.tuned_at_edge(table, study) == {"a": ["learning_rate"]}
 
 
 def test_agreement_counts_only_claims_decided_in_both():

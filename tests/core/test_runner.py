@@ -44,9 +44,10 @@ def test_a_raising_trial_is_recorded_as_error_and_the_study_goes_on(tmp_path, st
     assert all("cannot be built" in r["message"] for r in report.records.values())
     # a study whose every trial failed still gets a report that says so
     from suite.core import report as reports
+    from suite.core.evaluation import evaluate
 
-    summary = reports.build_study_report(study, study.profiles["smoke"], list(report.records.values()), tmp_path / "out",
-                                         1.0, {"name": "synthetic"})
+    summary = reports.build_study_report(evaluate(study, list(report.records.values())), study.profiles["smoke"],
+                                         tmp_path / "out", 1.0, {"name": "synthetic"})
     assert summary["trials"] == {"error": 4}
     assert "cannot be built" in (tmp_path / "out" / study.name / "index.html").read_text()
     # errors are retried on a rerun (their cause may have been fixed), successes never

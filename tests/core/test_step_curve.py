@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from suite.core import analysis
+from suite.core import analysis, frames
 from suite.core.loader import Claim, Profile, Study
 from suite.core.step_curve import STEP_WINDOW, from_running_means, steps_to_target, windowed
 
@@ -85,8 +85,8 @@ def test_a_ratio_claim_on_steps_to_target_can_fail():
                                 "final": {"test_accuracy": 0.8}, "history": [{"epoch": 1}],
                                 "step_curve": {"window": 16, "ends": ends, "train_accuracy": accuracy,
                                                "train_loss": [1.0] * len(ends)}})
-        trials = analysis.mark_selected(analysis.trials_frame(records, study), study)
-        return analysis.judge_claim(claim, trials, analysis.epochs_frame(records, study)).verdict
+        trials = frames.mark_selected(frames.trials_frame(records, study), study)
+        return analysis.judge_claim(claim, trials, frames.epochs_frame(records, study)).verdict
 
     assert judged(32, 224) == analysis.SUPPORTED  # about 7x sooner every seed
     assert judged(32, 48) == analysis.CONTRADICTED  # about 1.4x: far from 6x

@@ -10,13 +10,15 @@ import base64
 import datetime as dt
 import json
 import math
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from suite.core import analysis
+from suite.core import analysis, frames
+from suite.core.evaluation import RunInfo, StudyResult
 from suite.core.replication import agreement
 from suite.core.report import figures
 from suite.core.report.sections import study_sections
@@ -95,7 +97,7 @@ def csv_link(frame: pd.DataFrame, filename: str) -> Markup:
     return Markup(f'<a class="csv" download="{filename}" href="data:text/csv;base64,{payload}">download CSV</a>')
 
 
-def records_digest(study: Study, records: list[dict], run: dict | None = None) -> str:
+def records_digest(study: Study, records: list[dict], run: RunInfo | None = None) -> str:
     """Identifies what a report was drawn from: the study file's content, every record, and
     the run's seed block with the other blocks' verdicts (`run`)."""
     import hashlib
@@ -103,48 +105,40 @@ def records_digest(study: Study, records: list[dict], run: dict | None = None) -
     digest = hashlib.sha256(Path(study.path).read_bytes() if study.path else b"")
     for record in sorted(records, key=lambda r: r["key"]):
         digest.update(json.dumps(record, sort_keys=True, default=str).encode())
-    digest.update(json.dumps(run or {}, sort_keys=True, default=str).encode())
+    digest.update(json.dumps(asdict(run) if run else {}, sort_keys=True, default=str).encode())
     return digest.hexdigest()[:20]
 
 
-def load_current_summary(out_dir: str | Path, study: Study, profile: Profile, records: list[dict],
-                         run: dict | None = None) -> dict | None:
+def load_current_summary(out_dir: str | Path, result: StudyResult, profile: Profile) -> dict | None:
     """The existing summary when it was drawn from exactly these records and blocks, else None."""
-    path = Path(out_dir) / study.name / "summary.json"
+    path = Path(out_dir) / result.study.name / "summary.json"
     try:
         summary = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    fresh = (summary.get("records_digest") == records_digest(study, records, run)
+    fresh = (summary.get("records_digest") == records_digest(result.study, result.records, result.run)
              and summary.get("profile") == profile.name)
     return summary if fresh and (path.parent / "index.html").exists() else None
 
 
-def build_study_report(study: Study, profile: Profile, records: list[dict], out_dir: str | Path,
-                       run_seconds: float, dataset_info: dict, run: dict | None = None) -> dict:
-    """Write <out>/<study>/{index.html, summary.json, *.parquet}; return the summary.
-
-    `run` (suite.core.replication) says which seeds judge: {"label": "seeds 0-2",
-    "judge_seeds": the confirmation's seeds or None, "others": [{"label", "verdicts"}]}, the
-    verdicts of other seed blocks (or of the tuning run) to show beside this run's."""
-    run = run or {}
-    judge_seeds = set(run["judge_seeds"]) if run.get("judge_seeds") else None
+def build_study_report(result: StudyResult, profile: Profile, out_dir: str | Path, run_seconds: float,
+                       dataset_info: dict) -> dict:
+    """Write <out>/<study>/{index.html, summary.json, *.parquet} from a judged study
+    (suite.core.evaluation); return the summary, which serialises `result`."""
+    study, run = result.study, result.run
+    judge_seeds = set(run.judge_seeds) if run.judge_seeds else None
     out = Path(out_dir) / study.name
     out.mkdir(parents=True, exist_ok=True)
     factors = list(study.factors)
-    trials = analysis.mark_selected(analysis.trials_frame(records, study), study, judge_seeds)
-    epochs = analysis.epochs_frame(records, study)
-    layers = analysis.layers_frame(records, study)
-    selected_keys = set(trials.loc[trials["selected"], "key"])
-    epochs_sel = epochs[epochs["key"].isin(selected_keys)] if not epochs.empty else epochs
-    verdicts = analysis.judge_claims(study, trials, epochs)
-    tuning = analysis.tuning_table(trials[~trials["seed"].isin(judge_seeds)] if judge_seeds else trials, study)
-    this_run = {v.claim.id: v.verdict for v in verdicts}
-    replication = [{**other, **agreement(this_run, other["verdicts"])} for other in run.get("others", [])]
-    summary_table = analysis.arm_summary(trials)
+    trials, epochs, layers, verdicts, tuning = result.trials, result.epochs, result.layers, result.verdicts, result.tuning
+    epochs_sel = result.selected_epochs
+    this_run = result.verdict_words()
+    replication = [{"label": other.label, "verdicts": other.verdicts, **agreement(this_run, other.verdicts)}
+                   for other in run.others]
+    summary_table = frames.arm_summary(trials)
     failed = trials.loc[trials["status"] != "ok", ["arm", *[c for c in trials if c.startswith("tuned_")],
                                                     "seed", "status", "message"]]
-    provenance = records[0].get("provenance", {}) if records else {}
+    provenance = result.records[0].get("provenance", {}) if result.records else {}
     generated = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
 
     summary = {
@@ -153,20 +147,19 @@ def build_study_report(study: Study, profile: Profile, records: list[dict], out_
                    **_seed_counts(trials)},
         "generated": generated, "wall_seconds": round(run_seconds, 2),
         "trial_seconds": round(float(trials["wall_seconds"].sum()), 1) if "wall_seconds" in trials else None,
-        "trials": analysis.status_counts(trials),
+        "trials": frames.status_counts(trials),
         "chance": {"alpha": CHANCE_ALPHA, "claims": sum(v.verdict != analysis.NOT_JUDGED for v in verdicts),
                    "decided": sum(v.verdict in DECIDED for v in verdicts),
                    "decided_after_holm": sum(v.holm_verdict in DECIDED for v in verdicts)},
         "claims": [{**v.as_dict(), "sgd_steps": _sgd_steps(v.claim, trials)} for v in verdicts] + [
             {"id": c.id, "text": c.text, "verdict": "not judged", "reason": c.reason, "effect": None,
              "ci": [None, None], "n": 0} for c in study.not_judged],
-        "facts": [{"id": f.id, "text": f.text, "metric": f.metric, "why": f.why,
-                   "values": analysis.fact_values(f, trials, epochs)} for f in study.facts],
-        "reference": analysis.reference_reached(study, trials),
-        "tuned": _chosen_values(tuning, study), "tuned_at_edge": analysis.tuned_at_edge(tuning, study),
-        "seed_block": run.get("label", ""), "confirmation": bool(judge_seeds), "replication": replication,
+        "facts": result.facts,
+        "reference": result.reference,
+        "tuned": _chosen_values(tuning, study), "tuned_at_edge": frames.tuned_at_edge(tuning, study),
+        "seed_block": run.label, "confirmation": bool(judge_seeds), "replication": replication,
         "provenance": provenance,
-        "records_digest": records_digest(study, records, run),
+        "records_digest": records_digest(study, result.records, run),
     }
     text = json.dumps(summary, indent=2, default=str)
     (out / "summary.json").write_text(text, encoding="utf-8")
@@ -205,7 +198,7 @@ def build_study_report(study: Study, profile: Profile, records: list[dict], out_
         extras=study_sections(trials, epochs, study, layers),
         arm_table=table_html(_readable_arms(summary_table[[c for c in summary_cols if c in summary_table]])),
         arm_csv=csv_link(summary_table, f"{study.name}-arms.csv"),
-        tuning_table=table_html(analysis.tuning_overview(tuning, study)),
+        tuning_table=table_html(frames.tuning_overview(tuning, study)),
         tuning_csv=csv_link(tuning, f"{study.name}-tuning.csv") if not tuning.empty else "",
         verdicts_csv=csv_link(pd.DataFrame([{**c, "ci_low": c["ci"][0], "ci_high": c["ci"][1]}
                                             for c in summary["claims"]]).drop(columns="ci", errors="ignore"),
@@ -244,7 +237,7 @@ def _targets_table(study: Study, trials: pd.DataFrame, epochs: pd.DataFrame) -> 
 
 
 def _arms_named(trials: pd.DataFrame, selector: dict) -> str:
-    return " + ".join(dict.fromkeys(trials.loc[analysis.select_arms(trials, selector), "arm"]))
+    return " + ".join(dict.fromkeys(trials.loc[frames.select_arms(trials, selector), "arm"]))
 
 
 def _sgd_steps(claim, trials: pd.DataFrame) -> list[int] | None:
@@ -252,9 +245,9 @@ def _sgd_steps(claim, trials: pd.DataFrame) -> list[int] | None:
     for, as the training loop counted it (multi-phase procedures included)."""
     if "sgd_steps" not in trials or trials.empty:
         return None
-    compared = analysis.select_arms(trials, claim.better)
+    compared = frames.select_arms(trials, claim.better)
     if claim.worse is not None:
-        compared |= analysis.select_arms(trials, claim.worse)
+        compared |= frames.select_arms(trials, claim.worse)
     steps = trials.loc[compared & trials["selected"], "sgd_steps"].dropna()
     return [int(steps.min()), int(steps.max())] if not steps.empty else None
 

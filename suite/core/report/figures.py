@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from suite.core.analysis import mean_ci  # noqa: E402
+from suite.core.frames import mean_ci  # noqa: E402
 
 sns.set_theme(style="whitegrid", context="notebook")
 DPI = 80

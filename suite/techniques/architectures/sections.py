@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import matplotlib.ticker
 import pandas as pd
 
-from suite.core import analysis, registry
+from suite.core import frames, registry
 from suite.core.report import figures
 from suite.core.study import Study
 
@@ -32,7 +32,7 @@ def cost_table(data: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
         else pd.Series(dtype=float)
     rows = []
     for family, group in data.groupby(FAMILY, sort=False):
-        accuracy, low, high, _ = analysis.mean_ci(group["test_accuracy"])
+        accuracy, low, high, _ = frames.mean_ci(group["test_accuracy"])
         rows.append({"net": family, "seeds": len(group), "parameters": int(group["parameters"].iloc[0]),
                      "MFLOPs per image": group["flops"].iloc[0] / 1e6,
                      "step ms": 1000 * group["step_seconds"].mean(),

@@ -17,7 +17,7 @@ from __future__ import annotations
 import pandas as pd
 import seaborn as sns
 
-from suite.core import analysis, registry
+from suite.core import frames, registry
 from suite.core.report import figures
 from suite.core.study import Study
 
@@ -36,7 +36,7 @@ def _selected(trials: pd.DataFrame, epochs: pd.DataFrame) -> tuple[pd.DataFrame,
 
 
 def _ci_text(values) -> tuple[float, str]:
-    mean, low, high, n = analysis.mean_ci(values)
+    mean, low, high, n = frames.mean_ci(values)
     return mean, (f"[{low:+.3f}, {high:+.3f}]" if n >= 2 else "–")
 
 

@@ -1,3 +1,3 @@
 """optimizers: named optimizers and the learning-rate report sections (D3)."""
 
-from suite.techniques.optimizers import optimizers, sections  # noqa: F401 (register)
+from suite.techniques.optimizers import optimizers  # noqa: F401 (register)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from suite.core import analysis, registry, step_curve
+from suite.core import analysis, frames, registry, step_curve
 from suite.core.report import figures
 from suite.core.study import TARGET_METRICS, Study
 
@@ -147,7 +147,7 @@ def steps_to_target(trials: pd.DataFrame, epochs: pd.DataFrame, study: Study,
             chosen["steps"] = epochs_needed * chosen.get("steps_per_epoch", np.nan)
         for optimizer, group in chosen.groupby("optimizer", sort=False):
             hit = group["hit"]
-            accuracy, low, high, _ = analysis.mean_ci(group["test_accuracy"])
+            accuracy, low, high, _ = frames.mean_ci(group["test_accuracy"])
             rows.append({"target": f"{target['metric']} {target['value']:g}", "optimizer": optimizer,
                          "tuned learning rate": f"{group[LR].iloc[0]:g}", "seeds": len(group), "not reached": int((~hit).sum()),
                          "mean steps (reached only)": group.loc[hit, "steps"].mean() if hit.any() else None,

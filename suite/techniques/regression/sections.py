@@ -12,7 +12,7 @@ from __future__ import annotations
 import pandas as pd
 import seaborn as sns
 
-from suite.core import analysis, registry
+from suite.core import frames, registry
 from suite.core.report import figures
 from suite.core.study import Study
 
@@ -33,7 +33,7 @@ def metric_table(data: pd.DataFrame, metrics) -> pd.DataFrame:
     for (loss, fraction), group in data.groupby(["loss", FRACTION], sort=False):
         row = {"loss": loss, FRACTION: fraction, "seeds": len(group)}
         for metric in metrics:
-            mean, low, high, _ = analysis.mean_ci(group[metric])
+            mean, low, high, _ = frames.mean_ci(group[metric])
             row[metric] = mean
             row[f"{metric} 95% CI"] = f"[{low:.3g}, {high:.3g}]"
         rows.append(row)

@@ -40,7 +40,7 @@ import numpy as np
 from suite.core import registry, step_curve
 from suite.core.backend import import_keras
 from suite.core.datasets import Dataset, epoch_order, sample_order, seed_sample
-from suite.core.fit import DIVERGED, EVAL_BATCH, OK, TIMEOUT, TrialContext, finite_or_none, outcome
+from suite.core.fit import DIVERGED, EVAL_BATCH, OK, TIMEOUT, TrialContext, finite_or_nan, finite_or_none, outcome
 from suite.techniques.activations.activations import MAXOUT_PIECES, Maxout, build_activation
 from suite.techniques.architectures.families import HIDDEN_PREFIX, MODEL_DEFAULTS, build_model
 from suite.techniques.probes.probes import activation_rows, gradient_batches, gradient_rows
@@ -50,7 +50,7 @@ keras = import_keras()
 ops = keras.ops
 
 # Settings that may differ between the members of one pack: they change values, never the
-# computation. Everything else in the configs must be equal (see `pack_signature`).
+# computation. Everything else in the configs must be equal (see `member_signature`).
 PACKABLE_KEYS = ("kernel_initializer", "bias_initializer", "learning_rate")
 # optimizer name -> (momentum or None for the config's, nesterov)
 OPTIMIZERS = {"sgd": (None, False), "momentum": (0.9, False), "nesterov": (0.9, True)}
@@ -108,14 +108,14 @@ def packing_problems(config: dict) -> list[str]:
     return problems
 
 
-def pack_signature(config: dict) -> str:
+def member_signature(config: dict) -> str:
     """Trials whose configs have the same signature can be members of one pack."""
     return json.dumps({k: v for k, v in config.items() if k not in PACKABLE_KEYS}, sort_keys=True, default=str)
 
 
 def packing_key(config: dict) -> str | None:
     """The plan's question: the pack signature of a `standard` trial, or None if it trains alone."""
-    return None if packing_problems(config) else pack_signature(config)
+    return None if packing_problems(config) else member_signature(config)
 
 
 def sample_indices(seed: int, pool: int, n: int) -> np.ndarray:
@@ -140,7 +140,7 @@ def check_packable(configs: list[dict]) -> None:
     """Raise ValueError unless `configs` can train as one pack."""
     if not configs:
         raise ValueError("a pack needs at least one member")
-    if len({pack_signature(c) for c in configs}) > 1:
+    if len({member_signature(c) for c in configs}) > 1:
         raise ValueError("pack members differ in more than " + ", ".join(PACKABLE_KEYS))
     problems = packing_problems(configs[0])
     if problems:
@@ -302,7 +302,7 @@ class PackedMLP:
         return loss / len(x), correct / len(x)
 
 
-class _Program:
+class PackProgram:
     """The computation of one pack shape: keras.ops only, so it runs under tf.function and
     jax.jit alike. It holds structure, never values, so packs of the same structure share
     one program and its traces (`program_for`)."""
@@ -461,17 +461,17 @@ class _Program:
         return ops.sum(losses, axis=1), ops.sum(correct, axis=1)
 
 
-_PROGRAMS: dict[tuple, _Program] = {}
+_PROGRAMS: dict[tuple, PackProgram] = {}
 MAX_PROGRAMS = 8
 
 
-def program_for(*structure) -> _Program:
+def program_for(*structure) -> PackProgram:
     """The compiled program for this structure, built once per process (tracing a fresh one
     costs about as much as a small trial's epoch)."""
     if structure not in _PROGRAMS:
         if len(_PROGRAMS) >= MAX_PROGRAMS:
             _PROGRAMS.pop(next(iter(_PROGRAMS)))
-        _PROGRAMS[structure] = _Program(*structure)
+        _PROGRAMS[structure] = PackProgram(*structure)
     return _PROGRAMS[structure]
 
 
@@ -646,8 +646,8 @@ def train_pack(configs: list[dict], seeds: list[int], data: Dataset,
         for row in rows[m]:
             row.update(measured.columns[m].get(row["epoch"], {}))
         history = [{k: finite_or_none(v) for k, v in row.items()} for row in rows[m]]
-        final = {k: _finite_or_nan(v) for k, v in history[-1].items() if k != "epoch"}
-        final.update(test_loss=_finite_or_nan(test_loss[m]), test_accuracy=_finite_or_nan(test_accuracy[m]))
+        final = {k: finite_or_nan(v) for k, v in history[-1].items() if k != "epoch"}
+        final.update(test_loss=finite_or_nan(test_loss[m]), test_accuracy=finite_or_nan(test_accuracy[m]))
         if "train_eval_accuracy" in final:  # as `standard` (D1, D4)
             final["test_gap"] = final["train_eval_accuracy"] - final["test_accuracy"]
         final["dev_test_gap"] = abs(final.get("val_accuracy", float("nan")) - final["test_accuracy"])
@@ -661,10 +661,6 @@ def train_pack(configs: list[dict], seeds: list[int], data: Dataset,
                                 steps_per_epoch=math.ceil(pack.n / pack.batch_size), parameters=pack.parameters))
     return outcomes
 
-
-def _finite_or_nan(value) -> float:
-    value = float("nan") if value is None else float(value)
-    return value if math.isfinite(value) else float("nan")
 
 
 # the packed form of the standard procedure, found by suite.core.packs (core never imports techniques)

@@ -23,6 +23,7 @@ from suite.core.fit import (
     HISTORY_COLUMNS,
     TrialContext,
     compile_model,
+    finite_or_nan,
     finite_or_none,
     fit,
     outcome,
@@ -149,10 +150,6 @@ class StepCurveRecorder(keras.callbacks.Callback):
         return step_curve.from_running_means(self.epochs)
 
 
-def _finite_or_nan(value) -> float:
-    value = float("nan") if value is None else float(value)
-    return value if math.isfinite(value) else float("nan")
-
 
 class OrderedBatches(keras.utils.PyDataset):
     """The training images in the explicit order `epoch_order(seed, epoch, n)` of each epoch,
@@ -234,11 +231,11 @@ def standard(config: dict, seed: int, data: Dataset, context: TrialContext) -> d
         inputs["x"].release()
 
     history = _history_rows(result.history, probe_callbacks)
-    final = {key: _finite_or_nan(history[-1].get(key, float("nan"))) for key in history[-1] if key != "epoch"}
+    final = {key: finite_or_nan(history[-1].get(key, float("nan"))) for key in history[-1] if key != "epoch"}
     # The test set is touched once, for the final number. A diverged net is tested too:
     # what it predicts (typically one class: chance level) is the honest outcome of that arm.
     test_loss, test_accuracy = _evaluate(model, data, "test", soft_labels)
-    final.update(test_loss=_finite_or_nan(test_loss), test_accuracy=_finite_or_nan(test_accuracy))
+    final.update(test_loss=finite_or_nan(test_loss), test_accuracy=finite_or_nan(test_accuracy))
     if "train_eval_accuracy" in final:  # the generalisation gap against the test set (D1, D4)
         final["test_gap"] = final["train_eval_accuracy"] - final["test_accuracy"]
     # how far the dev (validation) number is from the test number: small when both share a distribution (D2)

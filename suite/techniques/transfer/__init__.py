@@ -1,3 +1,3 @@
 """transfer: freeze, fine-tune, distil and self-train as procedures (T1-T5) and their report sections."""
 
-from suite.techniques.transfer import procedures, protocol, sections  # noqa: F401 (register)
+from suite.techniques.transfer import procedures, protocol  # noqa: F401 (register)

@@ -11,7 +11,7 @@ import matplotlib.ticker
 import pandas as pd
 import seaborn as sns
 
-from suite.core import analysis, registry
+from suite.core import frames, registry
 from suite.core.report import figures
 from suite.core.report.sections import figure_entry
 from suite.core.study import Study
@@ -29,7 +29,7 @@ def accuracy_by_labels(data: pd.DataFrame) -> pd.DataFrame:
     """Per arm and labels per class: mean test accuracy, its 95% interval, seeds."""
     rows = []
     for (procedure, labels), group in data.groupby([PROCEDURE, LABELS], sort=False):
-        mean, low, high, n = analysis.mean_ci(group["test_accuracy"])
+        mean, low, high, n = frames.mean_ci(group["test_accuracy"])
         rows.append({PROCEDURE: procedure, LABELS: int(labels), "test accuracy": mean,
                      "95% CI": f"[{low:.3f}, {high:.3f}]" if n > 1 else "–", "seeds": n})
     return pd.DataFrame(rows).sort_values([LABELS], kind="stable")

@@ -50,7 +50,7 @@ def test_a2b_splits_centring_from_slope():
 ])
 def test_a4_is_judged_as_a_ratio_against_six(tanh_epochs, relu_epochs, expected):
     paired = pd.DataFrame({"better": relu_epochs, "worse": tanh_epochs}, dtype=float)
-    decision = analysis.decide(CLAIMS["A4"], paired, power_notes=False)
+    decision = analysis.decide_claim(CLAIMS["A4"], paired, power_notes=False)
     assert decision.verdict == expected
     ratio = math.exp(decision.effect) * 6  # the effect is log(worse / better) - log 6, averaged over seeds
     assert min(t / r for t, r in zip(tanh_epochs, relu_epochs)) <= ratio <= max(t / r for t, r in zip(tanh_epochs, relu_epochs))

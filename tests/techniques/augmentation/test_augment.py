@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from conftest import REPO
 
-from suite.core import analysis, registry
+from suite.core import analysis, frames, registry
 from suite.core.datasets import seed_sample
 from suite.core.fit import OK
 from suite.core.loader import Claim, Profile, Study, load_study
@@ -126,13 +126,13 @@ def test_a_list_of_selectors_judges_a_difference_of_differences():
                   better=[{"augmentation": "x", "train_examples": 10}, {"augmentation": "none", "train_examples": 40}],
                   worse=[{"augmentation": "none", "train_examples": 10}, {"augmentation": "x", "train_examples": 40}])
     records = _did_records(gaps)
-    trials = analysis.mark_selected(analysis.trials_frame(records, study), study)
-    verdict = analysis.judge_claim(claim, trials, analysis.epochs_frame(records, study))
+    trials = frames.mark_selected(frames.trials_frame(records, study), study)
+    verdict = analysis.judge_claim(claim, trials, frames.epochs_frame(records, study))
     cut_small = np.subtract(gaps[("none", 10)], gaps[("x", 10)])
     cut_large = np.subtract(gaps[("none", 40)], gaps[("x", 40)])
     assert verdict.effect == pytest.approx(np.mean(cut_small - cut_large) / 2)  # half the difference of differences
     assert verdict.verdict == analysis.SUPPORTED and verdict.n == 3
-    assert analysis.select_arms(trials, claim.better).sum() == 6  # two arms x three seeds
+    assert frames.select_arms(trials, claim.better).sum() == 6  # two arms x three seeds
 
 
 def test_augmentation_study_has_the_five_augmentations_at_two_sizes():

@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 from conftest import REPO
 
-from suite.core import analysis, loader, step_curve
+from suite.core import loader, step_curve
 from suite.core.fit import build_optimizer
+from suite.core.frames import mark_selected
 from suite.core.runner import run_trial
 from suite.techniques.optimizers import sections as optimizer_sections
 
@@ -53,7 +54,7 @@ def frames(study):
                        "steps_per_epoch": STEPS_PER_EPOCH, "step_curve": _step_curve(optimizer)})
         epochs += [{**ident, "epoch": e + 1, "train_loss": loss, "val_accuracy": val}
                    for e, loss in enumerate(LOSSES[optimizer])]
-    trials = analysis.mark_selected(pd.DataFrame(trials).astype({"val_accuracy": float}), study)
+    trials = mark_selected(pd.DataFrame(trials).astype({"val_accuracy": float}), study)
     return trials, pd.DataFrame(epochs).astype({"val_accuracy": float})
 
 

@@ -27,7 +27,7 @@ from suite.core.datasets import load_dataset  # noqa: E402
 from suite.core.device import device_settings  # noqa: E402
 from suite.core.plugins import load_plugins  # noqa: E402
 from suite.core.runner import run_trial  # noqa: E402
-from suite.techniques.architectures.classic import count_flops, count_training_flops  # noqa: E402
+from suite.techniques.architectures.cost import count_flops, count_training_flops  # noqa: E402
 from suite.techniques.architectures.families import build_model  # noqa: E402
 
 load_plugins()

@@ -29,7 +29,7 @@ keras = import_keras()
 import suite.core.device as device  # noqa: E402
 from suite.core.datasets import load_dataset  # noqa: E402
 from suite.core.plugins import load_plugins  # noqa: E402
-from suite.techniques.standard import packed  # noqa: E402
+from suite.techniques.standard import pack_program, packed  # noqa: E402
 
 load_plugins()
 LAYERS = [(784, 100), (100, 100), (100, 100), (100, 100), (100, 100), (100, 10)]
@@ -39,7 +39,7 @@ BATCH = 128
 def epoch_seconds(members: int, examples: int, activation: str, xla: bool, data) -> tuple[float, int]:
     """Best of two epochs (after one that traces) of a fresh pack; and its steps per epoch."""
     device.jit_compile = lambda: xla  # what --xla on/off sets; read when the program compiles
-    packed._PROGRAMS.clear()
+    pack_program._PROGRAMS.clear()
     config = {"family": "mlp", "depth": 5, "width": 100, "activation": activation, "kernel_initializer": "he_normal",
               "optimizer": "sgd", "learning_rate": 0.01, "batch_size": BATCH, "train_examples": examples, "epochs": 3,
               "dataset": "fashion_mnist"}

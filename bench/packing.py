@@ -34,7 +34,7 @@ from suite.core.datasets import load_dataset  # noqa: E402
 from suite.core.packs import PACK_SIZE, Pack, form_packs  # noqa: E402
 from suite.core.plan import plan_trials  # noqa: E402
 from suite.core.plugins import load_plugins  # noqa: E402
-from suite.techniques.architectures.classic import count_training_flops  # noqa: E402
+from suite.techniques.architectures.cost import count_training_flops  # noqa: E402
 from suite.techniques.architectures.families import build_model  # noqa: E402
 
 

@@ -84,3 +84,10 @@ def synthetic_data():
     from suite.core.datasets import load_dataset
 
     return load_dataset("synthetic")
+
+
+def pytest_collection_modifyitems(items):
+    """A test that starts processes or runs on JAX is slow too (`-m "not slow"` leaves it out)."""
+    for item in items:
+        if item.get_closest_marker("subprocess") or item.get_closest_marker("jax"):
+            item.add_marker(pytest.mark.slow)

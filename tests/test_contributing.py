@@ -1,4 +1,4 @@
-"""CONTRIBUTING.md's worked examples run as written: every code block is executed, every study
+"""CONTRIBUTING.md's worked examples (and the README's study file) run as written: every code block is executed, every study
 file goes through the loader, so the page cannot drift from the code again. Registrations are
 scoped to each test (the `scoped_registry` fixture)."""
 
@@ -89,3 +89,12 @@ def test_the_examples_leave_the_registry_as_they_found_it(kind):
     # runs after the examples in file order: their scoped registrations are gone
     assert {"activation": "bent_identity", "procedure": "label_smoothing",
             "report_section": "best_rate_per_optimizer"}[kind] not in registry.list_names(kind)
+
+
+def test_the_readme_study_file_passes_the_loader(tmp_path):
+    """The README's abridged study file is a study file the loader accepts, as it says."""
+    (block,) = _blocks((REPO / "README.md").read_text(encoding="utf-8"), "yaml")
+    path = tmp_path / "init.yaml"
+    path.write_text(block)
+    study = loader.load_study(path)
+    assert len(study.list_arms()) == 18 and [claim.id for claim in study.claims] == ["I5"]

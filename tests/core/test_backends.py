@@ -12,6 +12,7 @@ from conftest import REPO
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
 
 
+@pytest.mark.jax
 def test_tiny_study_runs_on_jax(tmp_path, studies_dir):
     command = [sys.executable, str(REPO / "run_all.py"), "--study", "tiny", "--profile", "quick", "--backend", "jax",
                "--executor", "inline", "--studies-dir", str(studies_dir), "--results", str(tmp_path / "results"),

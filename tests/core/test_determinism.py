@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from conftest import REPO, write_study
 
 VOLATILE = {"timing", "provenance", "traceback"}  # seconds and machine facts, never numbers of the model
@@ -47,6 +48,7 @@ def _numbers(results: Path) -> dict:
     return records
 
 
+@pytest.mark.subprocess
 def test_same_seeds_give_identical_records_whatever_the_executor_or_a_kill(tmp_path, tiny_study_dict):
     studies = tmp_path / "studies"
     studies.mkdir()

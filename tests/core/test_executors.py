@@ -27,6 +27,7 @@ def _study(studies_dir) -> loader.Study:
     return loader.load_study(studies_dir / "tiny.yaml")
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("executor", ["processes", "ray"])
 def test_every_executor_gives_the_same_keys_and_numbers(tmp_path, studies_dir, synthetic_data, executor):
     if executor == "ray":
@@ -62,6 +63,7 @@ def _hang_on_seed_0(trial: Trial, data) -> dict:
     return {"status": "ok", "message": "", "final": {"seed": trial.seed}}
 
 
+@pytest.mark.subprocess
 def test_a_trial_hung_outside_fit_is_killed_and_its_neighbours_run_again(monkeypatch, synthetic_data):
     """The hard kill: past its timeout plus the grace, the hung trial's worker is killed and
     the trial marked `timeout`; a trial lost with the pool runs again in a fresh one."""
@@ -85,6 +87,7 @@ def _timed_span(trial: Trial, data) -> dict:
     return {"status": "ok", "message": "", "final": {"span": (started, time.time())}}
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("executor", ["processes", "ray"])
 def test_an_exclusive_trial_runs_with_nothing_beside_it(synthetic_data, executor):
     """Trials whose step time a claim compares (ExecutorOptions.exclusive) run after the others,
@@ -148,6 +151,7 @@ def _spawned_workers(parent: int) -> list[int]:
     return [pid for _, pid in sorted(found, reverse=True)]
 
 
+@pytest.mark.subprocess
 @pytest.mark.skipif(not Path("/proc").exists(), reason="finds worker processes through /proc")
 def test_a_killed_worker_loses_no_finished_trial(tmp_path, tiny_study_dict):
     studies = tmp_path / "studies"

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from conftest import REPO, write_study
 
 
@@ -21,6 +22,7 @@ def _records(results: Path) -> dict:
     return {p.stem: p.stat().st_mtime_ns for p in (results / "tiny").glob("*.json")}
 
 
+@pytest.mark.subprocess
 def test_sigkill_then_rerun_keeps_every_finished_trial_once(tmp_path, tiny_study_dict):
     studies = tmp_path / "studies"
     studies.mkdir()
@@ -55,6 +57,7 @@ def test_sigkill_then_rerun_keeps_every_finished_trial_once(tmp_path, tiny_study
     assert [(c["id"], c["n"]) for c in resumed["claims"]] == [(c["id"], c["n"]) for c in uninterrupted["claims"]]
 
 
+@pytest.mark.subprocess
 def test_a_second_run_on_the_same_results_exits_2(tmp_path, studies_dir):
     from suite.core.store import TrialStore
 

@@ -4,9 +4,11 @@ import os
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO
 
 
+@pytest.mark.subprocess
 def test_a_worker_loads_the_techniques_without_the_report_layer():
     """Workers only train: their plugin load leaves report sections, seaborn and jinja2 out; the
     process that checks study files and draws reports loads the sections too."""

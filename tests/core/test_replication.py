@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 from conftest import write_study
 
 from suite import cli
@@ -88,6 +89,7 @@ def _args(tmp_path, directory, *extra):
             "--out", str(tmp_path / "reports"), "--executor", "inline", "--quiet", "--profile", "quick", *extra]
 
 
+@pytest.mark.slow
 def test_two_blocks_and_a_confirmation_are_compared_on_the_report(tmp_path, tiny_study_dict, capsys):
     _, directory = _study(tmp_path, tiny_study_dict)
     summary_path = tmp_path / "reports" / "tiny" / "summary.json"

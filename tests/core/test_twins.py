@@ -4,6 +4,7 @@ only by models whose traced functions are the same."""
 import random
 
 import numpy as np
+import pytest
 
 from suite.core import twins
 from suite.core.backend import import_keras
@@ -109,6 +110,7 @@ def test_copying_values_between_other_structures_is_refused():
         twins.copy_values(_model(), other)
 
 
+@pytest.mark.jax
 def test_on_jax_every_model_compiles_itself():
     """On JAX a fresh model's first fit draws one data order more than a reused twin's
     (suite.core.twins), so there twins are off: the model trains itself, with its numbers

@@ -1,5 +1,5 @@
-"""architectures: the classic convolutional nets of claim D6, scaled to small images, and
-what they cost (kind "model" families, a FLOP counter, an `architecture_stats` probe).
+"""classic: the classic convolutional nets of claim D6, scaled to small images (kind "model").
+What they cost is in `cost`, what their first layers learn in `architecture_probe`.
 
 LeNet-5 keeps its paper size (61,706 parameters); the AlexNet-, VGG-, Network-in-Network
 and Inception-style nets keep their papers' layer patterns with channel widths scaled
@@ -12,20 +12,14 @@ judges nothing (the standard procedure and suite.core.analysis do).
 
 from __future__ import annotations
 
-import functools
-import math
-
-import numpy as np
-
 from suite.core import registry
 from suite.core.backend import import_keras
-from suite.techniques.architectures.families import Block, _head, list_linear_layers, residual_net
+from suite.techniques.architectures.families import Block, _head, residual_net
 
 keras = import_keras()
 
 AUX_PREFIX = "aux_"  # training-only layers: left out of inference FLOPs
 FC_DROPOUT = 0.5  # AlexNet and VGG put dropout on their fully connected layers only
-EDGE_CORRELATION = 0.7  # |Pearson r| with an edge kernel from which a filter counts as an edge detector (D6)
 
 
 # ---- families ------------------------------------------------------------------------
@@ -215,191 +209,3 @@ def inception_naive(input_shape, num_classes, width=8, activation="relu", kernel
                     norm="none") -> keras.Model:
     """The Inception-style net without the 1x1 reductions (the naive module)."""
     return inception_style(input_shape, num_classes, width, activation, kernel_initializer, norm, reduce=False)
-
-
-# ---- cost ----------------------------------------------------------------------------
-
-def _leaf_layers(model) -> list:
-    layers = []
-    for layer in model.layers:
-        layers.extend(_leaf_layers(layer) if isinstance(layer, keras.Model) else [layer])
-    return layers
-
-
-def layer_multiply_adds(layer) -> int:
-    """Multiply-adds of one conv/dense layer for one example: output positions x kernel size
-    (a kxk conv from c_in to c_out channels: H_out x W_out x k x k x c_in x c_out)."""
-    kernel = getattr(layer, "kernel", None)
-    if kernel is None:
-        return 0
-    positions = math.prod(int(d) for d in layer.output.shape[1:-1])
-    return positions * math.prod(int(d) for d in kernel.shape)
-
-
-def _inference_multiply_adds(model) -> list[int]:
-    """Multiply-adds per example of each weighted layer on the inference path, input side first."""
-    counts = [layer_multiply_adds(layer) for layer in _leaf_layers(model) if not layer.name.startswith(AUX_PREFIX)]
-    return [count for count in counts if count]
-
-
-def count_flops(model) -> int:
-    """Forward FLOPs per example of the inference path: 2 x the multiply-adds of every conv
-    and dense layer (bias adds, activations and pooling are left out, as usual)."""
-    return 2 * sum(_inference_multiply_adds(model))
-
-
-def count_training_flops(model) -> int:
-    """FLOPs per example of one SGD step: the forward pass, the weight gradients (one forward's
-    worth) and the input gradients of every weighted layer but the first, whose input is the
-    image (nothing asks for its gradient, and compiled graphs drop it). For init's 5x100 MLP
-    that is 2.34x the forward, not 3x: the first layer holds 66% of its multiply-adds."""
-    weighted = _inference_multiply_adds(model)
-    return 2 * (3 * sum(weighted) - (weighted[0] if weighted else 0))
-
-
-def one_by_one_saving(size: int = 28, channels: int = 192, filters: int = 32, reduce_to: int = 16,
-                      kernel: int = 5) -> list[dict]:
-    """The notes' example (D6): 28x28x192 -> 28x28x32 by a 5x5 conv, directly or through a
-    1x1 conv to 16 channels first. Built as Keras layers; parameters are Keras' counts."""
-    inputs = keras.Input((size, size, channels))
-    direct = keras.layers.Conv2D(filters, kernel, padding="same", name="direct")
-    squeeze = keras.layers.Conv2D(reduce_to, 1, name="squeeze_1x1")
-    expand = keras.layers.Conv2D(filters, kernel, padding="same", name="expand")
-    direct(inputs)  # calling the layers builds them on the example's shapes
-    expand(squeeze(inputs))
-    rows = []
-    for name, layers in (("direct 5x5", [direct]), (f"1x1 to {reduce_to}, then 5x5", [squeeze, expand])):
-        rows.append({"way": name, "output": "x".join(str(d) for d in layers[-1].output.shape[1:]),
-                     "parameters": sum(layer.count_params() for layer in layers),
-                     "multiplications": sum(layer_multiply_adds(layer) for layer in layers)})
-    return rows
-
-
-def build_alexnet_paper(num_classes: int = 1000) -> keras.Model:
-    """AlexNet as published (227x227x3; conv2, conv4, conv5 split over two GPUs: groups=2).
-    Built only to be counted: Keras' CPU kernels do not run grouped convolutions."""
-    conv = functools.partial(keras.layers.Conv2D, activation="relu", padding="same")
-    inputs = keras.Input((227, 227, 3))
-    x = keras.layers.Conv2D(96, 11, strides=4, activation="relu")(inputs)
-    x = keras.layers.MaxPooling2D(3, strides=2)(x)
-    x = keras.layers.MaxPooling2D(3, strides=2)(conv(256, 5, groups=2)(x))
-    x = conv(256, 3, groups=2)(conv(384, 3, groups=2)(conv(384, 3)(x)))
-    x = keras.layers.Flatten()(keras.layers.MaxPooling2D(3, strides=2)(x))
-    x = keras.layers.Dense(4096, activation="relu")(keras.layers.Dense(4096, activation="relu")(x))
-    return keras.Model(inputs, keras.layers.Dense(num_classes, activation="softmax")(x), name="alexnet")
-
-
-@functools.lru_cache(maxsize=1)
-def paper_sized_nets() -> tuple[dict, ...]:
-    """LeNet-5, AlexNet and VGG-16 at their papers' sizes, built in Keras and counted (D6);
-    `quoted` is what the notes say. Allocates ~0.8 GB for a moment (VGG-16's weights)."""
-    rows = []
-    for name, quoted, build in (
-            ("LeNet-5 (28x28x1, padded like the paper's 32x32)", "60k", lambda: lenet5((28, 28, 1), 10)),
-            ("AlexNet (227x227x3, two-GPU grouping)", "60M", build_alexnet_paper),
-            ("VGG-16 (224x224x3, keras.applications)", "138M", lambda: keras.applications.VGG16(weights=None))):
-        model = build()
-        rows.append({"net": name, "parameters": int(model.count_params()), "notes say": quoted,
-                     "GFLOPs per image": count_flops(model) / 1e9})
-        del model
-    return tuple(rows)
-
-
-def layer_path(model) -> str:
-    """The output size after every conv and pooling layer: "28x28x1 > conv_1 5x5 same 28x28x6 > ..."."""
-    steps = ["x".join(str(d) for d in model.input.shape[1:])]
-    for layer in _leaf_layers(model):
-        if isinstance(layer, keras.layers.Conv2D) or "Pooling2D" in type(layer).__name__ and "Global" not in type(layer).__name__:
-            size = getattr(layer, "kernel_size", None) or layer.pool_size
-            strides = f"/{layer.strides[0]}" if layer.strides[0] > 1 else ""
-            shape = "x".join(str(d) for d in layer.output.shape[1:])
-            steps.append(f"{layer.name} {size[0]}x{size[1]}{strides} {layer.padding} {shape}")
-    return " > ".join(steps)
-
-
-# ---- first-layer filters vs edge kernels ----------------------------------------------
-
-@functools.lru_cache(maxsize=8)
-def edge_kernels(size: int) -> np.ndarray:
-    """Oriented first-derivative kernels (vertical, horizontal, both diagonals) of a
-    Gaussian with sigma = size / 4; at 3x3 also Sobel and Scharr with their diagonal
-    forms. Shape (kernels, size, size)."""
-    r = np.arange(size) - (size - 1) / 2
-    yy, xx = np.meshgrid(r, r, indexing="ij")
-    gauss = np.exp(-(xx ** 2 + yy ** 2) / (2 * (size / 4) ** 2))
-    bank = [-(xx * np.cos(t) + yy * np.sin(t)) * gauss for t in np.deg2rad([0, 45, 90, 135])]
-    if size == 3:
-        sobel, sobel_diagonal = [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], [[-2, -1, 0], [-1, 0, 1], [0, 1, 2]]
-        scharr, scharr_diagonal = [[-3, 0, 3], [-10, 0, 10], [-3, 0, 3]], [[-10, -3, 0], [-3, 0, 3], [0, 3, 10]]
-        for straight, diagonal in ((sobel, sobel_diagonal), (scharr, scharr_diagonal)):
-            straight, diagonal = np.array(straight), np.array(diagonal)
-            bank += [straight, straight.T, diagonal, np.fliplr(diagonal)]
-    return np.stack([np.asarray(k, dtype=float) for k in bank])
-
-
-def edge_correlations(kernel: np.ndarray) -> np.ndarray:
-    """Per filter of a conv kernel (kh, kw, c_in, c_out): the largest |Pearson r| with any
-    edge kernel of its size, input channels averaged (colour images: the luminance filter)."""
-    filters = np.asarray(kernel, dtype=float).mean(axis=2)  # (kh, kw, c_out)
-    if filters.shape[0] != filters.shape[1] or filters.shape[0] < 3:
-        return np.array([])
-    flat = filters.reshape(-1, filters.shape[-1]).T
-    bank = edge_kernels(int(filters.shape[0])).reshape(-1, flat.shape[1])
-
-    def unit(a):
-        a = a - a.mean(axis=1, keepdims=True)
-        return a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
-
-    return np.abs(unit(flat) @ unit(bank).T).max(axis=1)
-
-
-def first_conv_kernel(model) -> np.ndarray | None:
-    """The kernel of the first conv layer with a spatial extent, or None (an MLP)."""
-    for layer in list_linear_layers(model):
-        if isinstance(layer, keras.layers.Conv2D) and layer.kernel.shape[0] >= 3:
-            return keras.ops.convert_to_numpy(layer.kernel)
-    return None
-
-
-# ---- probe ---------------------------------------------------------------------------
-
-ARCHITECTURE_METRICS = (
-    "flops",  # forward FLOPs per example, inference path (D6)
-    "edge_filter_share",  # share of first-layer filters with |r| >= EDGE_CORRELATION to an edge kernel (D6)
-    "edge_filter_gain",  # edge_filter_share now minus at initialisation (D6: learned, not given)
-    "edge_filter_score",  # mean over first-layer filters of the largest |r| with an edge kernel
-)
-
-
-class ArchitectureStats(keras.callbacks.Callback):
-    """FLOPs per example, and how edge-like the first conv layer's filters are, at
-    initialisation (epoch 0) and after every epoch."""
-
-    def __init__(self):
-        super().__init__()
-        self.epoch_columns: dict[int, dict] = {}
-
-    def on_train_begin(self, logs=None):
-        self.flops = float(count_flops(self.model))
-        self.measure(0)
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.measure(epoch + 1)
-
-    def measure(self, epoch: int):
-        kernel = first_conv_kernel(self.model)
-        r = edge_correlations(kernel) if kernel is not None else np.array([])
-        share = float(np.mean(r >= EDGE_CORRELATION)) if r.size else float("nan")
-        initial = self.epoch_columns.get(0, {}).get("edge_filter_share", share)
-        self.epoch_columns[epoch] = {"flops": self.flops, "edge_filter_share": share,
-                                     "edge_filter_gain": share - initial,
-                                     "edge_filter_score": float(r.mean()) if r.size else float("nan")}
-
-
-for _name in ARCHITECTURE_METRICS:
-    registry.add("metric", _name, "epoch", probe="architecture_stats")
-
-
-@registry.register("probe")
-def architecture_stats(probe_x: np.ndarray, probe_y: np.ndarray, config: dict) -> ArchitectureStats:
-    return ArchitectureStats()

@@ -94,13 +94,13 @@ def architecture_counts(trials: pd.DataFrame, epochs: pd.DataFrame, study: Study
     if data.empty:
         return []
     from suite.core.report import csv_link, table_html
-    from suite.techniques.architectures import classic as architectures
+    from suite.techniques.architectures import cost
     from suite.techniques.architectures.families import build_model
 
-    saving = pd.DataFrame(architectures.one_by_one_saving())
+    saving = pd.DataFrame(cost.one_by_one_saving())
     ratio = saving["multiplications"].iloc[0] / saving["multiplications"].iloc[1]
-    classic = pd.DataFrame(list(architectures.paper_sized_nets()))
-    paths = pd.DataFrame([{"net": family, "input > layer kernel/stride padding output > ...": architectures.layer_path(
+    classic = pd.DataFrame(list(cost.paper_sized_nets()))
+    paths = pd.DataFrame([{"net": family, "input > layer kernel/stride padding output > ...": cost.layer_path(
         build_model({**study.model, FAMILY: family}, (28, 28, 1), 10))} for family in data[FAMILY].unique()])
     return [
         {"title": "The 1x1 convolution on the notes' example",

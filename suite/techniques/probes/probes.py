@@ -13,6 +13,7 @@ import numpy as np
 
 from suite.core import registry
 from suite.core.backend import import_keras
+from suite.core.probe import Probe
 from suite.techniques.activations.activations import BOUNDED_RANGE
 from suite.techniques.architectures.families import list_hidden_layers, list_linear_layers
 
@@ -177,35 +178,26 @@ def summarize_layers(rows: list[dict]) -> dict:
     }
 
 
-class ActivationStats(keras.callbacks.Callback):
+class ActivationStats(Probe):
     """Per hidden layer: histogram, mean/std, saturated, dead, gradient-less and duplicated units."""
 
     def __init__(self, probe_x: np.ndarray, activation: str):
         super().__init__()
         self.probe_x, self.activation = probe_x, activation
-        self.layer_rows: list[dict] = []  # one per (epoch, layer)
-        self.epoch_columns: dict[int, dict] = {}  # epoch -> scalar columns
 
-    def on_train_begin(self, logs=None):
+    def prepare(self):
         self.hidden = list_hidden_layers(self.model)
         # inputs (pre-activations: the dense/conv output, after the norm and shortcut where there are any)
         # and outputs of every hidden activation
         tensors = [layer.input for layer in self.hidden] + [layer.output for layer in self.hidden]
         self.probe_model = keras.Model(self.model.input, tensors)
-        self.measure(0)
 
-    def on_epoch_end(self, epoch, logs=None):
-        self.measure(epoch + 1)
-
-    def measure(self, epoch: int):
+    def measure(self, epoch: int, logs: dict):
         tensors = self.probe_model(self.probe_x, training=False)
         depth = len(self.hidden)
         pres, outs = tensors[:depth], tensors[depth:]
         slopes = [activation_slope(layer, pre) for layer, pre in zip(self.hidden, pres)]
-        rows, columns = activation_rows(epoch, [layer.name for layer in self.hidden], pres, outs, slopes,
-                                        self.activation)
-        self.layer_rows.extend(rows)
-        self.epoch_columns[epoch] = columns
+        return activation_rows(epoch, [layer.name for layer in self.hidden], pres, outs, slopes, self.activation)
 
 
 def activation_rows(epoch: int, names: list[str], pres: list, outs: list, slopes: list,
@@ -287,28 +279,20 @@ def log10_slope(norms: list[float]) -> float:
     return -float(np.polyfit(np.arange(len(norms)), np.log10(norms), 1)[0])
 
 
-class GradientStats(keras.callbacks.Callback):
+class GradientStats(Probe):
     """Per hidden layer: the norm of the loss gradient w.r.t. its weights in training mode (A1, R3)."""
 
     def __init__(self, probe_x: np.ndarray, probe_y: np.ndarray, batch_size: int = 128):
         super().__init__()
         self.probe_x, self.probe_y, self.batch_size = probe_x, probe_y, batch_size
-        self.layer_rows: list[dict] = []
-        self.epoch_columns: dict[int, dict] = {}
 
-    def on_train_begin(self, logs=None):
+    def prepare(self):
         self.layers = list_linear_layers(self.model)
-        self.measure(0)
 
-    def on_epoch_end(self, epoch, logs=None):
-        self.measure(epoch + 1)
-
-    def measure(self, epoch: int):
+    def measure(self, epoch: int, logs: dict):
         norms = kernel_gradient_norms(self.model, self.probe_x, self.probe_y, [layer.kernel for layer in self.layers],
                                       self.batch_size)
-        rows, columns = gradient_rows(epoch, [layer.name for layer in self.layers], norms)
-        self.layer_rows.extend(rows)
-        self.epoch_columns[epoch] = columns
+        return gradient_rows(epoch, [layer.name for layer in self.layers], norms)
 
 
 def gradient_rows(epoch: int, names: list[str], norms: list[float]) -> tuple[list[dict], dict]:
@@ -340,7 +324,7 @@ def gradient_stats(probe_x: np.ndarray, probe_y: np.ndarray, config: dict) -> Gr
 TRAIN_SAMPLE = 2000  # training images the generalisation probe re-measures
 
 
-class Generalization(keras.callbacks.Callback):
+class Generalization(Probe):
     """Accuracy and loss on the training images the net learns from, measured like validation
     (inference mode: no dropout, no augmentation), after every epoch on the same sample, and
     the accuracy's gap to validation accuracy. Keras' own `accuracy` and `loss` are running
@@ -352,11 +336,12 @@ class Generalization(keras.callbacks.Callback):
     with them scored a loss of 14 where its training-mode loss was 1.1. The loss then says how
     well the net fits its training data, not how stale its running statistics are."""
 
+    needs_training_sample = True
+
     def __init__(self, probe_x: np.ndarray, probe_y: np.ndarray):
         super().__init__()
         self.val_x, self.val_y = probe_x, probe_y
         self.train_x = self.train_y = None
-        self.epoch_columns: dict[int, dict] = {}
 
     def use_training_sample(self, x: np.ndarray, y: np.ndarray):
         self.train_x, self.train_y = x[:TRAIN_SAMPLE], y[:TRAIN_SAMPLE]
@@ -371,19 +356,13 @@ class Generalization(keras.callbacks.Callback):
         loss = keras.losses.sparse_categorical_crossentropy(y, probabilities)
         return float(np.mean(np.argmax(probabilities, axis=-1) == y)), float(np.mean(keras.ops.convert_to_numpy(loss)))
 
-    def on_train_begin(self, logs=None):
-        self.measure(0, None)
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.measure(epoch + 1, (logs or {}).get("val_accuracy"))
-
-    def measure(self, epoch: int, val_accuracy):
+    def measure(self, epoch: int, logs: dict):
         if self.train_x is None:
-            raise RuntimeError("the generalization probe needs the training sample (the standard procedure sets it)")
+            raise RuntimeError("the generalization probe needs the training sample (build_probes hands it over)")
         train, train_loss = self._evaluate(self.train_x, self.train_y, sample_statistics=True)
+        val_accuracy = logs.get("val_accuracy") if epoch else None  # Keras' own, after an epoch
         val = float(val_accuracy) if val_accuracy is not None else self._evaluate(self.val_x, self.val_y)[0]
-        self.epoch_columns[epoch] = {"train_eval_accuracy": train, "train_eval_loss": train_loss,
-                                     "generalization_gap": train - val}
+        return [], {"train_eval_accuracy": train, "train_eval_loss": train_loss, "generalization_gap": train - val}
 
 
 def predict_with_sample_statistics(model, bn_layers: list, x: np.ndarray) -> np.ndarray:

@@ -28,6 +28,7 @@ from suite.core.fit import (
     fit,
     outcome,
 )
+from suite.core.probe import build_probes
 from suite.techniques.architectures.families import build_model
 from suite.techniques.optimizers.optimizers import OPTIMIZER_SETTINGS
 
@@ -219,10 +220,7 @@ def standard(config: dict, seed: int, data: Dataset, context: TrialContext) -> d
     model = build_compiled_model(config, data)
     soft_labels = uses_soft_labels(config)
     probe_x, probe_y = data.x_val[:PROBE_EXAMPLES], data.y_val[:PROBE_EXAMPLES]
-    probe_callbacks = [registry.get("probe", name)(probe_x, probe_y, config) for name in context.probes]
-    for callback in probe_callbacks:
-        if hasattr(callback, "use_training_sample"):  # probes that compare with the training data (D1, D4)
-            callback.use_training_sample(x, y)
+    probe_callbacks = build_probes(context.probes, probe_x, probe_y, config, training_sample=lambda: (x, y))
     timer, steps = StepTimer(), StepCurveRecorder(n, config["batch_size"])
     inputs, feeders = training_input(config, x, y, data.num_classes, seed)
     result = fit(model, context, epochs=config["epochs"], callbacks=[*feeders, timer, steps, *probe_callbacks], **inputs,
@@ -242,7 +240,7 @@ def standard(config: dict, seed: int, data: Dataset, context: TrialContext) -> d
     final["dev_test_gap"] = abs(final.get("val_accuracy", float("nan")) - final["test_accuracy"])
     steps_per_epoch = math.ceil(n / config["batch_size"])
     return outcome(context, result.status, history, final, result.message,
-                   layers=[row for callback in probe_callbacks for row in getattr(callback, "layer_rows", [])],
+                   layers=[row for callback in probe_callbacks for row in callback.layer_rows],
                    train_seconds=result.seconds, step_seconds=timer.seconds_per_step(steps_per_epoch),
                    steps_per_epoch=steps_per_epoch, parameters=int(model.count_params()),
                    step_curve=steps.curve())
@@ -256,7 +254,7 @@ def _history_rows(history: dict, probe_callbacks: list) -> list[dict]:
         for epoch, value in enumerate(history.get(key, []), start=1):
             rows[epoch][column] = float(value)
     for callback in probe_callbacks:
-        for epoch, columns in getattr(callback, "epoch_columns", {}).items():
+        for epoch, columns in callback.epoch_columns.items():
             if epoch < len(rows):
                 rows[epoch].update(columns)
     return [{k: finite_or_none(v) for k, v in row.items()} for row in rows]

@@ -5,14 +5,9 @@ import numpy as np
 import pytest
 
 from suite.core import registry
-from suite.techniques.architectures import classic as architectures
-from suite.techniques.architectures.classic import (
-    count_flops,
-    count_training_flops,
-    edge_correlations,
-    edge_kernels,
-    one_by_one_saving,
-)
+from suite.techniques.architectures import architecture_probe, cost
+from suite.techniques.architectures.architecture_probe import edge_correlations, edge_kernels
+from suite.techniques.architectures.cost import count_flops, count_training_flops, one_by_one_saving
 from suite.techniques.architectures.families import build_model
 
 FAMILIES = ["lenet5", "alexnet_style", "vgg_style", "nin", "inception_style", "inception_naive", "inception_aux",
@@ -28,7 +23,7 @@ def test_lenet5_has_the_papers_parameter_count():
 
 
 def test_alexnet_at_paper_size_has_its_60_million_parameters():
-    model = architectures.build_alexnet_paper()
+    model = cost.build_alexnet_paper()
     assert model.count_params() == 60_965_224
     assert count_flops(model) == pytest.approx(1.45e9, rel=0.01)  # 0.72 G multiply-adds
 
@@ -61,7 +56,7 @@ def test_padding_keeps_size_and_valid_stride_and_pooling_shrink_it():
     assert shape(lenet, "conv_2") == (10, 10, 16) and shape(lenet, "pool_2") == (5, 5, 16)
     resnet = _build("small_resnet")
     assert shape(resnet, "conv_3") == (28, 28, 8) and shape(resnet, "conv_4") == (14, 14, 16)  # stride 2
-    assert "conv_2 5x5 valid 10x10x16" in architectures.layer_path(lenet)
+    assert "conv_2 5x5 valid 10x10x16" in cost.layer_path(lenet)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -69,7 +64,7 @@ def test_every_family_classifies_28x28_images_and_is_counted(family):
     model = _build(family)
     out = keras.ops.convert_to_numpy(model(np.zeros((2, 28, 28, 1), "float32")))
     assert out.shape == (2, 10) and np.allclose(out.sum(axis=1), 1, atol=1e-5)
-    assert count_flops(model) > 0 and architectures.first_conv_kernel(model) is not None
+    assert count_flops(model) > 0 and architecture_probe.first_conv_kernel(model) is not None
 
 
 def test_one_by_one_reductions_cut_the_inception_nets_cost():
@@ -92,6 +87,7 @@ def test_auxiliary_classifier_is_used_in_training_only(synthetic_data):
     assert float(aux.compute_loss(x, y, main, training=False)) == pytest.approx(ce(main), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_auxiliary_net_trains_through_the_suite(synthetic_data):
     from suite.core.runner import run_trial
 
@@ -106,10 +102,10 @@ def test_edge_kernels_match_sobel_and_random_filters_rarely_do():
     sobel = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], dtype=float)
     kernel = np.stack([sobel, sobel.T, -sobel, np.ones((3, 3)) + np.eye(3)], axis=-1)[:, :, None, :]
     r = edge_correlations(kernel)
-    assert np.allclose(r[:3], 1.0) and r[3] < architectures.EDGE_CORRELATION
+    assert np.allclose(r[:3], 1.0) and r[3] < architecture_probe.EDGE_CORRELATION
     assert edge_kernels(3).shape == (12, 3, 3) and edge_kernels(5).shape == (4, 5, 5)
     random5 = np.random.default_rng(0).normal(size=(5, 5, 1, 500))
-    assert np.mean(edge_correlations(random5) >= architectures.EDGE_CORRELATION) < 0.01
+    assert np.mean(edge_correlations(random5) >= architecture_probe.EDGE_CORRELATION) < 0.01
     assert edge_correlations(np.ones((1, 1, 3, 4))).size == 0  # a 1x1 conv has no spatial pattern
 
 

@@ -40,7 +40,7 @@ def test_probe_measures_training_accuracy_with_dropout_off(synthetic_data):
     probe.set_model(model)
     x, y = synthetic_data.x_train[:100], synthetic_data.y_train[:100]
     probe.use_training_sample(x, y)
-    probe.measure(1, 0.25)
+    probe.observe(1, {"val_accuracy": 0.25})
     by_hand = float(np.mean(np.argmax(np.asarray(model(x, training=False)), axis=-1) == y))
     measured = {key: probe.epoch_columns[1][key] for key in ("train_eval_accuracy", "generalization_gap")}
     assert measured == pytest.approx({"train_eval_accuracy": by_hand, "generalization_gap": by_hand - 0.25})

@@ -231,7 +231,7 @@ def test_generalization_probe_records_the_inference_mode_training_loss():
     callback = probes.generalization(x[:10], y[:10], {})
     callback.set_model(model)
     callback.use_training_sample(x, y)
-    callback.measure(1, 0.5)
+    callback.observe(1, {"val_accuracy": 0.5})
     probabilities = keras.ops.convert_to_numpy(model(x, training=False))
     expected = -np.mean(np.log(probabilities[np.arange(len(y)), y]))
     assert callback.epoch_columns[1]["train_eval_loss"] == pytest.approx(expected, rel=1e-5)
@@ -251,7 +251,7 @@ def test_training_sample_metrics_of_a_bn_net_use_the_sample_statistics_and_store
     callback = probes.generalization(x[:10], y[:10], {})
     callback.set_model(model)
     callback.use_training_sample(x, y)
-    callback.measure(1, 0.5)
+    callback.observe(1, {"val_accuracy": 0.5})
     # the same as a training-mode pass over the whole sample as one batch (this net has no dropout)
     probabilities, _ = model.stateless_call([v.value for v in model.trainable_variables],
                                             [v.value for v in model.non_trainable_variables], x, training=True)

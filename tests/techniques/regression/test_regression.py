@@ -31,6 +31,7 @@ def test_diabetes_is_a_float_regression_target_in_a_60_20_20_split(diabetes):
     assert np.allclose(diabetes.x_train.mean(axis=0), 0, atol=1e-5) and np.allclose(diabetes.x_train.std(axis=0), 1, atol=1e-4)
 
 
+@pytest.mark.subprocess
 def test_a_fresh_process_finds_the_dataset_by_name():
     # worker processes load the study's dataset by name before any study module is imported
     code = ("from suite.core.plugins import load_plugins; load_plugins(); "  # what the CLI and every worker do first

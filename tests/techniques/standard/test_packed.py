@@ -188,6 +188,7 @@ def test_what_cannot_be_packed_is_refused(change):
         packed.check_packable([BASE, {**BASE, "batch_size": 64}])
 
 
+@pytest.mark.jax
 @pytest.mark.skipif(sys.modules.get("jax") is None and __import__("importlib").util.find_spec("jax") is None,
                     reason="jax is not installed")
 def test_each_member_steps_as_it_would_alone_on_jax():

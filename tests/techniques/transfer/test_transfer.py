@@ -46,6 +46,7 @@ def test_frozen_backbone_and_its_bn_statistics_are_bit_identical_after_fit(synth
     assert not np.array_equal(head_before, model.get_layer("head").get_weights()[0])  # the head did learn
 
 
+@pytest.mark.slow
 def test_distillation_leaves_the_teacher_unchanged(synthetic_data):
     keras.utils.set_random_seed(0)  # op determinism (suite.core.device) refuses unseeded random ops
     tdata = protocol.split_transfer(synthetic_data, 5, 40, seed=0)
@@ -139,6 +140,7 @@ def test_source_artifact_is_built_once_then_loaded(tmp_path, synthetic_data):
     assert len(store.artifacts.built) == 2
 
 
+@pytest.mark.slow
 def test_self_training_never_reads_the_pool_labels(tmp_path, synthetic_data, monkeypatch):
     """The split is the only place that sees labels, and it hands out none for the pool:
     with the split fixed, scrambling every label of the dataset changes no number."""
@@ -181,6 +183,7 @@ def test_online_backbone_path_builds_and_trains_without_weights(arch, synthetic_
     assert 0.0 <= protocol.test_accuracy(model, tdata) <= 1.0
 
 
+@pytest.mark.slow
 def test_every_procedure_runs_on_tiny_data(tmp_path, synthetic_data):
 
     store = _context(tmp_path)
@@ -307,6 +310,7 @@ def _fit_as_before(model, config, epochs, context, x, y, **kwargs):
     return fit(model, context, epochs=epochs, x=x, y=y, batch_size=config["batch_size"], **kwargs)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("procedure", ["scratch", "freeze", "distill_t4", "self_train"])
 def test_compiled_twins_give_the_numbers_of_models_compiled_afresh(procedure, tmp_path, synthetic_data, monkeypatch):
     """Every fit of a procedure (source model, teacher, both fine-tuning phases, students) on a

@@ -14,7 +14,15 @@ import json
 from collections import Counter
 from pathlib import Path
 
-OUTCOMES = ("supported", "contradicted", "equivalent", "inconclusive", "not judged")
+OUTCOMES = ("supported", "contradicted", "equivalent", "inconclusive", "not judged", "not measured")
+
+
+def outcome(claim: dict) -> str:
+    """The claim's verdict; "not measured" for a claim the study file lists as one it cannot
+    measure (no metric, no budget), apart from one not judged at this budget."""
+    if claim["verdict"] == "not judged" and "needs" not in claim:
+        return "not measured"
+    return claim["verdict"]
 
 
 def read_summaries(reports: str | Path) -> list[dict]:
@@ -40,12 +48,14 @@ def _steps(claim: dict) -> str:
 
 
 def _seconds(summary: dict) -> str:
-    seconds = summary.get("trial_seconds")
+    """The study's wall time in the run that wrote its report (trials' own seconds overlap: packed
+    members share one pack's time, and workers run side by side)."""
+    seconds = summary.get("wall_seconds")
     return "–" if seconds is None else f"{seconds / 60:.1f} min"
 
 
 def outcome_counts(summary: dict) -> Counter:
-    return Counter(claim["verdict"] for claim in summary["claims"])
+    return Counter(outcome(claim) for claim in summary["claims"])
 
 
 def render_results_page(summaries: list[dict], generated: str | None = None) -> str:
@@ -58,12 +68,14 @@ def render_results_page(summaries: list[dict], generated: str | None = None) -> 
         "",
         "Written by `python run_all.py --results-page` from the summaries under `reports/`; do not edit by",
         "hand. Each study's page (`reports/<study>/index.html`, after a run) has the figures and the reasons.",
+        "*not judged*: at this budget the compared arms had not converged; *not measured*: the study file says",
+        "why it cannot measure the claim.",
         "",
         f"- Written: {generated}",
         f"- Commit of the runs: {', '.join(commits) or 'none'}",
         f"- Machine: {'; '.join(machines) or 'none'}",
         "",
-        "| study | profile | trials | training time | " + " | ".join(OUTCOMES) + " |",
+        "| study | profile | trials | wall time | " + " | ".join(OUTCOMES) + " |",
         "|---|---|---:|---:|" + "---:|" * len(OUTCOMES),
     ]
     for summary in summaries:
@@ -88,7 +100,7 @@ def render_results_page(summaries: list[dict], generated: str | None = None) -> 
             metric = claim.get("metric") or "–"
             if claim.get("epoch") is not None:
                 metric += f" @ epoch {claim['epoch']}"
-            lines.append(f"| {claim['id']} | {claim['verdict']} | {_number(claim.get('effect'))} | "
+            lines.append(f"| {claim['id']} | {outcome(claim)} | {_number(claim.get('effect'))} | "
                          f"{_interval(claim.get('ci'))} | {claim.get('n') or '–'} | {_steps(claim)} | "
                          f"{claim.get('needs') or '–'} | {metric} |")
     return "\n".join(lines) + "\n"

@@ -20,6 +20,14 @@ def figure_entry(uri: str | None, title: str, caption: str) -> list[dict]:
     return [{"title": title, "uri": uri, "caption": caption}] if uri else []
 
 
+def selected_rows(trials: pd.DataFrame, columns: tuple, measured: str) -> pd.DataFrame:
+    """The judging trials (each arm at its chosen tuned values) that measured `measured`; empty
+    when the study lacks any of `columns`, so a section drawn for another study draws nothing."""
+    if trials.empty or any(column not in trials for column in (*columns, measured)):
+        return pd.DataFrame()
+    return trials[trials["selected"] & trials[measured].notna()]
+
+
 def study_sections(trials: pd.DataFrame, epochs: pd.DataFrame, study: Study, layers: pd.DataFrame) -> list[dict]:
     """The entries of every section the study file names, in its order."""
     return [entry for name in study.report

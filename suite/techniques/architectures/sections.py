@@ -15,15 +15,14 @@ import pandas as pd
 
 from suite.core import frames, registry
 from suite.core.report import figures
+from suite.core.report.sections import selected_rows
 from suite.core.study import Study
 
 FAMILY = "family"
 
 
 def _chosen(trials: pd.DataFrame) -> pd.DataFrame:
-    if trials.empty or "flops" not in trials or FAMILY not in trials:
-        return pd.DataFrame()
-    return trials[trials["selected"] & trials["flops"].notna()]
+    return selected_rows(trials, (FAMILY,), "flops")
 
 
 def cost_table(data: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:

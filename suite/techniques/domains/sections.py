@@ -15,6 +15,7 @@ import seaborn as sns
 
 from suite.core import registry
 from suite.core.report import figures
+from suite.core.report.sections import selected_rows
 from suite.core.study import Study
 
 SHARE, DEV = "target_share", "dev_distribution"
@@ -22,9 +23,7 @@ EXAMPLES = 8
 
 
 def _chosen(trials: pd.DataFrame) -> pd.DataFrame:
-    if trials.empty or SHARE not in trials or DEV not in trials:
-        return pd.DataFrame()
-    return trials[trials["selected"] & trials["test_accuracy"].notna()]
+    return selected_rows(trials, (SHARE, DEV), "test_accuracy")
 
 
 def example_images(study: Study) -> str | None:

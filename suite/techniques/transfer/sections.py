@@ -13,16 +13,14 @@ import seaborn as sns
 
 from suite.core import frames, registry
 from suite.core.report import figures
-from suite.core.report.sections import figure_entry
+from suite.core.report.sections import figure_entry, selected_rows
 from suite.core.study import Study
 
 LABELS, PROCEDURE = "labels_per_class", "procedure"
 
 
 def _chosen(trials: pd.DataFrame) -> pd.DataFrame:
-    if trials.empty or LABELS not in trials or PROCEDURE not in trials or "test_accuracy" not in trials:
-        return pd.DataFrame()
-    return trials[trials["selected"] & trials["test_accuracy"].notna()]
+    return selected_rows(trials, (LABELS, PROCEDURE), "test_accuracy")
 
 
 def accuracy_by_labels(data: pd.DataFrame) -> pd.DataFrame:

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from suite.core import analysis, frames
-from suite.core.analysis import Verdict
 from suite.core.study import Study
 
 
@@ -50,12 +49,8 @@ class StudyResult:
 
     @property
     def chosen(self) -> dict:
-        """Arm label -> the tuned values chosen on validation accuracy (plain JSON values, so a
-        confirmation trial's key equals that of the same value and seed in a tuning run)."""
-        if not self.study.tuned:
-            return {label: {} for label in dict.fromkeys(self.trials["arm"])} if not self.trials.empty else {}
-        rows = self.tuning[self.tuning["chosen"]] if not self.tuning.empty else self.tuning
-        return {row["arm"]: {key: _plain(row[f"tuned_{key}"]) for key in self.study.tuned} for _, row in rows.iterrows()}
+        """Arm label -> the tuned values chosen on validation accuracy (`arm_choices`)."""
+        return arm_choices(self.study, self.trials, self.tuning)
 
     @property
     def selected_epochs(self) -> pd.DataFrame:
@@ -68,9 +63,6 @@ class StudyResult:
         """Claim id -> verdict: what other blocks are compared on."""
         return {v.claim.id: v.verdict for v in self.verdicts}
 
-    def verdict_of(self, claim_id: str) -> Verdict | None:
-        return next((v for v in self.verdicts if v.claim.id == claim_id), None)
-
 
 def evaluate(study: Study, records: list[dict], run: RunInfo | None = None) -> StudyResult:
     """Judge `records` once: frames, chosen tuned values, verdicts, facts and the reference."""
@@ -80,15 +72,19 @@ def evaluate(study: Study, records: list[dict], run: RunInfo | None = None) -> S
     if not trials.empty:
         trials = frames.mark_selected(trials, study, judge_seeds)
     epochs = frames.epochs_frame(records, study)
-    judging = trials[~trials["seed"].isin(judge_seeds)] if judge_seeds and not trials.empty else trials
+    choosing = trials[~trials["seed"].isin(judge_seeds)] if judge_seeds and not trials.empty else trials
     verdicts = analysis.judge_claims(study, trials, epochs) if records else []
     return StudyResult(
         study=study, records=records, trials=trials, epochs=epochs, layers=frames.layers_frame(records, study),
-        tuning=frames.tuning_table(judging, study), verdicts=verdicts,
+        tuning=frames.tuning_table(choosing, study), verdicts=verdicts,
         facts=[{"id": f.id, "text": f.text, "metric": f.metric, "why": f.why,
                 "values": analysis.fact_values(f, trials, epochs)} for f in study.facts] if records else [],
         reference=analysis.reference_reached(study, trials) if records else None, run=run)
 
 
-def _plain(value):
-    return value.item() if hasattr(value, "item") else value
+def arm_choices(study: Study, trials: pd.DataFrame, tuning: pd.DataFrame) -> dict:
+    """Arm label -> the tuned values it chose; with nothing tuned, every arm with none, so that a
+    confirmation run plans every arm again as it is."""
+    if not study.tuned:
+        return {label: {} for label in dict.fromkeys(trials["arm"])} if not trials.empty else {}
+    return frames.chosen_values(tuning, study)

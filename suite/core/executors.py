@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 from suite.core import registry
 from suite.core.datasets import Dataset, load_dataset
-from suite.core.device import DeviceOptions, apply_device_options, count_gpus, default_threads_per_trial, gpu_memory_mb
+from suite.core.device import DeviceOptions, apply_device_options, count_gpus, gpu_memory_mb
 from suite.core.fit import ERROR, TIMEOUT
 from suite.core.plan import Trial
 from suite.core.plugins import load_plugins
@@ -52,7 +52,7 @@ class ExecutorOptions:
     trials_per_gpu: int | None = None  # processes: K workers per visible GPU
     trial_timeout: float | None = None  # seconds; the trial ends as `timeout`
     ray_address: str | None = None  # ray: an existing cluster ("auto", "ray://host:10001"); None = local
-    cpus_per_trial: float | None = None  # ray: CPUs each task asks for; None: its threads per trial
+    cpus_per_trial: float | None = None  # ray: CPUs each task asks for; None: device.threads_per_trial
     gpus_per_trial: float = 0.0
     # keys of units that must run with nothing beside them (their step time is judged):
     # they run after the others, one at a time (suite.core.packs.timed_keys)
@@ -181,17 +181,13 @@ def run_processes(trials: list[Trial], data: Dataset, run_one: Callable, on_star
 
 
 # ---- ray -----------------------------------------------------------------------------
-_RAY_READY: dict = {}
-
-
 def _run_in_ray_task(trial: Trial, data: Dataset, run_one: Callable, device: DeviceOptions) -> dict:
-    """Body of one Ray task; a Ray worker process is reused, so it is configured once."""
+    """Body of one Ray task. A Ray worker process is reused: both calls below configure it once
+    and return at once afterwards."""
     import ray
 
-    if not _RAY_READY:
-        apply_device_options(device)
-        load_plugins(sections=False)
-        _RAY_READY["done"] = True
+    apply_device_options(device)
+    load_plugins(sections=False)
     outcome = run_one(trial, data)
     node = {"ray_node": ray.get_runtime_context().get_node_id()}  # which machine of the cluster trained it
 
@@ -216,7 +212,7 @@ def run_ray(trials: list[Trial], data: Dataset, run_one: Callable, on_start: OnS
         ray.init(address=options.ray_address, include_dashboard=False, log_to_driver=False,
                  configure_logging=False, **local)
     try:
-        cpus = options.cpus_per_trial or options.device.threads_per_trial or default_threads_per_trial()
+        cpus = options.cpus_per_trial or options.device.threads_per_trial
         # a task whose node or worker process dies runs once more (elsewhere, if its node is gone);
         # an exception inside a trial is its record's `error`, never retried
         task = ray.remote(num_cpus=cpus, num_gpus=options.gpus_per_trial, max_retries=1)(_run_in_ray_task)

@@ -100,6 +100,19 @@ def tuned_at_edge(table: pd.DataFrame, study: Study) -> dict:
     return edges
 
 
+def chosen_values(table: pd.DataFrame, study: Study) -> dict:
+    """Arm label -> the tuned values `tuning_table` chose, as plain JSON values (so a confirmation
+    trial's key equals that of the same value and seed in a tuning run); {} when nothing is tuned."""
+    if table.empty:
+        return {}
+    return {row["arm"]: {key: _plain(row[f"tuned_{key}"]) for key in study.tuned}
+            for _, row in table[table["chosen"]].iterrows()}
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else value
+
+
 def mark_selected(trials: pd.DataFrame, study: Study, judge_seeds: set | None = None) -> pd.DataFrame:
     """Add `selected`: the trial uses its arm's chosen tuned values (all, if none tuned).
     With `judge_seeds` (a confirmation run), the values are chosen on the other seeds and only

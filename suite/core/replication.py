@@ -20,7 +20,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from suite.core.evaluation import BlockVerdicts, RunInfo, StudyResult, evaluate
+from suite.core import frames
+from suite.core.evaluation import BlockVerdicts, RunInfo, StudyResult, arm_choices, evaluate
 from suite.core.plan import Trial, plan_trials
 from suite.core.store import TrialStore
 from suite.core.study import Profile, Study
@@ -62,8 +63,10 @@ class SeedBlock:
 
 
 def chosen_tuning(study: Study, records: list[dict]) -> dict:
-    """Arm label -> the tuned values these records chose (StudyResult.chosen)."""
-    return evaluate(study, records).chosen
+    """Arm label -> the tuned values these records chose, without judging the claims: a
+    confirmation needs only the choice (StudyResult.chosen when the claims are judged too)."""
+    trials = frames.trials_frame(records, study)
+    return arm_choices(study, trials, frames.tuning_table(trials, study))
 
 
 def judged_verdicts(study: Study, records: list[dict], judge_seeds=None) -> dict:

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from suite.core import executors, registry  # noqa: F401 (executors registers itself)
 from suite.core.artifacts import ArtifactStore
 from suite.core.datasets import Dataset, seed_sample
-from suite.core.device import device_settings
+from suite.core.device import default_threads_per_trial, device_settings
 from suite.core.executors import ExecutorOptions
 from suite.core.fit import DIVERGED, ERROR, OK, TrialContext, TrialStopped
 from suite.core.packs import PACK_SIZE, Pack, form_packs, timed_keys, trials_of
@@ -227,10 +227,13 @@ def _label(unit: Trial | Pack) -> str:
 def choose_executor(executor: str, options: ExecutorOptions) -> tuple[str, ExecutorOptions]:
     """`auto`: one worker process per core (at most 4), since one small net uses the cores
     badly (measured: 2 workers ran init's trials 1.6x faster than inline on 2 cores), or
-    with --trials-per-gpu, the processes executor's GPU slots."""
+    with --trials-per-gpu, the processes executor's GPU slots. The threads per trial are decided
+    here, by this machine, once: a Ray node with other cores would otherwise pick its own."""
     workers = options.workers
     if workers is None:
         workers = min(4, os.cpu_count() or 1) if executor != "inline" else 1
     if executor == "auto":
         executor = "processes" if workers > 1 or options.trials_per_gpu else "inline"
-    return executor, dataclasses.replace(options, workers=workers)
+    threads = options.device.threads_per_trial or default_threads_per_trial()
+    return executor, dataclasses.replace(options, workers=workers,
+                                         device=dataclasses.replace(options.device, threads_per_trial=threads))

@@ -135,19 +135,10 @@ class Study:
     def tuned(self) -> dict:
         return {key: value for key, value in self.training.items() if isinstance(value, list)}
 
-    def grid_factors(self, profile: Profile | None = None) -> dict:
-        """Factor -> levels under `profile` (its overrides applied, before its exclusions)."""
-        return {**self.factors, **((profile.factors or {}) if profile else {})}
-
-    def count_trials(self, profile: Profile, seeds: int | None = None) -> tuple[int, str]:
-        """At most how many trials `profile` plans, and how (count_trials)."""
-        return count_trials(self.grid_factors(profile), self.tuned, seeds or profile.seeds,
-                            tuple(claim.seeds or 0 for claim in self.claims))
-
     def list_arms(self, profile: Profile | None = None) -> list[dict]:
         """Every combination of factor levels (as overridden by `profile`, less what it
         excludes), in file order."""
-        factors = self.grid_factors(profile)
+        factors = {**self.factors, **((profile.factors or {}) if profile else {})}
         arms = [dict(zip(factors, levels)) for levels in itertools.product(*factors.values())]
         return [arm for arm in arms if not (profile and any(matches(arm, cell) for cell in profile.exclude))]
 

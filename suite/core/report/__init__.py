@@ -156,7 +156,7 @@ def build_study_report(result: StudyResult, profile: Profile, out_dir: str | Pat
              "ci": [None, None], "n": 0} for c in study.not_judged],
         "facts": result.facts,
         "reference": result.reference,
-        "tuned": _chosen_values(tuning, study), "tuned_at_edge": frames.tuned_at_edge(tuning, study),
+        "tuned": frames.chosen_values(tuning, study), "tuned_at_edge": frames.tuned_at_edge(tuning, study),
         "seed_block": run.label, "confirmation": bool(judge_seeds), "replication": replication,
         "provenance": provenance,
         "records_digest": records_digest(study, result.records, run),
@@ -258,13 +258,6 @@ def _seed_counts(trials: pd.DataFrame) -> dict:
     if per_arm.empty:
         return {"seeds": 0, "most_seeds": 0}
     return {"seeds": int(per_arm.mode().min()), "most_seeds": int(per_arm.max())}
-
-
-def _chosen_values(tuning: pd.DataFrame, study: Study) -> dict:
-    if tuning.empty:
-        return {}
-    chosen = tuning[tuning["chosen"]]
-    return {row["arm"]: {k: row[f"tuned_{k}"] for k in study.tuned} for _, row in chosen.iterrows()}
 
 
 def write_index(out_dir: str | Path, known_studies: list[tuple[str, str]]) -> Path:

@@ -25,6 +25,7 @@ OPTIMIZERS = {"sgd": (None, False), "momentum": (0.9, False), "nesterov": (0.9, 
 
 NORMS = ("none", "batchnorm", "batchnorm_after")
 
+
 def _activation_layer(name: str):
     """The hidden activation layer `name` as the family builds it, or None if there is no such activation."""
     try:
@@ -32,11 +33,13 @@ def _activation_layer(name: str):
     except (ValueError, TypeError, KeyError):
         return None
 
+
 def activation_function(name: str):
     """The elementwise function of activation `name` as the family builds it, or None when its
     layer is not a plain `Activation` (PReLU's learned slopes, maxout's pieces)."""
     layer = _activation_layer(name)
     return layer.activation if type(layer) is keras.layers.Activation else None
+
 
 def activation_kind(name: str) -> str | None:
     """How a pack runs activation `name`: "elementwise", "prelu" (a learned slope per unit, stacked
@@ -49,6 +52,7 @@ def activation_kind(name: str) -> str | None:
     if type(layer) is Maxout:
         return "maxout"
     return None
+
 
 def packing_problems(config: dict) -> list[str]:
     """Why a trial with `config` cannot be a pack member (empty: it can)."""
@@ -70,13 +74,16 @@ def packing_problems(config: dict) -> list[str]:
         problems.append(f"activation {config['activation']} (only elementwise ones, prelu and maxout)")
     return problems
 
+
 def member_signature(config: dict) -> str:
     """Trials whose configs have the same signature can be members of one pack."""
     return json.dumps({k: v for k, v in config.items() if k not in PACKABLE_KEYS}, sort_keys=True, default=str)
 
+
 def packing_key(config: dict) -> str | None:
     """The plan's question: the pack signature of a `standard` trial, or None if it trains alone."""
     return None if packing_problems(config) else member_signature(config)
+
 
 def check_packable(configs: list[dict]) -> None:
     """Raise ValueError unless `configs` can train as one pack."""

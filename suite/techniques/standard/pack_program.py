@@ -18,12 +18,14 @@ ops = keras.ops
 
 BN_MOMENTUM, BN_EPSILON = 0.99, 1e-3  # Keras' BatchNormalization defaults, which the family uses
 
+
 def _batch_normalize(h, mean, variance, beta, gamma):
     """Per-member batch-norm of h (members, batch, units), in the arithmetic order of Keras' own
     `ops.batch_normalization` on both backends (x * inv + (beta - mean * inv)); that op cannot take
     per-member statistics on JAX, which reshapes them to one vector."""
     inv = ops.multiply(ops.rsqrt(ops.add(variance, BN_EPSILON)), gamma)[:, None, :]
     return ops.add(ops.multiply(h, inv), ops.subtract(beta[:, None, :], ops.multiply(mean[:, None, :], inv)))
+
 
 class PackProgram:
     """The computation of one pack shape: keras.ops only, so it runs under tf.function and
@@ -187,6 +189,7 @@ _PROGRAMS: dict[tuple, PackProgram] = {}
 
 MAX_PROGRAMS = 8
 
+
 def program_for(*structure) -> PackProgram:
     """The compiled program for this structure, built once per process (tracing a fresh one
     costs about as much as a small trial's epoch)."""
@@ -195,6 +198,7 @@ def program_for(*structure) -> PackProgram:
             _PROGRAMS.pop(next(iter(_PROGRAMS)))
         _PROGRAMS[structure] = PackProgram(*structure)
     return _PROGRAMS[structure]
+
 
 def _compile(function, xla_on_cpu: bool = False):
     """tf.function (XLA as the suite's device settings say) or jax.jit. `xla_on_cpu`: what
@@ -214,6 +218,7 @@ def _compile(function, xla_on_cpu: bool = False):
         xla = xla_on_cpu or bool(tf.config.list_physical_devices("GPU"))
     return tf.function(function, jit_compile=xla)
 
+
 def _activation_slope(function, z):
     """d(sum f(z)) / dz at every element of z, by autodiff (as `probes.activation_slope`): f'(z) for
     an elementwise f, for maxout 1 where a piece wins and 0 elsewhere."""
@@ -228,6 +233,7 @@ def _activation_slope(function, z):
         tape.watch(z)
         total = tf.reduce_sum(function(z))
     return tape.gradient(total, z)
+
 
 def _value_and_grad(member_losses):
     """(losses, aux, gradients of sum(losses) w.r.t. params). The members are independent, so

@@ -28,7 +28,6 @@ explicit, not Keras' shuffle, so it reuses compiled models on JAX too.)
 
 from __future__ import annotations
 
-import json
 import os
 import random
 from collections.abc import Callable
@@ -36,6 +35,7 @@ from collections.abc import Callable
 import numpy as np
 
 from suite.core.backend import import_keras
+from suite.core.keys import canonical_json
 
 keras = import_keras()
 
@@ -68,8 +68,8 @@ def structure_key(model: keras.Model, settings: dict) -> str:
 
     collect(config)
     trains = {id(variable) for variable in model.trainable_variables}
-    return json.dumps({"model": rename(config), "trains": [id(v) in trains for v in model.variables],
-                       "settings": settings}, sort_keys=True, default=str)
+    return canonical_json({"model": rename(config), "trains": [id(v) in trains for v in model.variables],
+                           "settings": settings})
 
 
 def _clone(model: keras.Model) -> keras.Model:

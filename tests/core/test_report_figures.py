@@ -6,8 +6,7 @@ import math
 import pandas as pd
 import pytest
 
-from suite.core import report
-from suite.core.report import figures
+from suite.core.report import figures, html
 
 
 def _row(epoch, effect, ci=(None, None)):
@@ -50,7 +49,7 @@ def test_gradient_panels_get_their_own_layer_range(monkeypatch):
 def test_arm_table_has_one_interval_column_and_wrappable_headers():
     frame = pd.DataFrame({"arm": ["a", "b"], "test_accuracy": [0.8, 0.7], "test_accuracy_low": [0.75, -math.inf],
                           "test_accuracy_high": [0.85, math.inf], "step_seconds": [0.002, 0.003]})
-    table = report._readable_arms(frame)
+    table = html.readable_arms(frame)
     assert list(table.columns) == ["arm", "test accuracy", "test accuracy 95% CI", "step ms"]
     assert list(table["test accuracy 95% CI"]) == ["[0.750, 0.850]", "–"]  # one seed: no interval, not ±inf
 

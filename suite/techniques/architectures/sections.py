@@ -15,6 +15,7 @@ import pandas as pd
 
 from suite.core import frames, registry
 from suite.core.report import figures
+from suite.core.report.html import csv_link, table_html
 from suite.core.report.sections import selected_rows
 from suite.core.study import Study
 
@@ -67,7 +68,6 @@ def architecture_costs(trials: pd.DataFrame, epochs: pd.DataFrame, study: Study,
     data = _chosen(trials)
     if data.empty:
         return []
-    from suite.core.report import csv_link, table_html
 
     table = cost_table(data, epochs)
     return [
@@ -92,7 +92,6 @@ def architecture_counts(trials: pd.DataFrame, epochs: pd.DataFrame, study: Study
     data = _chosen(trials)
     if data.empty:
         return []
-    from suite.core.report import csv_link, table_html
     from suite.techniques.architectures import cost
     from suite.techniques.architectures.families import build_model
 

@@ -19,6 +19,7 @@ import seaborn as sns
 
 from suite.core import frames, registry
 from suite.core.report import figures
+from suite.core.report.html import csv_link, table_html
 from suite.core.study import Study
 
 AUGMENTATION, SIZE = "augmentation", "train_examples"
@@ -96,7 +97,6 @@ def augmentation_gap(trials: pd.DataFrame, epochs: pd.DataFrame, study: Study,
     data, rows = _selected(trials, epochs)
     if AUGMENTATION not in study.factors or data.empty or not {GAP, TRAIN, SIZE} <= set(data):
         return []
-    from suite.core.report import csv_link, table_html
 
     table = augmentation_table(data)
     entries = [{
@@ -138,7 +138,6 @@ def regularization_curves(trials: pd.DataFrame, epochs: pd.DataFrame, study: Stu
     data, rows = _selected(trials, epochs)
     if not factors or data.empty or rows.empty or "generalization_gap" not in rows:
         return []
-    from suite.core.report import csv_link, table_html
 
     hue, col = factors[0], (factors[1] if len(factors) > 1 else None)
     curves = rows[rows["epoch"] >= 1].copy()

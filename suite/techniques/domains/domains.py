@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 
 import numpy as np
 from scipy import ndimage
 
 from suite.core import registry
 from suite.core.datasets import Dataset
+from suite.core.keys import canonical_json
 from suite.core.settings import Fraction, PositiveInt, PositiveNumber, Share, declare_setting, one_of
 
 SOURCE, TARGET = "source", "target"
@@ -64,7 +64,7 @@ _PHONE_CACHE: dict[tuple, np.ndarray] = {}
 def _phone_split(data: Dataset, split: str, settings: dict, count: int | None = None) -> np.ndarray:
     """The target version of one split (its first `count` images), made once per process."""
     # the training pool's order differs per seed (`seed_sample`); validation and test do not
-    key = (data.fingerprint, data.sample if split == "train" else "", split, count, json.dumps(settings, sort_keys=True))
+    key = (data.fingerprint, data.sample if split == "train" else "", split, count, canonical_json(settings))
     if key not in _PHONE_CACHE:
         if split == "train":  # one seed's draw at a time: each is as large as the training set
             for stale in [k for k in _PHONE_CACHE if k[2] == "train"]:
@@ -83,7 +83,7 @@ def target_positions(n: int, share: float) -> np.ndarray:
 
 def view_fingerprint(data: Dataset, view: str, settings: dict) -> str:
     """A new fingerprint for a view's data: cached evaluation sets must not mix views."""
-    text = json.dumps({"data": data.fingerprint, "view": view, **settings}, sort_keys=True)
+    text = canonical_json({"data": data.fingerprint, "view": view, **settings})
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

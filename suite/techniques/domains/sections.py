@@ -15,6 +15,7 @@ import seaborn as sns
 
 from suite.core import registry
 from suite.core.report import figures
+from suite.core.report.html import csv_link, table_html
 from suite.core.report.sections import selected_rows
 from suite.core.study import Study
 
@@ -81,7 +82,6 @@ def split_distributions(trials: pd.DataFrame, epochs: pd.DataFrame, study: Study
     data = _chosen(trials)
     if data.empty:
         return []
-    from suite.core.report import csv_link, table_html
 
     entries = []
     images = example_images(study)

@@ -18,6 +18,7 @@ import seaborn as sns
 
 from suite.core import analysis, frames, registry, step_curve
 from suite.core.report import figures
+from suite.core.report.html import csv_link, table_html
 from suite.core.study import TARGET_METRICS, Study
 
 LR = "tuned_learning_rate"
@@ -71,7 +72,6 @@ def learning_rate_vs_optimizer(trials: pd.DataFrame, epochs: pd.DataFrame, study
     """(D3) Validation accuracy over the learning-rate grid, one line per optimizer."""
     if not _applies(trials, study):
         return []
-    from suite.core.report import csv_link, table_html
 
     data = _scores(trials)
     grid = sns.relplot(data=data, x=LR, y="score", hue="optimizer", kind="line", errorbar=figures.t_interval,
@@ -130,7 +130,6 @@ def steps_to_target(trials: pd.DataFrame, epochs: pd.DataFrame, study: Study,
                     if c.metric in TARGET_METRICS}.values())
     if not _applies(trials, study) or epochs.empty or not targets:
         return []
-    from suite.core.report import csv_link, table_html
 
     chosen = trials[trials["selected"]].copy()
     first = epochs[epochs["epoch"] == 1].set_index("key")["train_loss"]

@@ -14,6 +14,7 @@ import seaborn as sns
 
 from suite.core import frames, registry
 from suite.core.report import figures
+from suite.core.report.html import csv_link, table_html
 from suite.core.study import Study
 
 METRICS = ("test_mae", "test_mse", "test_rmse", "test_rmsle", "test_r2")
@@ -47,7 +48,6 @@ def regression_metrics(trials: pd.DataFrame, epochs: pd.DataFrame, study: Study,
     data = _arms(trials, "test_rmse")
     if data.empty:
         return []
-    from suite.core.report import csv_link, table_html
 
     table = metric_table(data, METRICS)
     long = data.melt(id_vars=["loss", FRACTION, "seed"], value_vars=["test_rmse", "test_mae", "test_r2"], var_name="metric")
@@ -90,7 +90,6 @@ def logistic_starts(trials: pd.DataFrame, epochs: pd.DataFrame, study: Study,
     data = _arms(trials, "stalled_fraction")
     if data.empty:
         return []
-    from suite.core.report import csv_link, table_html
 
     columns = [c for c in data if c.startswith("train_accuracy_start_")]
     long = data.melt(id_vars=["loss", FRACTION, "seed"], value_vars=columns, var_name="start", value_name="accuracy")

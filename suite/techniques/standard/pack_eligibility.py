@@ -8,9 +8,8 @@ view (`packing_problems`); members must agree on everything but the value settin
 
 from __future__ import annotations
 
-import json
-
 from suite.core.backend import import_keras
+from suite.core.keys import canonical_json
 from suite.techniques.activations.activations import Maxout, build_activation
 from suite.techniques.architectures.families import MODEL_DEFAULTS
 
@@ -77,7 +76,7 @@ def packing_problems(config: dict) -> list[str]:
 
 def member_signature(config: dict) -> str:
     """Trials whose configs have the same signature can be members of one pack."""
-    return json.dumps({k: v for k, v in config.items() if k not in PACKABLE_KEYS}, sort_keys=True, default=str)
+    return canonical_json({k: v for k, v in config.items() if k not in PACKABLE_KEYS})
 
 
 def packing_key(config: dict) -> str | None:

@@ -9,7 +9,6 @@ Must not: read study files, judge claims or draw figures.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 
@@ -28,6 +27,7 @@ from suite.core.fit import (
     fit,
     outcome,
 )
+from suite.core.keys import canonical_json
 from suite.core.probe import build_probes
 from suite.techniques.architectures.families import build_model
 from suite.techniques.optimizers.optimizers import OPTIMIZER_SETTINGS
@@ -56,7 +56,7 @@ def build_compiled_model(config: dict, data: Dataset) -> keras.Model:
     values and its optimizer state is zeroed, so the traced functions are reused.
     """
     fresh = build_model(config, data.input_shape, data.num_classes)
-    signature = json.dumps({k: v for k, v in config.items() if k not in VALUE_ONLY_KEYS}, sort_keys=True, default=str)
+    signature = canonical_json({k: v for k, v in config.items() if k not in VALUE_ONLY_KEYS})
     model = _COMPILED.get(signature)
     if model is not None and [v.shape for v in model.variables] == [v.shape for v in fresh.variables]:
         for target, source in zip(model.variables, fresh.variables):

@@ -13,6 +13,7 @@ import seaborn as sns
 
 from suite.core import frames, registry
 from suite.core.report import figures
+from suite.core.report.html import csv_link, table_html
 from suite.core.report.sections import figure_entry, selected_rows
 from suite.core.study import Study
 
@@ -53,7 +54,6 @@ def accuracy_against_labels(trials: pd.DataFrame, epochs: pd.DataFrame, study: S
     data = _chosen(trials)
     if data.empty:
         return []
-    from suite.core.report import csv_link, table_html
 
     table = accuracy_by_labels(data)
     return [{"title": "Test accuracy against the number of target labels",

@@ -29,8 +29,7 @@ def test_speed_claims_compare_he_relu_with_glorot_tanh_and_sigmoid():
         better, worse_arms = ([arm for arm in arms if matches(arm, side)] for side in (claim.better, claim.worse))
         assert better == [{"activation": "relu", "kernel_initializer": "he_normal"}]
         assert worse_arms == [{"activation": worse, "kernel_initializer": "glorot_uniform"}]
-    a4 = CLAIMS["A4"]
-    assert a4.ratio == 6 and a4.target == {"metric": "train_accuracy", "value": 0.75} and a4.direction == "lower"
+    assert CLAIMS["A4"].ratio > 1 and CLAIMS["A4"].direction == "lower"  # "n times fewer epochs"
     for claim in STUDY.claims:  # a claim on ReLU not about He init keeps the glorot_uniform arm it had
         for side in (claim.better, claim.worse):
             if side is not None and not isinstance(side, list) and side.get("activation") == "relu":
@@ -52,5 +51,5 @@ def test_a4_is_judged_as_a_ratio_against_six(tanh_epochs, relu_epochs, expected)
     paired = pd.DataFrame({"better": relu_epochs, "worse": tanh_epochs}, dtype=float)
     decision = analysis.decide_claim(CLAIMS["A4"], paired, power_notes=False)
     assert decision.verdict == expected
-    ratio = math.exp(decision.effect) * 6  # the effect is log(worse / better) - log 6, averaged over seeds
+    ratio = math.exp(decision.effect) * CLAIMS["A4"].ratio  # the effect is log(worse / better) - log(stated ratio), averaged
     assert min(t / r for t, r in zip(tanh_epochs, relu_epochs)) <= ratio <= max(t / r for t, r in zip(tanh_epochs, relu_epochs))

@@ -1,0 +1,105 @@
+"""summary: what a judged study stores beside its page: summary.json (one per profile too, for
+the index's budget columns), the parquet tables, and the digest that says whether they are current.
+
+summary.json serialises a `StudyResult`; nothing here judges anything.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+
+from suite.core import analysis, frames
+from suite.core.evaluation import RunInfo, StudyResult
+from suite.core.replication import agreement
+from suite.core.study import Profile, Study
+from suite.core.verdicts import ALPHA as CHANCE_ALPHA
+from suite.core.verdicts import DECIDED
+
+
+def records_digest(study: Study, records: list[dict], run: RunInfo | None = None) -> str:
+    """Identifies what a report was drawn from: the study file's content, every record, and
+    the run's seed block with the other blocks' verdicts (`run`)."""
+    digest = hashlib.sha256(Path(study.path).read_bytes() if study.path else b"")
+    for record in sorted(records, key=lambda r: r["key"]):
+        digest.update(json.dumps(record, sort_keys=True, default=str).encode())
+    digest.update(json.dumps(asdict(run) if run else {}, sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:20]
+
+
+def load_current_summary(out_dir: str | Path, result: StudyResult, profile: Profile) -> dict | None:
+    """The existing summary when it was drawn from exactly these records and blocks, else None."""
+    path = Path(out_dir) / result.study.name / "summary.json"
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    fresh = (summary.get("records_digest") == records_digest(result.study, result.records, result.run)
+             and summary.get("profile") == profile.name)
+    return summary if fresh and (path.parent / "index.html").exists() else None
+
+
+def study_summary(result: StudyResult, profile: Profile, run_seconds: float) -> dict:
+    """The judged study as plain JSON: budget, trial counts, every claim's verdict, facts, the
+    chosen tuned values, the other seed blocks' agreement and the records' provenance."""
+    study, run, trials, verdicts = result.study, result.run, result.trials, result.verdicts
+    this_run = result.verdict_words()
+    return {
+        "study": study.name, "title": study.title, "question": study.question, "profile": profile.name,
+        "budget": {"train_examples": profile.train_examples, "epochs": profile.epochs, **_seed_counts(trials)},
+        "generated": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "wall_seconds": round(run_seconds, 2),
+        "trial_seconds": round(float(trials["wall_seconds"].sum()), 1) if "wall_seconds" in trials else None,
+        "trials": frames.status_counts(trials),
+        "chance": {"alpha": CHANCE_ALPHA, "claims": sum(v.verdict != analysis.NOT_JUDGED for v in verdicts),
+                   "decided": sum(v.verdict in DECIDED for v in verdicts),
+                   "decided_after_holm": sum(v.holm_verdict in DECIDED for v in verdicts)},
+        "claims": [{**v.as_dict(), "sgd_steps": _sgd_steps(v.claim, trials)} for v in verdicts] + [
+            {"id": c.id, "text": c.text, "verdict": "not judged", "reason": c.reason, "effect": None,
+             "ci": [None, None], "n": 0} for c in study.not_judged],
+        "facts": result.facts,
+        "reference": result.reference,
+        "tuned": frames.chosen_values(result.tuning, study), "tuned_at_edge": frames.tuned_at_edge(result.tuning, study),
+        "seed_block": run.label, "confirmation": bool(run.judge_seeds),
+        "replication": [{"label": other.label, "verdicts": other.verdicts, **agreement(this_run, other.verdicts)}
+                        for other in run.others],
+        "provenance": result.records[0].get("provenance", {}) if result.records else {},
+        "records_digest": records_digest(study, result.records, run),
+    }
+
+
+def write_study_files(out: Path, summary: dict, result: StudyResult) -> None:
+    """summary.json, summary-<profile>.json and the trials/epochs/layers tables."""
+    text = json.dumps(summary, indent=2, default=str)
+    (out / "summary.json").write_text(text, encoding="utf-8")
+    # kept per profile too, so the index can show a claim's verdict at every budget side by side
+    (out / f"summary-{summary['profile']}.json").write_text(text, encoding="utf-8")
+    result.trials.to_parquet(out / "trials.parquet", index=False)
+    for name, table in (("epochs", result.epochs), ("layers", result.layers)):
+        if not table.empty:
+            table.to_parquet(out / f"{name}.parquet", index=False)
+
+
+def _sgd_steps(claim, trials: pd.DataFrame) -> list[int] | None:
+    """[fewest, most] SGD steps among the judged trials a claim compares: the budget its verdict holds
+    for, as the training loop counted it (multi-phase procedures included)."""
+    if "sgd_steps" not in trials or trials.empty:
+        return None
+    compared = frames.select_arms(trials, claim.better)
+    if claim.worse is not None:
+        compared |= frames.select_arms(trials, claim.worse)
+    steps = trials.loc[compared & trials["selected"], "sgd_steps"].dropna()
+    return [int(steps.min()), int(steps.max())] if not steps.empty else None
+
+
+def _seed_counts(trials: pd.DataFrame) -> dict:
+    """`seeds`: what most arms ran; `most_seeds`: the largest count (a claim's arms may run more)."""
+    per_arm = trials.groupby("arm")["seed"].nunique() if not trials.empty else pd.Series(dtype=int)
+    if per_arm.empty:
+        return {"seeds": 0, "most_seeds": 0}
+    return {"seeds": int(per_arm.mode().min()), "most_seeds": int(per_arm.max())}

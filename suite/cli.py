@@ -271,6 +271,8 @@ def print_verdicts(result, profile: str, page: Path) -> None:
         low, high = verdict.ci
         after = f" (after Holm: {verdict.holm_verdict})" if verdict.holm_verdict not in ("", verdict.verdict) else ""
         why = f" [{verdict.power_note}]" if verdict.power_note else ""
+        half = (verdict.budget_check or {}).get("half")
+        why += f" [at half the budget: {half['verdict']}]" if half else ""
         print(f"  {verdict.claim.id:5s} {verdict.verdict:13s} effect {num(verdict.effect)} "
               f"CI [{num(low)}, {num(high)}] n={verdict.n}{after}{why}  {verdict.claim.text[:70]}")
     for entry in study.not_judged:

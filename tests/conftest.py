@@ -30,7 +30,7 @@ TINY_STUDY = {
     "dataset": "synthetic",
     "model": {"family": "mlp", "depth": 2, "width": 16},
     "factors": {"kernel_initializer": ["he_normal", "normal_0.01"], "activation": ["relu"]},
-    "training": {"optimizer": "sgd", "learning_rate": [0.1, 0.05], "batch_size": 64},
+    "training": {"optimizer": "sgd", "learning_rate": [0.1, 0.05], "lr_schedule": "constant", "batch_size": 64},
     "probes": ["activation_stats"],
     "report": ["probe_curves", "activation_histograms"],
     "profiles": {

@@ -12,10 +12,10 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 
 from suite.core import registry, verdicts
+from suite.core.budget import BUDGET_DEPENDENT, NOT_JUDGED  # noqa: F401 (re-exported)
 from suite.core.frames import mean_ci, select_arms
 from suite.core.step_curve import steps_to_target
 from suite.core.study import PROGRAM_METRICS, Claim, Fact, Study
@@ -24,15 +24,9 @@ from suite.core.verdicts import CONTRADICTED, EQUIVALENT, INCONCLUSIVE, SUPPORTE
 # Metrics that are not continuous get exact tests (suite.core.verdicts); techniques declare theirs
 # with `registry.add("metric", name, kind, scale=...)`.
 METRIC_SCALES = {"diverged": "binary", "epochs_to_target": "count", "steps_to_target": "count"}
-NOT_JUDGED = "not judged"  # a claim that needs converged nets, judged at a budget where they were not
-# Converged: over the last fifth of the epochs (at least the last one) the training loss of
-# the median run (seed) of every compared arm fell by less than 5% of its value. A loss still
-# falling faster than that would change a claim about trained nets with more steps. An arm that classifies at least
-# 99% of its training images right counts as converged too: a net that fits its training set
-# keeps shrinking its loss by relative amounts (0.0023 -> 0.0020 is 13%) only by growing the
-# margins of images it already classifies right.
-CONVERGENCE = {"metric": "train_loss", "last_share": 0.2, "tolerance": 0.05,
-               "fits_metric": "train_accuracy", "fits": 0.99}
+# An arm learned nothing when its validation accuracy stays within this of chance (1 / classes), in
+# the median of its judging runs: 5 points, as the claims on learning at all read it (I6-he, I6-glorot)
+LEARNED_ABOVE_CHANCE = 0.05
 
 
 @dataclass(frozen=True)
@@ -53,6 +47,7 @@ class Verdict:
     holm_verdict: str = ""  # the verdict after Holm's adjustment over the study's claims
     by_epoch: list = field(default_factory=list)  # [{epoch, steps, effect, ci, verdict}]: the budget curve
     curve: str = ""  # the budget curve in words ("holds from step S on", ...)
+    budget_check: dict | None = None  # claims about trained nets: the verdicts at B/2 and B (suite.core.budget)
 
     @property
     def power_note(self) -> str:
@@ -67,7 +62,7 @@ class Verdict:
         return f"no difference larger than {bound:.3g}" if math.isfinite(bound) else ""
 
     def as_dict(self) -> dict:
-        num = _round
+        num = json_number
         return {"id": self.claim.id, "text": self.claim.text, "metric": self.claim.metric,
                 "epoch": self.claim.epoch, "direction": self.claim.direction, "verdict": self.verdict,
                 "effect": num(self.effect), "ci": [num(self.ci[0]), num(self.ci[1])], "n": self.n,
@@ -76,19 +71,7 @@ class Verdict:
                 "ratio": self.claim.ratio, "needs": self.claim.needs,
                 "method": self.method, "p_value": num(self.p_value), "mde": num(self.mde),
                 "seeds_needed": self.seeds_needed, "power_note": self.power_note, "holm_verdict": self.holm_verdict,
-                "by_epoch": self.by_epoch, "curve": self.curve}
-
-
-# ---- frames --------------------------------------------------------------------------
-
-
-# ---- tuning --------------------------------------------------------------------------
-
-
-# ---- aggregation ---------------------------------------------------------------------
-
-
-# ---- claims --------------------------------------------------------------------------
+                "by_epoch": self.by_epoch, "curve": self.curve, "budget_check": self.budget_check}
 
 
 def epochs_to_target(epochs: pd.DataFrame, target: dict) -> pd.Series:
@@ -182,43 +165,30 @@ def compared_trials(claim: Claim, trials: pd.DataFrame) -> pd.DataFrame:
     return trials.loc[trials["selected"] & compared]
 
 
-def convergence_problem(claim: Claim, trials: pd.DataFrame, epochs: pd.DataFrame) -> str:
-    """Why the arms a claim compares cannot count as converged (`CONVERGENCE`), or ""."""
-    metric, tolerance = CONVERGENCE["metric"], CONVERGENCE["tolerance"]
-    if epochs.empty or metric not in epochs:
-        return f"no {metric} curve to check that training converged"
-    steps = steps_per_epoch(trials)
-    problems, longest = [], 0
-    curves = epochs[epochs["epoch"] >= 1].groupby("key")
-    for arm, keys in compared_trials(claim, trials).groupby("arm", sort=False)["key"]:
-        # each compared arm on its own (a mean over several arms could hide one still learning),
-        # and each of its runs: an arm's mean curve lets one seed's late jump up hide the others
-        # still falling (depth_mlp: seeds -9%, -11%, +17% read as a flat mean); the median run decides
-        falls = []
-        for key in keys:
-            curve = curves.get_group(key).set_index("epoch")[metric].dropna() if key in curves.groups else pd.Series()
-            if len(curve) < 2:
-                continue  # a run cut short (diverged, failed) says nothing about convergence
-            last = int(curve.index.max())
-            longest = max(longest, last)
-            window = max(1, round(CONVERGENCE["last_share"] * last))
-            if last - window not in curve.index or curve[last - window] <= 0:
-                return f"no {metric} at epoch {last - window} to check that training converged"
-            fitted = _fits_training_set(epochs, pd.Series([key]), last)
-            falls.append(0.0 if fitted else (curve[last - window] - curve[last]) / curve[last - window])
-        if not falls:
-            return f"fewer than 2 epochs of {metric}: too few to tell whether training converged"
-        fell = float(np.median(falls))
-        if fell >= tolerance:
-            problems.append(f"{metric} of {arm} still fell {fell:.0%} over the last {window} of {last} epochs "
-                            f"(median of {len(falls)} runs; " + ", ".join(f"{f:.0%}" for f in falls) + ")")
-    if not problems:
-        return ""
-    budget = f"{int(round(longest * steps))} SGD steps" if steps else f"{longest} epochs"
-    return (f"not judged at this budget: training had not converged ({budget}; converged means the training loss "
-            f"fell less than {tolerance:.0%} over the last fifth of training, or the net classified at least "
-            f"{CONVERGENCE['fits']:.0%} of its training images right, in the median run of each arm): "
-            + "; ".join(problems))
+def learning_problems(claim: Claim, trials: pd.DataFrame) -> tuple[list[str], bool]:
+    """(what the compared arms' nets failed at, whether every compared arm failed): an arm whose every
+    judging run diverged, or whose runs' median validation accuracy stayed within LEARNED_ABOVE_CHANCE
+    of chance (1 / the dataset's classes, from the records' provenance). Such an arm is the outcome of
+    its technique, so it is said, not hidden; a comparison in which no arm learned compares nothing."""
+    if trials.empty or "classes" not in trials:
+        return [], False
+    problems, failed, arms = [], 0, 0
+    for arm, runs in compared_trials(claim, trials).groupby("arm", sort=False):
+        arms += 1
+        diverged = runs["status"].eq("diverged")
+        if diverged.all():
+            problems.append(f"{arm} diverged in all {len(runs)} runs (a diverged net is tested as it predicts)")
+            failed += 1
+            continue
+        classes = pd.to_numeric(runs["classes"], errors="coerce").dropna()
+        if classes.empty or "val_accuracy" not in runs:
+            continue
+        chance = 1.0 / float(classes.iloc[0])
+        accuracy = float(pd.to_numeric(runs.loc[~diverged, "val_accuracy"], errors="coerce").median())
+        if accuracy < chance + LEARNED_ABOVE_CHANCE:
+            problems.append(f"{arm} did not learn (median validation accuracy {accuracy:.3f}, chance {chance:.2f})")
+            failed += 1
+    return problems, arms > 0 and failed == arms
 
 
 def timed_beside_others(claim: Claim, trials: pd.DataFrame) -> str:
@@ -234,15 +204,6 @@ def timed_beside_others(claim: Claim, trials: pd.DataFrame) -> str:
             "(records stored before timed trials ran alone): rerun the study with --force to time them alone")
 
 
-def _fits_training_set(epochs: pd.DataFrame, keys: pd.Series, last: int) -> bool:
-    """Whether the mean training accuracy of the runs `keys` at their last epoch reaches CONVERGENCE["fits"]."""
-    metric = CONVERGENCE["fits_metric"]
-    if metric not in epochs:
-        return False
-    final = epochs.loc[epochs["key"].isin(keys) & (epochs["epoch"] == last), metric].mean()
-    return bool(final >= CONVERGENCE["fits"])
-
-
 def _selector_text(selector: dict | list) -> str:
     parts = selector if isinstance(selector, list) else [selector]
     return " + ".join(", ".join(f"{k}={v}" for k, v in part.items()) for part in parts)
@@ -252,10 +213,12 @@ def judge_claim(claim: Claim, trials: pd.DataFrame, epochs: pd.DataFrame) -> Ver
     paired, total = paired_values(claim, trials, epochs)
     decision = decide_claim(claim, paired)
     reasons = []
-    unconverged = convergence_problem(claim, trials, epochs) if claim.needs == "convergence" else ""
-    if unconverged:  # the numbers stay on the page; the word waits for a budget that can judge
-        decision = dataclasses.replace(decision, verdict=NOT_JUDGED)
-        reasons.append(unconverged)
+    if claim.needs != "initialisation":
+        problems, none_learned = learning_problems(claim, trials)
+        if none_learned and claim.worse is not None:  # the numbers stay on the page; there is nothing to compare
+            decision = dataclasses.replace(decision, verdict=NOT_JUDGED)
+            reasons.append("not judged: no compared arm learned")
+        reasons += problems
     shared = timed_beside_others(claim, trials)
     if shared:  # a neighbour's threads are in those timings: they cannot decide a timing claim
         decision = dataclasses.replace(decision, verdict=INCONCLUSIVE)
@@ -294,12 +257,12 @@ def judge_by_epoch(claim: Claim, trials: pd.DataFrame, epochs: pd.DataFrame) -> 
             continue
         decision = decide_claim(claim, paired, power_notes=False)  # a curve point keeps its word, not its power notes
         rows.append({"epoch": epoch, "steps": None if per_step is None else int(round(epoch * per_step)),
-                     "effect": _round(decision.effect), "ci": [_round(decision.ci[0]), _round(decision.ci[1])],
+                     "effect": json_number(decision.effect), "ci": [json_number(decision.ci[0]), json_number(decision.ci[1])],
                      "verdict": decision.verdict, "n": decision.n})
     return rows
 
 
-def _round(x):
+def json_number(x):
     """JSON-ready: 6 decimals, None for a missing or non-finite number."""
     return None if x is None or not math.isfinite(x) else round(float(x), 6)
 
@@ -358,8 +321,8 @@ def fact_values(fact: Fact, trials: pd.DataFrame, epochs: pd.DataFrame) -> list[
     rows = []
     for selector in fact.arms:
         mean, low, high, n = mean_ci(claim_values(as_claim, selector, trials, epochs))
-        rows.append({"arms": _selector_text(selector), "mean": _round(mean), "low": _round(low),
-                     "high": _round(high), "n": n})
+        rows.append({"arms": _selector_text(selector), "mean": json_number(mean), "low": json_number(low),
+                     "high": json_number(high), "n": n})
     return rows
 
 
@@ -370,8 +333,8 @@ def reference_reached(study: Study, trials: pd.DataFrame) -> dict | None:
         return None
     chosen = trials[trials["selected"] & select_arms(trials, reference.arm)]
     mean, low, high, n = mean_ci(chosen[reference.metric])
-    return {"arm": _selector_text(reference.arm), "metric": reference.metric, "reached": _round(mean),
-            "low": _round(low), "high": _round(high), "n": n, "known": reference.accuracy,
-            "source": reference.source, "short_by": _round(reference.accuracy - mean)}
+    return {"arm": _selector_text(reference.arm), "metric": reference.metric, "reached": json_number(mean),
+            "low": json_number(low), "high": json_number(high), "n": n, "known": reference.accuracy,
+            "source": reference.source, "short_by": json_number(reference.accuracy - mean)}
 
 

@@ -9,11 +9,12 @@ no Keras.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import pandas as pd
 
-from suite.core import analysis, frames
+from suite.core import analysis, budget, frames
 from suite.core.study import Study
 
 
@@ -37,8 +38,8 @@ class RunInfo:
 @dataclass(frozen=True)
 class StudyResult:
     study: Study
-    records: list
-    trials: pd.DataFrame  # one row per trial, `selected` marking those with their arm's chosen values
+    records: list  # every record judged, the budget check's runs at half the epochs included
+    trials: pd.DataFrame  # one row per trial at the profile's budget, `selected` marking those with their arm's chosen values
     epochs: pd.DataFrame  # one row per trial and epoch
     layers: pd.DataFrame  # one row per trial, epoch and hidden layer (probes)
     tuning: pd.DataFrame  # per arm and tuned value: validation accuracy, and which was chosen
@@ -65,21 +66,68 @@ class StudyResult:
 
 
 def evaluate(study: Study, records: list[dict], run: RunInfo | None = None) -> StudyResult:
-    """Judge `records` once: frames, chosen tuned values, verdicts, facts and the reference."""
+    """Judge `records` once: frames, chosen tuned values, verdicts (claims about trained nets
+    checked against their runs at half the budget, suite.core.budget), facts and the reference."""
     run = run or RunInfo()
+    full = [r for r in records if not r.get("half_budget")]
+    half = [r for r in records if r.get("half_budget")]
+    trials, epochs, tuning = _frames(study, full, run)
+    verdicts = analysis.judge_claims(study, trials, epochs) if full else []
+    if any(v.claim.needs == "trained" for v in verdicts):
+        verdicts = _check_budget(study, verdicts, full, half, run, trials)
+    return StudyResult(
+        study=study, records=records, trials=trials, epochs=epochs, layers=frames.layers_frame(full, study),
+        tuning=tuning, verdicts=verdicts,
+        facts=[{"id": f.id, "text": f.text, "metric": f.metric, "why": f.why,
+                "values": analysis.fact_values(f, trials, epochs)} for f in study.facts] if full else [],
+        reference=analysis.reference_reached(study, trials) if full else None, run=run)
+
+
+def _frames(study: Study, records: list[dict], run: RunInfo) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(trials with the judging ones `selected`, epochs, the tuning table) of one budget's records."""
     judge_seeds = set(run.judge_seeds) if run.judge_seeds else None
     trials = frames.trials_frame(records, study)
     if not trials.empty:
         trials = frames.mark_selected(trials, study, judge_seeds)
-    epochs = frames.epochs_frame(records, study)
     choosing = trials[~trials["seed"].isin(judge_seeds)] if judge_seeds and not trials.empty else trials
-    verdicts = analysis.judge_claims(study, trials, epochs) if records else []
-    return StudyResult(
-        study=study, records=records, trials=trials, epochs=epochs, layers=frames.layers_frame(records, study),
-        tuning=frames.tuning_table(choosing, study), verdicts=verdicts,
-        facts=[{"id": f.id, "text": f.text, "metric": f.metric, "why": f.why,
-                "values": analysis.fact_values(f, trials, epochs)} for f in study.facts] if records else [],
-        reference=analysis.reference_reached(study, trials) if records else None, run=run)
+    return trials, frames.epochs_frame(records, study), frames.tuning_table(choosing, study)
+
+
+def _budget_side(verdict: analysis.Verdict, trials: pd.DataFrame, epochs: int | None) -> dict:
+    """One budget's verdict on a claim, as the budget check shows it."""
+    compared = analysis.compared_trials(verdict.claim, trials) if not trials.empty else trials
+    steps = pd.to_numeric(compared.get("sgd_steps", pd.Series(dtype=float)), errors="coerce").dropna()
+    return {"verdict": verdict.verdict, "effect": analysis.json_number(verdict.effect),
+            "ci": [analysis.json_number(verdict.ci[0]), analysis.json_number(verdict.ci[1])], "n": verdict.n,
+            "epochs": epochs, "sgd_steps": [int(steps.min()), int(steps.max())] if len(steps) else None}
+
+
+def _epochs(records: list[dict]) -> int | None:
+    """The epochs the records trained (the profile's, or half of it for the budget check's runs)."""
+    counts = pd.Series([r.get("config", {}).get("epochs") for r in records]).dropna()
+    return int(counts.mode().iloc[0]) if len(counts) else None
+
+
+def _check_budget(study: Study, verdicts: list, full: list[dict], half: list[dict], run: RunInfo,
+                  trials: pd.DataFrame) -> list:
+    """Each claim about trained nets with its budget check; its verdict and Holm's become the check's outcome."""
+    half_trials, half_verdicts = pd.DataFrame(), {}
+    if half:
+        half_trials, half_epochs, _ = _frames(study, half, run)
+        half_verdicts = {v.claim.id: v for v in analysis.judge_claims(study, half_trials, half_epochs)
+                         if v.claim.needs == "trained"}
+    checked = []
+    for verdict in verdicts:
+        if verdict.claim.needs != "trained":
+            checked.append(verdict)
+            continue
+        other = half_verdicts.get(verdict.claim.id)
+        result = budget.check(_budget_side(verdict, trials, _epochs(full)),
+                              _budget_side(other, half_trials, _epochs(half)) if other else None)
+        _, holm = budget.combine(verdict.holm_verdict, other.verdict if other else None)
+        checked.append(dataclasses.replace(verdict, verdict=result.outcome, holm_verdict=holm,
+                                           budget_check=result.as_dict()))
+    return checked
 
 
 def arm_choices(study: Study, trials: pd.DataFrame, tuning: pd.DataFrame) -> dict:

@@ -35,6 +35,7 @@ def trials_frame(records: list[dict], study: Study) -> pd.DataFrame:
         row.update({k: v for k, v in record.get("final", {}).items()})
         row.update({k: v for k, v in record.get("timing", {}).items()})
         row["step_curve"] = record.get("step_curve")  # read by steps_to_target
+        row["classes"] = record.get("provenance", {}).get("classes")  # chance is 1 / classes
         rows.append(row)
     frame = pd.DataFrame(rows)
     return frame.astype({c: float for c in frame.columns if frame[c].dtype == object and _numeric(frame[c])})

@@ -36,7 +36,7 @@ from suite.core.study import (
     matches,
 )
 
-REQUIRED_TRAINING = ("optimizer", "learning_rate", "batch_size")  # in `training:` or as a factor
+REQUIRED_TRAINING = ("optimizer", "learning_rate", "lr_schedule", "batch_size")  # in `training:` or as a factor
 
 
 class SpecError(ValueError):
@@ -150,11 +150,12 @@ def refuse_huge_grids(path: Path, data: dict, profile: str | None = None, seeds:
     10^8-arm grid is refused at once. `seeds` (--seeds) replaces `profile`'s own count."""
     tuned = {key: value for key, value in (data.get("training") or {}).items() if isinstance(value, list)}
     claim_seeds = tuple(claim.get("seeds") or 0 for claim in data.get("claims") or [])
+    budgets = 2 if any(claim.get("needs") == "trained" for claim in data.get("claims") or []) else 1
     problems = []
     for name, budget in data["profiles"].items():
         factors = {**(data.get("factors") or {}), **(budget.get("factors") or {})}
         asked = seeds if name == profile and seeds else None
-        count, how = count_trials(factors, tuned, asked or budget["seeds"], claim_seeds)
+        count, how = count_trials(factors, tuned, asked or budget["seeds"], claim_seeds, budgets)
         if count > MAX_TRIALS:
             problems.append((f"profiles.{name}", f"plans {count:,} trials ({how}{f', from --seeds {asked}' if asked else ''}); "
                                                  f"a profile may plan at most {MAX_TRIALS:,}: fewer factors, levels, "

@@ -8,6 +8,7 @@ Machine paths and the profile's *name* never enter it, so equal work shares one 
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 
 from suite.core import registry
@@ -25,6 +26,7 @@ class Trial:
     seed: int
     config: dict  # everything the trial's procedure needs, all plain JSON values
     probes: tuple
+    half_budget: bool = False  # a run at half the profile's epochs, for the budget check (suite.core.budget)
 
     @property
     def arm_label(self) -> str:
@@ -45,12 +47,33 @@ def plan_trials(study: Study, profile: Profile, dataset_fingerprint: str, seeds:
     `seeds` overrides the profile's count (a claim may raise it for the arms it compares:
     `Study.seeds_for`). `chosen` (arm label -> tuned values) plans only those values per arm:
     a confirmation run of the values a tuning run chose.
-    The Keras backend is part of the key: numbers from another backend are other trials."""
+    The Keras backend is part of the key: numbers from another backend are other trials.
+    A study with claims about trained nets also plans their arms at half the epochs (`half_budget`),
+    the same grid and seeds, each with its schedule over its own steps: the budget check."""
+    trials = _plan(study, profile, profile.epochs, dataset_fingerprint, seeds, backend, first_seed, chosen)
+    half = half_epochs(profile.epochs)
+    if half is not None and any(claim.needs == "trained" for claim in study.claims):
+        trials += _plan(study, profile, half, dataset_fingerprint, seeds, backend, first_seed, chosen, half_budget=True)
+    return trials
+
+
+def half_epochs(epochs: int) -> int | None:
+    """The epochs of the budget check's runs: half of `epochs`, rounded up; None where that is no
+    shorter (one epoch)."""
+    half = math.ceil(epochs / 2)
+    return half if half < epochs else None
+
+
+def _plan(study: Study, profile: Profile, epochs: int, dataset_fingerprint: str, seeds: int | None, backend: str,
+          first_seed: int, chosen: dict | None, half_budget: bool = False) -> list[Trial]:
+    """The trials at `epochs`; with `half_budget`, only of the arms that claims about trained nets compare."""
     fixed = {key: value for key, value in study.training.items() if not isinstance(value, list)}
     tuned = study.tuned
-    budget = {"train_examples": profile.train_examples, "epochs": profile.epochs}
+    budget = {"train_examples": profile.train_examples, "epochs": epochs}
     trials = []
     for arm in study.list_arms(profile):
+        if half_budget and not study.checks_budget(arm):
+            continue
         grid = [dict(zip(tuned, values)) for values in itertools.product(*tuned.values())]
         if chosen is not None:
             grid = [chosen[arm_label(arm, study.factors)]] if arm_label(arm, study.factors) in chosen else []
@@ -67,6 +90,8 @@ def plan_trials(study: Study, profile: Profile, dataset_fingerprint: str, seeds:
                 procedure = probe_identity(config.get("procedure", STANDARD_PROCEDURE), "procedure")
                 if "@" in procedure:  # keys of procedures never revised stay as they were
                     identity["procedure"] = procedure
+                if half_budget:  # its own key even where another profile's full budget has these epochs
+                    identity["budget"] = "half"
                 trials.append(Trial(key=trial_key(identity), study=study.name, arm=arm, tuning=tuning,
-                                    seed=seed, config=config, probes=study.probes))
+                                    seed=seed, config=config, probes=study.probes, half_budget=half_budget))
     return trials

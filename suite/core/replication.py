@@ -65,7 +65,7 @@ class SeedBlock:
 def chosen_tuning(study: Study, records: list[dict]) -> dict:
     """Arm label -> the tuned values these records chose, without judging the claims: a
     confirmation needs only the choice (StudyResult.chosen when the claims are judged too)."""
-    trials = frames.trials_frame(records, study)
+    trials = frames.trials_frame([r for r in records if not r.get("half_budget")], study)  # B's runs choose
     return arm_choices(study, trials, frames.tuning_table(trials, study))
 
 

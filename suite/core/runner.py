@@ -54,6 +54,7 @@ def build_record(trial: Trial, outcome: dict, provenance: dict) -> dict:
     return {
         "key": trial.key, "study": trial.study, "arm": trial.arm, "tuning": trial.tuning,
         "seed": trial.seed, "config": trial.config, "probes": list(trial.probes),
+        **({"half_budget": True} if trial.half_budget else {}),
         **outcome, "provenance": provenance,
     }
 
@@ -145,7 +146,8 @@ def run_study(study: Study, profile: Profile, data: Dataset, store: TrialStore, 
     executor, options = choose_executor(executor, options or ExecutorOptions())
     options = dataclasses.replace(options, exclusive=timed_keys(units, study))
     if pending:
-        provenance = {**collect_provenance(), "data_source": data.source}
+        # the class count: chance accuracy is 1 / classes (an arm that did not learn, suite.core.analysis)
+        provenance = {**collect_provenance(), "data_source": data.source, "classes": data.num_classes}
         bar = tqdm(total=len(trials), initial=len(done), desc=f"{study.name}/{profile.name}", unit="trial",
                    file=sys.stderr, disable=not show_progress, dynamic_ncols=True, mininterval=0.5)
 

@@ -68,8 +68,8 @@ class ClaimFile(_Strict):
     ratio: Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)] | None = Field(
         None, description="judge log(better / worse) against this stated ratio (\"6x sooner\": 6)")
     needs: Literal[NEEDS] = Field(description="the budget it can be judged at: initialisation (epoch 0), training "
-                                              "(the course of training, any budget), convergence (trained nets: "
-                                              "not judged where the compared arms had not converged)")
+                                              "(the course of training, any budget), trained (nets trained to the end of "
+                                              "their schedule: judged at the budget and again at half of it)")
 
 
 class FactFile(_Strict):

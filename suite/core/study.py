@@ -29,9 +29,9 @@ TRAINING_METRICS = HISTORY_METRICS + FINAL_ONLY_METRICS
 PROGRAM_METRICS = ("step_seconds",)
 # What budget a claim needs to be judged (its `needs`): `initialisation`, a claim about the net
 # before training (epoch 0); `training`, about the course of training at any budget (speed to
-# a target, early behaviour); `convergence`, about trained nets: judged only where the compared
-# arms' training had converged (suite.core.analysis.convergence_problem), else "not judged".
-NEEDS = ("initialisation", "training", "convergence")
+# a target, early behaviour); `trained`, about nets trained to the end of their schedule: judged
+# at the profile's budget B and again, on runs of their own, at half of it (suite.core.budget).
+NEEDS = ("initialisation", "training", "trained")
 # The most trials one profile may plan: a grid past it is a typo or a hostile file, refused
 # before it is expanded (10^8 arms would fill the memory before the first trial ran).
 MAX_TRIALS = 20_000
@@ -142,6 +142,12 @@ class Study:
         arms = [dict(zip(factors, levels)) for levels in itertools.product(*factors.values())]
         return [arm for arm in arms if not (profile and any(matches(arm, cell) for cell in profile.exclude))]
 
+    def checks_budget(self, arm: dict) -> bool:
+        """Whether a claim about trained nets compares `arm`: it then also runs at half the budget."""
+        return any(claim.needs == "trained" and (matches(arm, claim.better) or
+                                                  claim.worse is not None and matches(arm, claim.worse))
+                   for claim in self.claims)
+
     def seeds_for(self, arm: dict, seeds: int) -> int:
         """Seeds `arm` runs when the study runs `seeds`: more if a claim comparing it asks
         for more (its `seeds`). A one-seed run (smoke) judges nothing, so it does not grow."""
@@ -150,16 +156,18 @@ class Study:
         return max([seeds, *wanted]) if seeds > 1 else seeds
 
 
-def count_trials(factors: dict, tuned: dict, seeds: int, claim_seeds: tuple = ()) -> tuple[int, str]:
-    """(at most how many trials a grid plans: arms x tuned values x seeds, "depth 10 x width 10 arms
-    x 3 learning_rate x 5 seeds") from the lengths of the lists alone: nothing is expanded, so a
-    hostile grid is refused before it exists. `claim_seeds`: the claims' `seeds`, which grow the
-    arms they compare (Study.seeds_for)."""
+def count_trials(factors: dict, tuned: dict, seeds: int, claim_seeds: tuple = (),
+                 budgets: int = 1) -> tuple[int, str]:
+    """(at most how many trials a grid plans: arms x tuned values x seeds x budgets, "depth 10 x
+    width 10 arms x 3 learning_rate x 5 seeds") from the lengths of the lists alone: nothing is
+    expanded, so a hostile grid is refused before it exists. `claim_seeds`: the claims' `seeds`,
+    which grow the arms they compare (Study.seeds_for); `budgets`: 2 where claims about trained
+    nets add runs at half the budget."""
     most_seeds = max([seeds, *claim_seeds]) if seeds > 1 else seeds
-    count = math.prod(map(len, factors.values())) * math.prod(map(len, tuned.values())) * most_seeds
+    count = math.prod(map(len, factors.values())) * math.prod(map(len, tuned.values())) * most_seeds * budgets
     arms = " x ".join(f"{name} {len(levels)}" for name, levels in factors.items()) + " arms" if factors else "1 arm"
     parts = [arms, *(f"{len(values)} {name}" for name, values in tuned.items()),
-             f"{most_seeds} seed" + ("s" if most_seeds != 1 else "")]
+             f"{most_seeds} seed" + ("s" if most_seeds != 1 else ""), *(["2 budgets"] if budgets == 2 else [])]
     return count, " x ".join(parts)
 
 

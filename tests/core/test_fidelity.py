@@ -1,4 +1,4 @@
-"""Claims judged only at a budget that can judge them; facts shown as numbers; the reference arm."""
+"""Arms that did not learn said as such; facts shown as numbers; the reference arm."""
 
 from __future__ import annotations
 
@@ -28,52 +28,56 @@ def _frames(losses_he: list, losses_small: list, seeds=(0, 1, 2)):
     return pd.DataFrame(trials), pd.DataFrame(epochs)
 
 
-def test_a_convergence_claim_on_still_falling_losses_is_not_judged(tmp_path, tiny_study_dict):
-    tiny_study_dict["claims"][0]["needs"] = "convergence"
+def _learned(trials: pd.DataFrame, accuracy: dict) -> pd.DataFrame:
+    """The frame with ten classes and each arm's validation accuracy (`accuracy`: arm prefix -> value)."""
+    trials = trials.assign(classes=10.0)
+    trials["val_accuracy"] = [accuracy[key.split("-")[0]] for key in trials["key"]]
+    return trials
+
+
+@pytest.mark.parametrize("needs", ["trained", "training"])
+def test_an_arm_that_did_not_learn_is_named_and_the_claim_still_judged(tmp_path, tiny_study_dict, needs):
+    """The net that learned nothing is the outcome of its technique (I6, B2-sigmoid): said, not hidden."""
+    tiny_study_dict["claims"][0]["needs"] = needs
     study = _study(tmp_path, tiny_study_dict)
-    claim = study.claims[0]
-    trials, epochs = _frames([2.0, 1.5, 1.2, 1.0, 0.8], [2.3, 2.3, 2.3, 2.3, 2.3])
-    problem = analysis.convergence_problem(claim, trials, epochs)
-    assert problem.startswith("not judged at this budget") and "50 SGD steps" in problem
-    assert "he_normal / relu still fell 20%" in problem  # (1.0 - 0.8) / 1.0 over the last epoch
-    verdicts = analysis.judge_claims(study, trials, epochs)
-    assert verdicts[0].verdict == analysis.NOT_JUDGED and verdicts[0].holm_verdict == analysis.NOT_JUDGED
-    assert verdicts[0].effect > 0  # the evidence stays on the page
-    assert verdicts[1].verdict != analysis.NOT_JUDGED  # a claim that needs no convergence is judged as before
-
-    trials, epochs = _frames([2.0, 1.0, 0.82, 0.81, 0.80], [2.3, 2.3, 2.3, 2.3, 2.3])
-    assert analysis.convergence_problem(claim, trials, epochs) == ""
-    assert analysis.judge_claims(study, trials, epochs)[0].verdict == "supported"
+    trials, epochs = _frames([2.0, 1.0], [2.3, 2.3])
+    trials = _learned(trials, {"he_normal": 0.8, "normal_0.01": 0.12})  # within 5 points of chance (0.10)
+    verdict = analysis.judge_claims(study, trials, epochs)[0]
+    assert verdict.verdict == analysis.SUPPORTED
+    assert "normal_0.01 / relu did not learn (median validation accuracy 0.120, chance 0.10)" in verdict.reason
+    assert "he_normal" not in verdict.reason
+    trials = _learned(trials, {"he_normal": 0.8, "normal_0.01": 0.16})  # 6 points above chance: it learned a little
+    assert "did not learn" not in analysis.judge_claims(study, trials, epochs)[0].reason
 
 
-def test_an_arm_that_fits_its_training_set_counts_as_converged(tmp_path, tiny_study_dict):
-    """Memorised training images: the loss still falls by a large share (0.004 -> 0.002) of almost nothing."""
-    tiny_study_dict["claims"][0]["needs"] = "convergence"
-    claim = _study(tmp_path, tiny_study_dict).claims[0]
-    trials, epochs = _frames([0.5, 0.02, 0.01, 0.006, 0.004, 0.002], [2.3] * 6)
-    epochs["train_accuracy"] = [0.9, 1.0, 1.0, 1.0, 1.0, 1.0] * 3 + [0.1] * 18
-    assert analysis.convergence_problem(claim, trials, epochs) == ""
-    epochs["train_accuracy"] = [0.9, 0.95, 0.97, 0.98, 0.985, 0.989] * 3 + [0.1] * 18  # not yet 99%
-    assert "he_normal / relu still fell 50%" in analysis.convergence_problem(claim, trials, epochs)
-
-
-def test_one_run_jumping_up_late_does_not_hide_the_others_still_falling(tmp_path, tiny_study_dict):
-    """Convergence is read per run, the median run deciding: the arm's mean curve would be flat here."""
-    tiny_study_dict["claims"][0]["needs"] = "convergence"
-    claim = _study(tmp_path, tiny_study_dict).claims[0]
-    trials, epochs = _frames([2.0, 1.5, 1.2, 1.1, 1.0], [2.3] * 5)
-    epochs.loc[epochs["key"] == "he_normal-2", "train_loss"] = [2.0, 1.5, 1.0, 0.9, 1.3]  # jumps up at the end
-    assert epochs[epochs["key"].str.startswith("he_")].groupby("epoch")["train_loss"].mean().iloc[-2:].is_monotonic_increasing
-    problem = analysis.convergence_problem(claim, trials, epochs)
-    assert "he_normal / relu still fell 9%" in problem and "median of 3 runs" in problem  # (1.1 - 1.0) / 1.1
-    epochs.loc[epochs["key"] == "he_normal-1", "train_loss"] = [2.0, 1.5, 1.0, 0.9, 0.9]  # two of three flat: converged
-    assert analysis.convergence_problem(claim, trials, epochs) == ""
-
-
-def test_one_epoch_cannot_show_convergence(tmp_path, tiny_study_dict):
+def test_a_comparison_in_which_no_arm_learned_is_not_judged(tmp_path, tiny_study_dict):
+    tiny_study_dict["claims"][0]["needs"] = "trained"
     study = _study(tmp_path, tiny_study_dict)
-    trials, epochs = _frames([1.0], [2.3])
-    assert "too few to tell" in analysis.convergence_problem(study.claims[0], trials, epochs)
+    trials, epochs = _frames([2.3, 2.3], [2.3, 2.3])
+    trials = _learned(trials, {"he_normal": 0.1, "normal_0.01": 0.1})
+    verdict = analysis.judge_claims(study, trials, epochs)[0]
+    assert verdict.verdict == analysis.NOT_JUDGED and verdict.holm_verdict == analysis.NOT_JUDGED
+    assert verdict.reason.startswith("not judged: no compared arm learned") and verdict.effect > 0  # numbers kept
+    trials.loc[trials["arm"] == "he_normal / relu", "status"] = "diverged"  # diverged or did not learn: the same
+    assert "he_normal / relu diverged in all 3 runs" in analysis.judge_claims(study, trials, epochs)[0].reason
+
+
+def test_a_claim_on_a_fixed_value_is_judged_when_its_arm_did_not_learn(tmp_path, tiny_study_dict):
+    """"N(0, 0.01) does not let the net learn" rests on an arm that did not learn by its own statement."""
+    tiny_study_dict["claims"][0].update(needs="trained", better={"kernel_initializer": "normal_0.01"}, than=0.4)
+    del tiny_study_dict["claims"][0]["worse"]
+    study = _study(tmp_path, tiny_study_dict)
+    trials, epochs = _frames([2.3, 2.3], [2.3, 2.3])
+    trials = _learned(trials, {"he_normal": 0.8, "normal_0.01": 0.1})
+    verdict = analysis.judge_claims(study, trials, epochs)[0]
+    assert verdict.verdict == analysis.SUPPORTED and "normal_0.01 / relu did not learn" in verdict.reason
+
+
+def test_records_without_a_class_count_skip_the_check(tmp_path, tiny_study_dict):
+    study = _study(tmp_path, tiny_study_dict)
+    trials, epochs = _frames([2.3, 2.3], [2.3, 2.3])
+    trials["val_accuracy"] = 0.1  # stored before records named their classes
+    assert "did not learn" not in analysis.judge_claims(study, trials, epochs)[0].reason
 
 
 def test_facts_are_measured_numbers_per_arm(tmp_path, tiny_study_dict):

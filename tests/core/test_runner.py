@@ -55,7 +55,7 @@ def test_a_raising_trial_is_recorded_as_error_and_the_study_goes_on(tmp_path, st
 
 
 def test_a_nan_loss_is_diverged_with_history_kept(tmp_path, studies_dir, synthetic_data):
-    study = _study(studies_dir, training={"optimizer": "sgd", "learning_rate": 1e12, "batch_size": 64},
+    study = _study(studies_dir, training={"optimizer": "sgd", "learning_rate": 1e12, "lr_schedule": "constant", "batch_size": 64},
                    factors={"kernel_initializer": ["normal_1"]}, claims=())
     report = run_study(study, study.profiles["smoke"], synthetic_data, TrialStore(tmp_path, "tiny"), show_progress=False)
     (record,) = report.records.values()

@@ -12,7 +12,7 @@ import math
 import pandas as pd
 from markupsafe import Markup
 
-from suite.core.analysis import VERDICTS
+from suite.core.analysis import BUDGET_DEPENDENT, VERDICTS
 
 
 def missing(x) -> bool:
@@ -29,7 +29,7 @@ def badge(verdict: str | None) -> Markup:
     """A verdict as a coloured label (grey for "not judged" and anything unknown)."""
     if not verdict:
         return Markup("")
-    css = verdict if verdict in VERDICTS else "none"
+    css = verdict if verdict in (*VERDICTS, BUDGET_DEPENDENT) else "none"
     return Markup('<span class="badge {}">{}</span>').format(css, verdict)
 
 

@@ -14,7 +14,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-OUTCOMES = ("supported", "contradicted", "equivalent", "inconclusive", "not judged", "not measured")
+OUTCOMES = ("supported", "contradicted", "equivalent", "inconclusive", "budget-dependent", "not judged", "not measured")
 
 
 def outcome(claim: dict) -> str:
@@ -47,6 +47,12 @@ def _steps(claim: dict) -> str:
     return f"{low:,}" if low == high else f"{low:,}-{high:,}"
 
 
+def _half_budget(claim: dict) -> str:
+    """The verdict and effect at half the budget, for a claim about trained nets that was checked."""
+    half = (claim.get("budget_check") or {}).get("half")
+    return "–" if not half else f"{half['verdict']} ({_number(half.get('effect'))})"
+
+
 def _seconds(summary: dict) -> str:
     """The study's wall time in the run that wrote its report (trials' own seconds overlap: packed
     members share one pack's time, and workers run side by side)."""
@@ -68,8 +74,9 @@ def render_results_page(summaries: list[dict], generated: str | None = None) -> 
         "",
         "Written by `python run_all.py --results-page` from the summaries under `reports/`; do not edit by",
         "hand. Each study's page (`reports/<study>/index.html`, after a run) has the figures and the reasons.",
-        "*not judged*: at this budget the compared arms had not converged; *not measured*: the study file says",
-        "why it cannot measure the claim.",
+        "A claim about trained nets is judged at the budget B and again, on runs of its own, at half of it",
+        "(*at B/2*): *budget-dependent* when the two decide differently. *not judged*: no compared arm learned;",
+        "*not measured*: the study file says why it cannot measure the claim.",
         "",
         f"- Written: {generated}",
         f"- Commit of the runs: {', '.join(commits) or 'none'}",
@@ -93,8 +100,8 @@ def render_results_page(summaries: list[dict], generated: str | None = None) -> 
             f"training examples, {budget.get('epochs')} epochs, {budget.get('seeds')} seeds "
             f"({summary.get('seed_block') or 'seeds from 0'}); trials {_trial_counts(summary['trials'])}.",
             "",
-            "| claim | outcome | effect | 95% interval | seeds | SGD steps | needs | metric |",
-            "|---|---|---:|---|---:|---:|---|---|",
+            "| claim | outcome | effect | 95% interval | seeds | SGD steps | at B/2 | needs | metric |",
+            "|---|---|---:|---|---:|---:|---|---|---|",
         ]
         for claim in summary["claims"]:
             metric = claim.get("metric") or "–"
@@ -102,7 +109,7 @@ def render_results_page(summaries: list[dict], generated: str | None = None) -> 
                 metric += f" @ epoch {claim['epoch']}"
             lines.append(f"| {claim['id']} | {outcome(claim)} | {_number(claim.get('effect'))} | "
                          f"{_interval(claim.get('ci'))} | {claim.get('n') or '–'} | {_steps(claim)} | "
-                         f"{claim.get('needs') or '–'} | {metric} |")
+                         f"{_half_budget(claim)} | {claim.get('needs') or '–'} | {metric} |")
     return "\n".join(lines) + "\n"
 
 

@@ -1,3 +1,3 @@
-"""optimizers: named optimizers and the learning-rate report sections (D3)."""
+"""optimizers: named optimizers, learning-rate schedules and the learning-rate report sections (D3)."""
 
-from suite.techniques.optimizers import optimizers  # noqa: F401 (register)
+from suite.techniques.optimizers import optimizers, schedules  # noqa: F401 (register)

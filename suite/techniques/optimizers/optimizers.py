@@ -19,7 +19,7 @@ ALIASES = {"momentum": ("sgd", {"momentum": 0.9}), "nesterov": ("sgd", {"momentu
 declare_setting("optimizer", "training", registered_name("optimizer"), "the optimizer (kind optimizer)")
 declare_setting("learning_rate", "training", PositiveNumber, "the optimizer's step size; a list is tuned per arm")
 declare_setting("momentum", "training", Fraction, "SGD's or RMSprop's momentum (default 0: plain SGD)")
-OPTIMIZER_SETTINGS = ("optimizer", "learning_rate", "momentum")  # what every procedure that trains reads
+OPTIMIZER_SETTINGS = ("optimizer", "learning_rate", "momentum", "lr_schedule")  # what every procedure that trains reads
 
 
 def _keras_optimizer(class_name: str, fixed: dict):

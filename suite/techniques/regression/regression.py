@@ -20,6 +20,7 @@ from suite.core.fit import DIVERGED, OK, TrialContext, compile_model, finite_or_
 from suite.core.keys import derive_seed
 from suite.core.settings import Fraction, PositiveNumber, declare_setting, one_of
 from suite.techniques.optimizers.optimizers import OPTIMIZER_SETTINGS
+from suite.techniques.optimizers.schedules import learning_rate_for
 
 keras = import_keras()
 
@@ -170,11 +171,10 @@ def regression(config: dict, seed: int, data: Dataset, context: TrialContext) ->
 
     # 3. model and loss
     model = build_regressor(config, x.shape[1])
-    # the step size decays to 0 (cosine), so the last iterate sits at the loss's optimum, not
-    # somewhere in the minibatch noise around it: the losses are compared, not their noise
+    # the study's schedule decays the step size to 0, so the last iterate sits at the loss's optimum,
+    # not somewhere in the minibatch noise around it: the losses are compared, not their noise
     steps = config["epochs"] * PASSES_PER_EPOCH * -(-n // config["batch_size"])
-    schedule = keras.optimizers.schedules.CosineDecay(config["learning_rate"], decay_steps=steps)
-    compile_model(model, config, REGRESSION_LOSSES[config["loss"]](), learning_rate=schedule,
+    compile_model(model, config, REGRESSION_LOSSES[config["loss"]](), learning_rate=learning_rate_for(config, steps),
                   metrics=[keras.metrics.MeanAbsoluteError(name="mae"), keras.metrics.RootMeanSquaredError(name="rmse")])
     x_passes, y_passes = repeat_passes(x, standard(noisy))
     result = fit(model, context, epochs=config["epochs"], x=x_passes, y=y_passes, batch_size=config["batch_size"],

@@ -135,8 +135,8 @@ class PackProgram:
         return losses, (correct, new_stats)
 
     def _train_steps(self, params, velocity, stats, alive, learning_rates, batches, pool_x, pool_y):
-        """All steps of `batches` (members, steps, batch) pool indices; returns the new state
-        and the per-step losses and correct counts (members, steps)."""
+        """All steps of `batches` (members, steps, batch) pool indices at `learning_rates` (members,
+        steps); returns the new state and the per-step losses and correct counts (members, steps)."""
         steps = batches.shape[1]
         members = self.members
         grad = _value_and_grad(self._member_losses)
@@ -155,7 +155,7 @@ class PackProgram:
             new_params, new_velocity = [], []
             for k, (p, g) in enumerate(zip(params, grads)):
                 shape = (members,) + (1,) * (len(p.shape) - 1)
-                rate, keep = ops.reshape(learning_rates, shape), ops.reshape(keeping, shape)
+                rate, keep = ops.reshape(ops.take(learning_rates, i, axis=1), shape), ops.reshape(keeping, shape)
                 if self.momentum:  # Keras SGD.update_step, operation for operation
                     v = ops.subtract(ops.multiply(velocity[k], self.momentum), ops.multiply(g, rate))
                     if self.nesterov:

@@ -46,6 +46,7 @@ from suite.core.datasets import Dataset, epoch_order, sample_order, seed_sample
 from suite.core.fit import DIVERGED, EVAL_BATCH, OK, TIMEOUT, TrialContext, finite_or_nan, finite_or_none, outcome
 from suite.core.probe import build_probes
 from suite.techniques.architectures.families import HIDDEN_PREFIX, MODEL_DEFAULTS, build_model
+from suite.techniques.optimizers.schedules import step_rates
 from suite.techniques.probes.probes import activation_rows, gradient_batches, gradient_rows
 from suite.techniques.standard.pack_eligibility import OPTIMIZERS, check_packable, packing_key
 from suite.techniques.standard.pack_program import program_for
@@ -96,7 +97,9 @@ class PackedMLP:
         self.batch_size, self.n = int(config["batch_size"]), int(config["train_examples"])
         momentum, self.nesterov = OPTIMIZERS[config["optimizer"]]
         self.momentum = float(config.get("momentum", 0.0) if momentum is None else momentum)
-        self.learning_rates = ops.convert_to_tensor(np.array([c["learning_rate"] for c in configs], "float32"))
+        # (members, steps): each member's rate at each step of its schedule, the table Keras reads alone
+        total_steps = math.ceil(self.n / self.batch_size) * int(config["epochs"])
+        self.step_rates = np.stack([step_rates(c, total_steps) for c in configs])
         self.program = program_for(self.members, self.depth, self.norm, config["activation"], float(config["l2"]),
                                    self.momentum, self.nesterov)
         self.models = [self._fresh_model(c, s) for c, s in zip(configs, seeds)]
@@ -195,9 +198,12 @@ class PackedMLP:
         if rest:
             chunks.append(order[:, full * self.batch_size:].reshape(self.members, 1, rest))
         losses, correct, sizes = [], [], []
+        step = (self.epochs_done - 1) * (full + bool(rest))  # the run's steps before this epoch
         for chunk in chunks:
+            rates = self.step_rates[:, step:step + chunk.shape[1]]
+            step += chunk.shape[1]
             params, velocity, stats, alive, step_losses, step_correct = self.program.train(
-                self.params, self.velocity, self.stats, self.alive, self.learning_rates, ops.convert_to_tensor(chunk),
+                self.params, self.velocity, self.stats, self.alive, ops.convert_to_tensor(rates), ops.convert_to_tensor(chunk),
                 self.pool_x, self.pool_y)
             self.params, self.velocity, self.stats, self.alive = list(params), list(velocity), list(stats), alive
             losses.append(ops.convert_to_numpy(step_losses))

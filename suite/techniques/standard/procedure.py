@@ -31,6 +31,7 @@ from suite.core.keys import canonical_json
 from suite.core.probe import build_probes
 from suite.techniques.architectures.families import build_model
 from suite.techniques.optimizers.optimizers import OPTIMIZER_SETTINGS
+from suite.techniques.optimizers.schedules import learning_rate_for, schedule_name
 
 keras = import_keras()
 
@@ -56,20 +57,24 @@ def build_compiled_model(config: dict, data: Dataset) -> keras.Model:
     values and its optimizer state is zeroed, so the traced functions are reused.
     """
     fresh = build_model(config, data.input_shape, data.num_classes)
-    signature = canonical_json({k: v for k, v in config.items() if k not in VALUE_ONLY_KEYS})
+    # a schedule's step table is traced into the compiled function: only a constant rate is a value
+    value_only = VALUE_ONLY_KEYS if schedule_name(config) == "constant" else ("kernel_initializer",)
+    signature = canonical_json({k: v for k, v in config.items() if k not in value_only})
     model = _COMPILED.get(signature)
     if model is not None and [v.shape for v in model.variables] == [v.shape for v in fresh.variables]:
         for target, source in zip(model.variables, fresh.variables):
             target.assign(source)
         for variable in model.optimizer.variables:
             variable.assign(keras.ops.zeros(variable.shape, dtype=variable.dtype))
-        model.optimizer.learning_rate = config["learning_rate"]
+        if schedule_name(config) == "constant":
+            model.optimizer.learning_rate = config["learning_rate"]
         return model
     if uses_soft_labels(config):
         loss, accuracy = "categorical_crossentropy", keras.metrics.CategoricalAccuracy(name="accuracy")
     else:
         loss, accuracy = "sparse_categorical_crossentropy", "accuracy"
-    compile_model(fresh, config, loss, [accuracy])
+    total_steps = math.ceil(config["train_examples"] / config["batch_size"]) * config["epochs"]
+    compile_model(fresh, config, loss, [accuracy], learning_rate=learning_rate_for(config, total_steps))
     if len(_COMPILED) >= MAX_COMPILED:
         _COMPILED.pop(next(iter(_COMPILED)))
     _COMPILED[signature] = fresh

@@ -29,6 +29,7 @@ from suite.core.keys import derive_seed
 from suite.core.settings import Fraction, PositiveInt, declare_setting, one_of
 from suite.core.twins import compiled_twin, copy_values
 from suite.techniques.optimizers.optimizers import OPTIMIZER_SETTINGS
+from suite.techniques.optimizers.schedules import learning_rate_for, schedule_name
 
 keras = import_keras()
 
@@ -186,13 +187,13 @@ def build_classifier(backbone: keras.Model, classes: int, *, pretrained: bool = 
 # ---- training and testing ------------------------------------------------------------
 
 def compile_classifier(model: keras.Model, config: dict, decay_steps: int) -> None:
-    """The study's optimizer (a fresh one) on logits; the learning rate follows a cosine from its
-    value to 0 over `decay_steps`, so a run ends on settled weights rather than on one noisy SGD
-    iterate (a few-shot arm's last epochs otherwise swing by points). Training accuracy is weighted:
-    the distillation pool's images carry weight 0 and a placeholder label that must not count."""
-    schedule = keras.optimizers.schedules.CosineDecay(config["learning_rate"], decay_steps)
+    """The study's optimizer (a fresh one) on logits; the learning rate follows the study's
+    `lr_schedule` over `decay_steps` (each phase runs its own), so with a decay to 0 a run ends on
+    settled weights rather than on one noisy SGD iterate (a few-shot arm's last epochs otherwise
+    swing by points). Training accuracy is weighted: the distillation pool's images carry weight 0
+    and a placeholder label that must not count."""
     compile_model(model, config, keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  weighted_metrics=["accuracy"], learning_rate=schedule)
+                  weighted_metrics=["accuracy"], learning_rate=learning_rate_for(config, decay_steps))
 
 
 def fit_classifier(model: keras.Model, config: dict, epochs: int, context: TrialContext, x, y, **kwargs):
@@ -253,10 +254,12 @@ def source_backbone(config: dict, seed: int, data: Dataset, context: TrialContex
     if config.get("source_weights") == "imagenet":  # online runners: downloaded ImageNet weights
         return build_backbone(arch, data.input_shape, weights="imagenet"), {}
     # `protocol` changes when pre-training does, so an older stored source model is not reused
-    # (4: derive_seed; 5: the source images in the order drawn for the seed, suite.core.datasets.seed_sample)
-    identity = {"what": "source", "arch": arch, "seed": seed, "data": data.fingerprint, "protocol": 5,
+    # (4: derive_seed; 5: the source images in the order drawn for the seed, suite.core.datasets.seed_sample;
+    # 6: the study's `lr_schedule` from the step table, suite.techniques.optimizers.schedules)
+    identity = {"what": "source", "arch": arch, "seed": seed, "data": data.fingerprint, "protocol": 6,
                 "epochs": config["source_epochs"], "optimizer": config["optimizer"],
-                "learning_rate": config["learning_rate"], "batch_size": config["batch_size"], "schedule": "cosine"}
+                "learning_rate": config["learning_rate"], "batch_size": config["batch_size"],
+                "schedule": schedule_name(config)}
 
     def pretrain() -> tuple[keras.Model, dict]:
         keras.utils.set_random_seed(derive_seed(seed, "source_model"))

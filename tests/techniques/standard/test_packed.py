@@ -23,6 +23,7 @@ from suite.core.datasets import epoch_order, seed_sample
 from suite.core.fit import build_optimizer
 from suite.core.runner import run_trial
 from suite.techniques.architectures.families import build_model
+from suite.techniques.optimizers.schedules import learning_rate_for
 from suite.techniques.standard import packed, procedure
 
 keras = import_keras()
@@ -44,9 +45,10 @@ def alone_step_losses(config: dict, seed: int, data, epochs: int) -> np.ndarray:
     optimizer, Keras' own train step, one batch at a time in the packed member's order."""
     keras.utils.set_random_seed(seed)
     model = build_model(config, data.input_shape, data.num_classes)
-    model.compile(optimizer=build_optimizer(config), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    sampled = seed_sample(data, seed)
     n, batch = config["train_examples"], config["batch_size"]
+    rate = learning_rate_for(config, -(-n // batch) * config["epochs"])  # the schedule over the planned steps
+    model.compile(optimizer=build_optimizer(config, rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    sampled = seed_sample(data, seed)
     x, y = sampled.x_train[:n], sampled.y_train[:n]
     losses = []
     for epoch in range(1, epochs + 1):
@@ -75,9 +77,13 @@ def test_sample_indices_are_the_runners_draw(synthetic_data):
 @pytest.mark.parametrize("optimizer", [{"optimizer": "sgd"}, {"optimizer": "momentum"}, {"optimizer": "nesterov"},
                                        {"optimizer": "sgd", "norm": "batchnorm", "l2": 0.001},
                                        {"optimizer": "sgd", "activation": "prelu"},
-                                       {"optimizer": "sgd", "activation": "maxout", "norm": "batchnorm"}])
+                                       {"optimizer": "sgd", "activation": "maxout", "norm": "batchnorm"},
+                                       {"optimizer": "momentum", "lr_schedule": "cosine"},
+                                       {"optimizer": "sgd", "lr_schedule": "step"},
+                                       {"optimizer": "nesterov", "lr_schedule": "linear", "norm": "batchnorm"}])
 def test_each_member_steps_as_it_would_alone(synthetic_data, optimizer):
-    """7 steps per epoch (the last one partial: 200 = 6 x 32 + 8), 2 epochs."""
+    """7 steps per epoch (the last one partial: 200 = 6 x 32 + 8), 2 epochs; with a schedule each
+    member's rate changes every step, and the second epoch's steps read the table where the first left off."""
     configs, seeds = _configs({**BASE, **optimizer})
     losses, pack = packed_step_losses(configs, seeds, synthetic_data, 2)
     assert losses.shape == (3, 14)
@@ -113,6 +119,7 @@ def _assert_close(packed_value, alone_value, what: str):
 
 
 @pytest.mark.parametrize("change, members", [({"optimizer": "momentum"}, MEMBERS),
+                                             ({"optimizer": "momentum", "lr_schedule": "cosine"}, MEMBERS),
                                              ({"norm": "batchnorm", "activation": "tanh"}, MEMBERS),
                                              ({"activation": "prelu"}, GENTLE), ({"activation": "maxout"}, GENTLE)])
 def test_a_packed_member_gives_the_standard_trials_numbers(synthetic_data, change, members):
@@ -201,13 +208,15 @@ def test_each_member_steps_as_it_would_alone_on_jax():
         "from suite.core.datasets import load_dataset\n"
         "from tests.techniques.standard import test_packed as t\n"
         "data = load_dataset('synthetic')\n"
-        "for change in ({'optimizer': 'momentum'}, {'activation': 'prelu'}, {'activation': 'maxout'}):\n"
+        "for change in ({'optimizer': 'momentum'}, {'activation': 'prelu'}, {'activation': 'maxout'},\n"
+        "               {'optimizer': 'momentum', 'lr_schedule': 'cosine'}, {'lr_schedule': 'step'}):\n"
         "    configs, seeds = t._configs({**t.BASE, **change})\n"
         "    losses, _ = t.packed_step_losses(configs, seeds, data, 2)\n"
         "    for m, (c, s) in enumerate(zip(configs, seeds)):\n"
         "        np.testing.assert_allclose(losses[m], t.alone_step_losses(c, s, data, 2), rtol=t.RTOL, atol=t.ATOL)\n"
         "t.test_a_packed_member_gives_the_standard_trials_numbers(data, {'norm': 'batchnorm', 'activation': 'tanh'},\n"
         "                                                       t.MEMBERS)\n"
+        "t.test_a_packed_member_gives_the_standard_trials_numbers(data, {'lr_schedule': 'cosine'}, t.MEMBERS)\n"
         "print('jax ok')\n"
     )
     root = Path(__file__).resolve().parents[3]

@@ -11,10 +11,11 @@ from suite.core import registry, twins
 from suite.core.artifacts import ArtifactStore
 from suite.core.backend import import_keras
 from suite.core.fit import TrialContext, fit
+from suite.techniques.optimizers.schedules import step_rates
 from suite.techniques.transfer import procedures, protocol
 
 keras = import_keras()
-CONFIG = {"optimizer": "sgd", "learning_rate": 0.05, "batch_size": 32, "lr_ratio": 0.1, "source_epochs": 1,
+CONFIG = {"optimizer": "sgd", "learning_rate": 0.05, "lr_schedule": "cosine", "batch_size": 32, "lr_ratio": 0.1, "source_epochs": 1,
           "head_epochs": 1, "epochs": 1, "iterations": 1, "labels_per_class": 5, "train_examples": 40,
           "teacher_arch": "cnn_small", "student_arch": "cnn_small"}
 
@@ -105,7 +106,8 @@ def test_a_few_shot_epoch_has_steps_per_epoch_sgd_steps(synthetic_data, monkeypa
     protocol.train(model, tdata.labelled_x, tdata.labelled_y, tdata, config, epochs=2, context=TrialContext())
     [twin] = trained  # the compiled twin that trained the model (suite.core.twins)
     assert int(twin.optimizer.iterations) == 14
-    assert float(twin.optimizer.learning_rate) < 1e-6  # the cosine ends at 0
+    last = float(twin.optimizer.learning_rate)  # the rate of the last step taken: the cosine's end, near 0
+    assert last == pytest.approx(float(step_rates(config, 14)[-1])) and last < 0.02 * config["learning_rate"]
 
 
 def test_finetune_backbone_learning_rate_is_the_smaller_one(synthetic_data):

@@ -11,7 +11,8 @@ from suite.core.loader import Claim, Profile, Study
 def _study(claims=(), tuned=True) -> Study:
     return Study(name="s", title="t", question="q", dataset="synthetic", model={"family": "mlp"},
                  factors={"init": ["a", "b"]},
-                 training={"optimizer": "sgd", "learning_rate": [0.1, 0.01] if tuned else 0.1, "lr_schedule": "constant", "batch_size": 8},
+                 training={"optimizer": "sgd", "learning_rate": [0.1, 0.01] if tuned else 0.1, "lr_schedule": "constant",
+                           "batch_size": 8},
                  probes=(), profiles={"smoke": Profile("smoke", 1, 1, 1)}, claims=tuple(claims))
 
 

@@ -10,19 +10,19 @@ from suite.core import budget, loader
 from suite.core.evaluation import evaluate
 from suite.core.plan import half_epochs, plan_trials
 
-S, C, E, I, NJ = "supported", "contradicted", "equivalent", "inconclusive", "not judged"
+S, C, E, U, NJ = "supported", "contradicted", "equivalent", "inconclusive", "not judged"
 
 
 @pytest.mark.parametrize("half, full, case, outcome", [
     (S, S, budget.HOLDS, S),
     (E, E, budget.HOLDS, E),
-    (I, I, budget.UNDECIDED, I),
+    (U, U, budget.UNDECIDED, U),
     (S, C, budget.DEPENDS, budget.BUDGET_DEPENDENT),
     (C, S, budget.DEPENDS, budget.BUDGET_DEPENDENT),
     (E, S, budget.DEPENDS, budget.BUDGET_DEPENDENT),
-    (I, S, budget.EMERGES, S),
+    (U, S, budget.EMERGES, S),
     (NJ, C, budget.EMERGES, C),  # not judged at B/2 (no arm had learned yet) counts as undecided there
-    (S, I, budget.FADES, I),
+    (S, U, budget.FADES, U),
     (None, S, budget.NOT_CHECKED, S),
     (S, NJ, budget.NOT_CHECKED, NJ),
 ])
@@ -41,8 +41,8 @@ def test_the_page_says_which_case_with_both_verdicts_and_effects():
     assert depends.outcome == budget.BUDGET_DEPENDENT
     assert depends.note == ("budget-dependent: supported at 5 epochs (effect +0.05, n = 3), "
                             "but contradicted at 10 epochs (effect -0.1, n = 3)")
-    assert "the effect grows with training" in budget.check(_side(S, 0.2, 10), _side(I, 0.01, 5)).note
-    assert "the effect fades with training" in budget.check(_side(I, 0.01, 10), _side(S, 0.2, 5)).note
+    assert "the effect grows with training" in budget.check(_side(S, 0.2, 10), _side(U, 0.01, 5)).note
+    assert "the effect fades with training" in budget.check(_side(U, 0.01, 10), _side(S, 0.2, 5)).note
     assert budget.check(_side(S, 0.2, 1), None).note == "not checked at half the budget: one epoch cannot be halved"
     assert budget.check(_side(S, 0.2, 10), None).as_dict()["half"] is None
 

@@ -15,8 +15,8 @@ from suite.techniques.optimizers.schedules import step_rates
 from suite.techniques.transfer import procedures, protocol
 
 keras = import_keras()
-CONFIG = {"optimizer": "sgd", "learning_rate": 0.05, "lr_schedule": "cosine", "batch_size": 32, "lr_ratio": 0.1, "source_epochs": 1,
-          "head_epochs": 1, "epochs": 1, "iterations": 1, "labels_per_class": 5, "train_examples": 40,
+CONFIG = {"optimizer": "sgd", "learning_rate": 0.05, "lr_schedule": "cosine", "batch_size": 32, "lr_ratio": 0.1,
+          "source_epochs": 1, "head_epochs": 1, "epochs": 1, "iterations": 1, "labels_per_class": 5, "train_examples": 40,
           "teacher_arch": "cnn_small", "student_arch": "cnn_small"}
 
 

@@ -209,10 +209,41 @@ def _selector_text(selector: dict | list) -> str:
     return " + ".join(", ".join(f"{k}={v}" for k, v in part.items()) for part in parts)
 
 
+def censored_seeds(claim: Claim, selector: dict | list, trials: pd.DataFrame) -> set:
+    """Seeds on which no matched run of `selector` reached the claim's target within its steps."""
+    if claim.metric != "steps_to_target" or "step_curve" not in trials:
+        return set()
+    parts = selector if isinstance(selector, list) else [selector]
+    chosen = trials[trials["selected"] & select_arms(trials, parts)]
+    never = chosen["step_curve"].map(lambda c: bool(c) and steps_to_target(c, claim.target) > c["ends"][-1])
+    return set(chosen.loc[never, "seed"]) - set(chosen.loc[~never, "seed"])
+
+
+def drop_uninformative(claim: Claim, paired: pd.DataFrame, trials: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Time to a target with censoring: a seed on which neither side reached the target says nothing
+    about which is faster (both counted at the budget, its ratio would read 1), so it is dropped. A
+    seed on which one side never reached it keeps that side's steps + one window, a bound below its
+    true time: the ratio it gives understates the difference, so the verdict errs towards caution."""
+    if claim.metric != "steps_to_target" or claim.worse is None:
+        return paired, []
+    better, worse = censored_seeds(claim, claim.better, trials), censored_seeds(claim, claim.worse, trials)
+    both = sorted(better & worse & set(paired.index))
+    notes = []
+    if both:
+        notes.append(f"{len(both)} of {len(paired)} seeds dropped: neither side reached the target within the budget")
+    one = len((better ^ worse) & set(paired.index))
+    if one:
+        notes.append(f"on {one} seed{'s' if one > 1 else ''} one side never reached the target: counted at its steps + "
+                     "one window, which understates the difference")
+    return paired.drop(index=both), notes
+
+
 def judge_claim(claim: Claim, trials: pd.DataFrame, epochs: pd.DataFrame) -> Verdict:
     paired, total = paired_values(claim, trials, epochs)
+    failed = total - len(paired)  # seeds without a value on one side
+    paired, censoring = drop_uninformative(claim, paired, trials)
     decision = decide_claim(claim, paired)
-    reasons = []
+    reasons = list(censoring)
     if claim.needs != "initialisation":
         problems, none_learned = learning_problems(claim, trials)
         if none_learned and claim.worse is not None:  # the numbers stay on the page; there is nothing to compare
@@ -223,8 +254,8 @@ def judge_claim(claim: Claim, trials: pd.DataFrame, epochs: pd.DataFrame) -> Ver
     if shared:  # a neighbour's threads are in those timings: they cannot decide a timing claim
         decision = dataclasses.replace(decision, verdict=INCONCLUSIVE)
         reasons.append(shared)
-    if total - len(paired):
-        reasons.append(f"{total - len(paired)} of {total} seeds dropped (a trial diverged, failed or lacks the metric)")
+    if failed:
+        reasons.append(f"{failed} of {total} seeds dropped (a trial diverged, failed or lacks the metric)")
     if decision.reason:
         reasons.append(decision.reason)
     pairs = [{"seed": int(seed), "better": row.better, "worse": row.worse} for seed, row in paired.iterrows()]

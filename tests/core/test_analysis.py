@@ -170,3 +170,29 @@ def test_budget_curve_in_words(verdicts_by_epoch, effects, expected):
     rows = [{"epoch": e, "steps": 10 * e, "effect": effect, "ci": [None, None], "verdict": verdict}
             for e, (verdict, effect) in enumerate(zip(verdicts_by_epoch, effects))]
     assert describe_curve(rows) == expected
+
+
+def _curve(reached_at: int | None, ends=(16, 32, 48, 64, 80, 96, 112, 128)) -> dict:
+    """A step curve whose training accuracy first reaches 0.8 at `reached_at` (None: never)."""
+    accuracy = [0.9 if reached_at is not None and end >= reached_at else 0.5 for end in ends]
+    return {"ends": list(ends), "window": 16, "train_accuracy": accuracy, "train_loss": [1.0] * len(ends)}
+
+
+def test_time_to_target_drops_seeds_where_neither_side_reached_it():
+    """Censoring: both sides never reaching the target would read as a ratio of 1 (equally fast) and push
+    the verdict towards `equivalent`; it says nothing about which is faster, so that seed is dropped."""
+    claim = Claim(id="C", text="a reaches 80% sooner", metric="steps_to_target", better={"init": "a"},
+                  worse={"init": "b"}, direction="lower", target={"metric": "train_accuracy", "value": 0.8},
+                  ratio=1.0, margin=1.25)
+    study = _study([claim], tuned=False)
+    times = {"a": [32, 48, 64, None], "b": [96, 128, None, None]}
+    records = [{**_record(arm, 0.1, seed, 0.8), "step_curve": _curve(at)} for arm in times
+               for seed, at in enumerate(times[arm])]
+    trials = frames.mark_selected(frames.trials_frame(records, study), study)
+    verdict = analysis.judge_claim(claim, trials, frames.epochs_frame(records, study))
+    assert verdict.n == 3 and [p["seed"] for p in verdict.pairs] == [0, 1, 2]
+    assert "1 of 4 seeds dropped: neither side reached the target" in verdict.reason
+    assert "on 1 seed one side never reached the target" in verdict.reason
+    # seed 2: a reached at 64, b censored at 128 + 16 = 144; the ratio is a bound below the truth
+    assert verdict.pairs[2] == {"seed": 2, "better": 64.0, "worse": 144.0}
+    assert verdict.effect == pytest.approx(math.log(96 / 32) / 3 + math.log(128 / 48) / 3 + math.log(144 / 64) / 3)

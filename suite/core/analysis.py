@@ -16,7 +16,7 @@ import pandas as pd
 
 from suite.core import registry, verdicts
 from suite.core.budget import BUDGET_DEPENDENT, NOT_JUDGED  # noqa: F401 (re-exported)
-from suite.core.frames import mean_ci, select_arms
+from suite.core.frames import best_per_seed, mean_ci, select_arms
 from suite.core.step_curve import steps_to_target
 from suite.core.study import PROGRAM_METRICS, Claim, Fact, Study
 from suite.core.verdicts import CONTRADICTED, EQUIVALENT, INCONCLUSIVE, SUPPORTED, VERDICTS  # noqa: F401 (re-exported)
@@ -97,7 +97,10 @@ def claim_values(claim: Claim, selector: dict | list, trials: pd.DataFrame, epoc
     if isinstance(selector, list):
         parts = pd.concat([claim_values(claim, part, trials, epochs) for part in selector], axis=1, join="inner")
         return parts.mean(axis=1, skipna=False)
-    chosen = trials[trials["selected"] & select_arms(trials, selector)]
+    if claim.selection == "per_seed":
+        chosen = best_per_seed(trials[select_arms(trials, selector)])
+    else:
+        chosen = trials[trials["selected"] & select_arms(trials, selector)]
     if claim.metric == "epochs_to_target":
         reached = epochs_to_target(epochs, claim.target).rename("epochs_to_target")
         values = chosen[["key", "seed"]].merge(reached, left_on="key", right_index=True, how="left")

@@ -128,6 +128,15 @@ def mark_selected(trials: pd.DataFrame, study: Study, judge_seeds: set | None = 
     return merged.assign(selected=merged["selected"].fillna(False).astype(bool) & judging.to_numpy())
 
 
+def best_per_seed(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per arm and judging seed, the trial whose tuned values scored best on validation (failed: 0)."""
+    judging = trials[trials["seed"].isin(set(trials.loc[trials["selected"], "seed"]))]
+    if judging.empty:
+        return judging
+    score = judging[TUNING_METRIC].fillna(0.0) if TUNING_METRIC in judging else pd.Series(0.0, index=judging.index)
+    return judging.loc[score.groupby([judging["arm"], judging["seed"]]).idxmax().to_numpy()]
+
+
 def mean_ci(values) -> tuple[float, float, float, int]:
     """Mean and t-interval (95%) of finite values; (mean, low, high, n)."""
     values = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)

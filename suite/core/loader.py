@@ -389,7 +389,10 @@ class _Checker:
                                 than=None if raw.get("than") is None else float(raw["than"]), target=target,
                                 expect=dict(raw.get("expect", {})), notes=str(raw.get("notes", "")), seeds=raw.get("seeds"),
                                 margin=raw.get("margin"), margin_reason=raw.get("margin_reason") or "",
-                                test=raw.get("test", "superior"), ratio=raw.get("ratio"), needs=raw["needs"]))
+                                test=raw.get("test", "superior"), ratio=raw.get("ratio"), needs=raw["needs"],
+                                selection=raw.get("selection", "pooled")))
+            if raw.get("selection") == "per_seed" and not study.tuned:
+                self.fail(f"{where}.selection", "per_seed chooses among tuned values: the study tunes none")
         return tuple(result)
 
     def target(self, target: dict | None, metric: str, metrics: dict, where: str) -> dict | None:

@@ -67,6 +67,9 @@ class ClaimFile(_Strict):
                                                           "by more than the margin), equivalent (A is about as good as B)")
     ratio: Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)] | None = Field(
         None, description="judge log(better / worse) against this stated ratio (\"6x sooner\": 6)")
+    selection: Literal["pooled", "per_seed"] = Field(
+        "pooled", description="pooled: each arm's tuned values chosen once, on the mean over seeds; per_seed: chosen "
+                              "for each seed on its own validation score (a claim about the selection itself)")
     needs: Literal[NEEDS] = Field(description="the budget it can be judged at: initialisation (epoch 0), training "
                                               "(the course of training, any budget), trained (nets trained to the end of "
                                               "their schedule: judged at the budget and again at half of it)")

@@ -73,6 +73,9 @@ class Claim:
     test: str = "superior"  # superior | noninferior | equivalent (suite.core.verdicts)
     ratio: float | None = None  # judge log(better / worse) against this stated ratio ("6x sooner")
     needs: str = "training"  # one of NEEDS: the budget the claim can be judged at
+    # pooled: the trials of each arm's tuned values chosen on the mean over seeds (`selected`); per_seed:
+    # each seed's own best trial on validation, so a claim about the selection varies from seed to seed
+    selection: str = "pooled"
 
 
 @dataclass(frozen=True)

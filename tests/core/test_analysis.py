@@ -196,3 +196,22 @@ def test_time_to_target_drops_seeds_where_neither_side_reached_it():
     # seed 2: a reached at 64, b censored at 128 + 16 = 144; the ratio is a bound below the truth
     assert verdict.pairs[2] == {"seed": 2, "better": 64.0, "worse": 144.0}
     assert verdict.effect == pytest.approx(math.log(96 / 32) / 3 + math.log(128 / 48) / 3 + math.log(144 / 64) / 3)
+
+
+def test_per_seed_selection_picks_each_seeds_best_tuned_value():
+    """D2-dev: a claim about the selection itself chooses the tuned value per seed on that seed's validation
+    score; pooled selection would pick one rate for every seed, a difference without spread."""
+    claim = Claim(id="C", text="a's dev set picks better", metric="test_accuracy", better={"init": "a"},
+                  worse={"init": "b"}, selection="per_seed")
+    study = _study([claim])
+    # test accuracy per (init, lr, seed); validation scores make each seed pick a different rate
+    records = []
+    for seed, (a_pick, b_pick) in enumerate([(0.1, 0.01), (0.01, 0.1), (0.1, 0.1)]):
+        for init, pick in (("a", a_pick), ("b", b_pick)):
+            for lr, test in ((0.1, 0.8 + seed / 100), (0.01, 0.7 + seed / 100)):
+                records.append(_record(init, lr, seed, test, val=0.9 if lr == pick else 0.5))
+    trials = frames.mark_selected(frames.trials_frame(records, study), study)
+    per_seed = analysis.claim_values(claim, claim.better, trials, frames.epochs_frame(records, study))
+    assert per_seed.round(3).tolist() == [0.8, 0.71, 0.82]
+    verdict = analysis.judge_claim(claim, trials, frames.epochs_frame(records, study))
+    assert [round(p["better"] - p["worse"], 3) for p in verdict.pairs] == [0.1, -0.1, 0.0]

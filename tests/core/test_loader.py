@@ -205,6 +205,11 @@ def test_profile_may_exclude_cells(tmp_path, tiny_study_dict):
      "claims[0].target.metric: must be one of train_accuracy, train_loss"),
     (lambda s: s.update(not_judged=[{"id": "T1", "text": "x", "reason": "y"}]), "is also listed under `claims`"),
     (lambda s: s.update(not_judged=[{"id": "X1", "text": "x"}]), "not_judged[0].reason: required field is missing"),
+    (lambda s: s["training"].update(learning_rate=0.1) or s["claims"][0].update(selection="per_seed"),
+     "claims[0].selection: per_seed chooses among tuned values: the study tunes none"),
+    (lambda s: s["claims"][0].update(selection="best"), "claims[0].selection: input should be 'pooled' or 'per_seed'"),
+    (lambda s: s["training"].pop("lr_schedule"), "training.lr_schedule: required field is missing"),
+    (lambda s: s["training"].update(lr_schedule="exponential"), "unknown lr_schedule 'exponential'"),
 ])
 def test_more_bad_studies(tmp_path, tiny_study_dict, change, expected):
     change(tiny_study_dict)

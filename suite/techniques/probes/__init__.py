@@ -1,3 +1,4 @@
-"""probes: per-epoch measurements inside a network (activations, gradients, generalisation) and their metrics."""
+"""probes: per-epoch measurements inside a network, one module per probe (kind "probe"): activation_stats,
+gradient_stats, generalization. Each declares the metrics it adds (`METRICS`), so a claim may name them."""
 
-from suite.techniques.probes import probes  # noqa: F401 (register)
+from suite.techniques.probes import activation_stats, generalization, gradient_stats  # noqa: F401 (register)

@@ -220,7 +220,7 @@ def _compile(function, xla_on_cpu: bool = False):
 
 
 def _activation_slope(function, z):
-    """d(sum f(z)) / dz at every element of z, by autodiff (as `probes.activation_slope`): f'(z) for
+    """d(sum f(z)) / dz at every element of z, by autodiff (as `activation_stats.activation_slope`): f'(z) for
     an elementwise f, for maxout 1 where a piece wins and 0 elsewhere."""
     if keras.config.backend() == "jax":
         import jax

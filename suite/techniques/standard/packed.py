@@ -47,7 +47,8 @@ from suite.core.fit import DIVERGED, EVAL_BATCH, OK, TIMEOUT, TrialContext, fini
 from suite.core.probe import build_probes
 from suite.techniques.architectures.families import HIDDEN_PREFIX, MODEL_DEFAULTS, build_model
 from suite.techniques.optimizers.schedules import step_rates
-from suite.techniques.probes.probes import activation_rows, gradient_batches, gradient_rows
+from suite.techniques.probes.activation_stats import activation_rows
+from suite.techniques.probes.gradient_stats import gradient_batches, gradient_rows
 from suite.techniques.standard.pack_eligibility import OPTIMIZERS, check_packable, packing_key
 from suite.techniques.standard.pack_program import program_for
 from suite.techniques.standard.procedure import PROBE_EXAMPLES

@@ -9,7 +9,7 @@ from suite.core.fit import OK
 from suite.core.loader import load_study
 from suite.core.runner import run_trial
 from suite.techniques.architectures.families import build_model
-from suite.techniques.probes.probes import Generalization
+from suite.techniques.probes.generalization import Generalization
 
 BASE = {"family": "mlp", "depth": 2, "width": 16, "optimizer": "sgd", "learning_rate": 0.05, "batch_size": 32,
         "train_examples": 128, "epochs": 2}

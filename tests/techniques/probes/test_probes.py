@@ -3,7 +3,7 @@ import pytest
 
 from suite.core import registry
 from suite.core.backend import import_keras
-from suite.techniques.probes import probes
+from suite.techniques.probes import activation_stats, generalization, gradient_stats
 
 keras = import_keras()
 
@@ -11,29 +11,29 @@ keras = import_keras()
 def test_symmetry_score_counts_duplicated_units():
     rng = np.random.default_rng(0)
     distinct = rng.normal(size=(50, 6))
-    assert probes.symmetry_score(distinct) == 0.0
+    assert activation_stats.symmetry_score(distinct) == 0.0
     same = np.repeat(rng.normal(size=(50, 1)), 6, axis=1)
-    assert probes.symmetry_score(same) == 1.0
+    assert activation_stats.symmetry_score(same) == 1.0
     half = distinct.copy()
     half[:, 3] = half[:, 0]
-    assert np.isclose(probes.symmetry_score(half), 2 / 6)
+    assert np.isclose(activation_stats.symmetry_score(half), 2 / 6)
 
 
 def test_layer_stats_saturation():
     saturated = np.concatenate([np.full((100, 5), 0.001), np.full((100, 5), 0.999)], axis=1)
-    stats = probes.layer_stats(saturated, "sigmoid")
+    stats = activation_stats.layer_stats(saturated, "sigmoid")
     assert stats["saturated_fraction"] == 1.0
-    assert sum(stats["hist_counts"]) == saturated.size and len(stats["hist_edges"]) == probes.HIST_BINS + 1
+    assert sum(stats["hist_counts"]) == saturated.size and len(stats["hist_edges"]) == activation_stats.HIST_BINS + 1
     spread = np.random.default_rng(1).uniform(0.2, 0.8, size=(100, 10))
-    assert probes.layer_stats(spread, "sigmoid")["saturated_fraction"] == 0.0
-    assert np.isnan(probes.layer_stats(spread, "relu")["saturated_fraction"])
+    assert activation_stats.layer_stats(spread, "sigmoid")["saturated_fraction"] == 0.0
+    assert np.isnan(activation_stats.layer_stats(spread, "relu")["saturated_fraction"])
 
 
 def _unit_stats(activation: str, pre: np.ndarray) -> dict:
     """dead_fraction and no_gradient_fraction of a layer of Keras activation `activation` at `pre`."""
     layer = keras.layers.Activation(activation)
     pre = pre.astype("float32")
-    return probes.unit_gradient_stats(pre, probes.activation_slope(layer, pre))
+    return activation_stats.unit_gradient_stats(pre, activation_stats.activation_slope(layer, pre))
 
 
 def test_a_relu_unit_with_one_positive_preactivation_is_alive():
@@ -51,8 +51,8 @@ def test_a_leaky_unit_with_negative_preactivations_is_dead_but_still_gets_gradie
     stats = _unit_stats("leaky_relu", pre)
     assert stats["dead_fraction"] == pytest.approx(0.3)  # dead by the same test as ReLU (A6 can fail)
     assert stats["no_gradient_fraction"] == 0.0  # slope alpha > 0: they still pass a gradient
-    slope = probes.activation_slope(keras.layers.Activation("leaky_relu"), pre[:, :3].astype("float32"))
-    assert np.all(slope > probes.NO_GRADIENT_SLOPE)  # measured from the layer, not assumed from its name
+    slope = activation_stats.activation_slope(keras.layers.Activation("leaky_relu"), pre[:, :3].astype("float32"))
+    assert np.all(slope > activation_stats.NO_GRADIENT_SLOPE)  # measured from the layer, not assumed from its name
     relu = _unit_stats("relu", pre)
     assert relu["dead_fraction"] == relu["no_gradient_fraction"] == pytest.approx(0.3)
 
@@ -63,27 +63,27 @@ def test_a_prelu_units_gradient_follows_its_learned_slope():
     layer.build(pre.shape)
     alpha = np.array([0.0, 1e-5, 0.05, 0.3], dtype="float32")  # at init Keras' PReLU has alpha 0: a ReLU
     layer.alpha.assign(np.broadcast_to(alpha, layer.alpha.shape))
-    stats = probes.unit_gradient_stats(pre, probes.activation_slope(layer, pre))
+    stats = activation_stats.unit_gradient_stats(pre, activation_stats.activation_slope(layer, pre))
     assert stats["dead_fraction"] == 1.0
     assert stats["no_gradient_fraction"] == pytest.approx(0.5)  # the two with slope <= NO_GRADIENT_SLOPE
 
 
 def test_maxout_has_no_dead_fraction_but_counts_pieces_that_never_win():
     pre = np.random.default_rng(5).normal(size=(64, 6)).astype("float32")
-    stats = probes.unit_gradient_stats(pre, np.zeros_like(pre), elementwise=False)
+    stats = activation_stats.unit_gradient_stats(pre, np.zeros_like(pre), elementwise=False)
     assert np.isnan(stats["dead_fraction"]) and stats["no_gradient_fraction"] == 1.0
 
 
 def test_non_finite_activations_give_nan_not_a_crash():
-    stats = probes.layer_stats(np.array([[np.nan, 1.0]]), "relu")
+    stats = activation_stats.layer_stats(np.array([[np.nan, 1.0]]), "relu")
     assert np.isnan(stats["std"]) and stats["hist_counts"] == []
 
 
 def test_summary_columns_match_the_declared_metrics():
-    rows = [{**probes.layer_stats(np.random.default_rng(i).normal(scale=1 / (i + 1), size=(64, 8)), "tanh"),
+    rows = [{**activation_stats.layer_stats(np.random.default_rng(i).normal(scale=1 / (i + 1), size=(64, 8)), "tanh"),
              "dead_fraction": 0.0, "no_gradient_fraction": 0.0, "pre_mean": 0.1, "pre_std": 1.0} for i in range(3)]
-    summary = probes.summarize_layers(rows)
-    assert set(summary) == set(probes.PROBE_METRICS["activation_stats"])
+    summary = activation_stats.summarize_layers(rows)
+    assert set(summary) == set(activation_stats.METRICS)
     assert np.isclose(summary["depth_std_ratio"], rows[-1]["std"] / rows[0]["std"])
 
 
@@ -109,7 +109,7 @@ def test_gradient_probe_sees_vanishing_gradients_in_a_deep_sigmoid_net(synthetic
         return outcome["history"][0]
 
     sigmoid, relu = first_epoch("sigmoid", "glorot_normal"), first_epoch("relu", "he_normal")
-    assert set(probes.PROBE_METRICS["gradient_stats"]) <= set(sigmoid)
+    assert set(gradient_stats.METRICS) <= set(sigmoid)
     assert sigmoid["log10_grad_ratio"] < relu["log10_grad_ratio"] - 1  # A1: ten times smaller, at least
     assert sigmoid["log10_grad_slope"] < relu["log10_grad_slope"] - 0.2  # the fitted line falls too
 
@@ -171,7 +171,7 @@ def _manual_norms(model, x, y, kernels, size: int, training: bool) -> np.ndarray
     saved = [v.numpy() for v in model.non_trainable_variables]
     loss_fn = keras.losses.SparseCategoricalCrossentropy()
     norms = []
-    for i in range(probes.GRADIENT_BATCHES):
+    for i in range(gradient_stats.GRADIENT_BATCHES):
         with tf.GradientTape() as tape:
             loss = loss_fn(y[i * size:(i + 1) * size], model(x[i * size:(i + 1) * size], training=training))
         norms.append([float(tf.norm(g)) for g in tape.gradient(loss, kernels)])
@@ -190,7 +190,7 @@ def test_gradient_probe_uses_batch_statistics_and_leaves_bn_state_alone():
     y = rng.integers(0, 3, size=128)
     kernels = [model.get_layer(f"dense_{i}").kernel for i in (1, 2)]
     state = [v.numpy().copy() for v in model.variables]
-    probed = np.array(probes.kernel_gradient_norms(model, x, y, kernels, batch_size=32))
+    probed = np.array(gradient_stats.kernel_gradient_norms(model, x, y, kernels, batch_size=32))
     assert all(np.array_equal(before, after.numpy()) for before, after in zip(state, model.variables))
     training = _manual_norms(model, x, y, kernels, 32, training=True)
     inference = _manual_norms(model, x, y, kernels, 32, training=False)
@@ -203,7 +203,7 @@ def test_gradient_probe_callback_does_not_change_bn_moving_statistics(synthetic_
     x = synthetic_data.x_val[:64].reshape(64, -1)[:, :6].astype("float32") * 4 + 2
     y = synthetic_data.y_val[:64] % 3
     before = {v.path: keras.ops.convert_to_numpy(v.value).copy() for v in model.non_trainable_variables}
-    callback = probes.gradient_stats(x, y, {"batch_size": 16})
+    callback = gradient_stats.gradient_stats(x, y, {"batch_size": 16})
     callback.set_model(model)
     callback.on_train_begin()
     after = {v.path: keras.ops.convert_to_numpy(v.value) for v in model.non_trainable_variables}
@@ -213,12 +213,12 @@ def test_gradient_probe_callback_does_not_change_bn_moving_statistics(synthetic_
 
 def test_log10_slope_sign_reads_towards_the_input():
     vanishing = [1e-4, 1e-3, 1e-2, 1e-1]  # first hidden layer ... last: ten times smaller per layer nearer the input
-    assert probes.log10_slope(vanishing) == pytest.approx(-1.0)
-    assert probes.log10_slope(vanishing[::-1]) == pytest.approx(1.0)  # exploding towards the input
-    assert probes.log10_slope([0.5, 0.5, 0.5]) == pytest.approx(0.0)
+    assert gradient_stats.log10_slope(vanishing) == pytest.approx(-1.0)
+    assert gradient_stats.log10_slope(vanishing[::-1]) == pytest.approx(1.0)  # exploding towards the input
+    assert gradient_stats.log10_slope([0.5, 0.5, 0.5]) == pytest.approx(0.0)
     # same sign as log10_grad_ratio, and on a straight line it is that ratio per layer
-    assert probes.log10_slope(vanishing) == pytest.approx(np.log10(vanishing[0] / vanishing[-1]) / 3)
-    assert np.isnan(probes.log10_slope([0.0, 1.0])) and np.isnan(probes.log10_slope([1.0]))
+    assert gradient_stats.log10_slope(vanishing) == pytest.approx(np.log10(vanishing[0] / vanishing[-1]) / 3)
+    assert np.isnan(gradient_stats.log10_slope([0.0, 1.0])) and np.isnan(gradient_stats.log10_slope([1.0]))
 
 
 def test_generalization_probe_records_the_inference_mode_training_loss():
@@ -228,7 +228,7 @@ def test_generalization_probe_records_the_inference_mode_training_loss():
     model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(hidden))
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(300, 5)).astype("float32"), rng.integers(0, 3, size=300)
-    callback = probes.generalization(x[:10], y[:10], {})
+    callback = generalization.generalization(x[:10], y[:10], {})
     callback.set_model(model)
     callback.use_training_sample(x, y)
     callback.observe(1, {"val_accuracy": 0.5})
@@ -248,7 +248,7 @@ def test_training_sample_metrics_of_a_bn_net_use_the_sample_statistics_and_store
     rng = np.random.default_rng(0)
     x, y = (3 + 5 * rng.normal(size=(300, 5))).astype("float32"), rng.integers(0, 3, size=300)
     before = [keras.ops.convert_to_numpy(v.value).copy() for v in model.variables]
-    callback = probes.generalization(x[:10], y[:10], {})
+    callback = generalization.generalization(x[:10], y[:10], {})
     callback.set_model(model)
     callback.use_training_sample(x, y)
     callback.observe(1, {"val_accuracy": 0.5})

@@ -114,6 +114,11 @@ def _check_budget(study: Study, verdicts: list, full: list[dict], half: list[dic
     half_trials, half_verdicts = pd.DataFrame(), {}
     if half:
         half_trials, half_epochs, _ = _frames(study, half, run)
+        if run.judge_seeds and not half_trials.empty:
+            # a confirmation trains its runs at B/2 with the values chosen at B (the plan's `chosen`), so
+            # those runs judge as they are: choosing again on the tuning seeds' B/2 runs could pick values
+            # the confirmation never trained
+            half_trials = half_trials.assign(selected=half_trials["seed"].isin(set(run.judge_seeds)))
         half_verdicts = {v.claim.id: v for v in analysis.judge_claims(study, half_trials, half_epochs)
                          if v.claim.needs == "trained"}
     checked = []

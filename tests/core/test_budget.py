@@ -107,3 +107,30 @@ def test_opposite_verdicts_at_half_and_full_budget_are_budget_dependent(tmp_path
     values[("he_normal", True)] = [0.75, 0.76, 0.77]
     held = evaluate(study, _records(study, profile, values)).verdicts[0]
     assert held.verdict == S and held.budget_check["case"] == budget.HOLDS
+
+
+def test_a_confirmation_judges_its_runs_at_half_the_budget_with_the_values_chosen_at_the_budget(tmp_path,
+                                                                                               tiny_study_dict):
+    from suite.core.evaluation import RunInfo
+
+    study = _study(tmp_path, tiny_study_dict)
+    profile = study.profiles["full"]
+    tuning = [dict(r) for r in _records(study, profile, {
+        (arm, half): [0.8, 0.81, 0.82] if arm == "he_normal" else [0.6, 0.61, 0.62]
+        for arm in ("he_normal", "normal_0.01", "glorot_uniform") for half in (False, True)})]
+    # the 0.05 runs score better on validation at B/2: a B/2 choice of its own would pick 0.05, never trained below
+    for record in tuning:
+        at_half_with_005 = record.get("half_budget") and record["tuning"]["learning_rate"] == 0.05
+        record["final"] = {**record["final"], "val_accuracy": 0.6 if at_half_with_005 else 0.5}
+    chosen = {"he_normal / relu": {"learning_rate": 0.1}, "normal_0.01 / relu": {"learning_rate": 0.1},
+              "glorot_uniform / relu": {"learning_rate": 0.1}}
+    confirming = []
+    for trial in plan_trials(study, profile, "data", first_seed=3, chosen=chosen):
+        accuracy = 0.8 + trial.seed / 100 if trial.arm["kernel_initializer"] == "he_normal" else 0.6 + trial.seed / 200
+        confirming.append({"key": trial.key, "arm": trial.arm, "tuning": trial.tuning, "seed": trial.seed,
+                           "config": trial.config, **({"half_budget": True} if trial.half_budget else {}),
+                           "status": "ok", "final": {"test_accuracy": accuracy, "val_accuracy": 0.5}, "history": [],
+                           "provenance": {"classes": 10}})
+    result = evaluate(study, tuning + confirming, RunInfo(judge_seeds=(3, 4, 5)))
+    check = result.verdicts[0].budget_check
+    assert check["half"]["n"] == 3 and check["half"]["verdict"] == S and check["full"]["n"] == 3

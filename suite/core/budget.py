@@ -9,10 +9,11 @@ tuned on their own validation scores. The two verdicts give the claim's outcome:
 | X | X (decided) | X | holds at B/2 and B |
 | inconclusive | inconclusive | inconclusive | inconclusive at B/2 and B |
 | X | Y, both decided, X != Y | budget-dependent | X at B/2, Y at B, with both effects |
-| undecided | X (decided) | X | decided at B only: the effect grows with training |
-| X (decided) | inconclusive | inconclusive | X at B/2, inconclusive at B: the effect fades with training |
+| undecided | X (decided) | X | decided at B only: the effect grows with training (1) |
+| X (decided) | inconclusive | inconclusive | decided at B/2 only: the effect fades with training (1) |
 | none | anything | the verdict at B | not checked (no runs at B/2, e.g. a one-epoch budget) |
 
+(1) For an equivalence: longer training settled it / leaves it undecided.
 "Decided" is supported, contradicted or equivalent; a claim not judged at B stays not judged; one
 not judged at B/2 counts as undecided there. A budget-dependent outcome is a finding about the claim
 (when it holds), not a failure of the run. This replaces a rule that read the last fifth of the
@@ -23,14 +24,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from suite.core.verdicts import DECIDED, INCONCLUSIVE
+from suite.core.verdicts import DECIDED, EQUIVALENT, INCONCLUSIVE
 
 BUDGET_DEPENDENT = "budget-dependent"
 NOT_JUDGED = "not judged"
 
 # the cases of the table above
 HOLDS, UNDECIDED, DEPENDS, EMERGES, FADES, NOT_CHECKED = (
-    "holds", "undecided at both", "budget-dependent", "emerges with training", "fades with training", "not checked")
+    "holds", "undecided at both", "budget-dependent", "decided at B only", "decided at B/2 only", "not checked")
 
 
 @dataclass(frozen=True)
@@ -83,8 +84,10 @@ def _note(case: str, full: dict, half: dict | None) -> str:
         return f"holds at half the budget and at the budget: {_at(half)}; {_at(full)}"
     if case == DEPENDS:
         return f"budget-dependent: {_at(half)}, but {_at(full)}"
-    if case == EMERGES:
-        return f"decided at the budget only: {_at(half)}; {_at(full)}: the effect grows with training"
+    if case == EMERGES:  # an equivalence that longer training settles is no growing effect
+        why = "longer training settled it" if full["verdict"] == EQUIVALENT else "the effect grows with training"
+        return f"decided at the budget only: {_at(half)}; {_at(full)}: {why}"
     if case == FADES:
-        return f"{_at(half)}, but {_at(full)}: the effect fades with training"
+        why = "longer training leaves it undecided" if half["verdict"] == EQUIVALENT else "the effect fades with training"
+        return f"decided at half the budget only: {_at(half)}, but {_at(full)}: {why}"
     return f"{INCONCLUSIVE} at half the budget and at the budget: {_at(half)}; {_at(full)}"

@@ -85,7 +85,8 @@ def _note(case: str, full: dict, half: dict | None) -> str:
     if case == DEPENDS:
         return f"budget-dependent: {_at(half)}, but {_at(full)}"
     if case == EMERGES:  # an equivalence that longer training settles is no growing effect
-        why = "longer training settled it" if full["verdict"] == EQUIVALENT else "the effect grows with training"
+        why = ("at half the budget no compared arm had learned" if half["verdict"] == NOT_JUDGED
+               else "longer training settled it" if full["verdict"] == EQUIVALENT else "the effect grows with training")
         return f"decided at the budget only: {_at(half)}; {_at(full)}: {why}"
     if case == FADES:
         why = "longer training leaves it undecided" if half["verdict"] == EQUIVALENT else "the effect fades with training"

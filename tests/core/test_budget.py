@@ -44,6 +44,7 @@ def test_the_page_says_which_case_with_both_verdicts_and_effects():
     assert "the effect grows with training" in budget.check(_side(S, 0.2, 10), _side(U, 0.01, 5)).note
     assert "the effect fades with training" in budget.check(_side(U, 0.01, 10), _side(S, 0.2, 5)).note
     assert "longer training settled it" in budget.check(_side(E, 0.0, 10), _side(U, 0.2, 5)).note
+    assert "no compared arm had learned" in budget.check(_side(S, 0.2, 10), _side(NJ, 0.2, 5)).note
     assert "longer training leaves it undecided" in budget.check(_side(U, 0.2, 10), _side(E, 0.0, 5)).note
     assert budget.check(_side(S, 0.2, 1), None).note == "not checked at half the budget: one epoch cannot be halved"
     assert budget.check(_side(S, 0.2, 10), None).as_dict()["half"] is None

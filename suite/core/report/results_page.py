@@ -87,7 +87,9 @@ def render_results_page(summaries: list[dict], generated: str | None = None) -> 
     ]
     for summary in summaries:
         counts = outcome_counts(summary)
-        trials = sum(summary["trials"].values())
+        trials = f"{sum(summary['trials'].values())}"
+        if summary.get("trials_at_half_budget"):
+            trials += f" + {summary['trials_at_half_budget']} at B/2"
         lines.append(f"| [{summary['study']}](#{summary['study']}) | {summary['profile']} | {trials} | "
                      f"{_seconds(summary)} | " + " | ".join(str(counts.get(o, 0)) for o in OUTCOMES) + " |")
     for summary in summaries:

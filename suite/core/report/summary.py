@@ -56,6 +56,8 @@ def study_summary(result: StudyResult, profile: Profile, run_seconds: float) -> 
         "wall_seconds": round(run_seconds, 2),
         "trial_seconds": round(float(trials["wall_seconds"].sum()), 1) if "wall_seconds" in trials else None,
         "trials": frames.status_counts(trials),
+        # the budget check's runs at half the epochs (suite.core.budget), beside the profile's
+        "trials_at_half_budget": sum(bool(r.get("half_budget")) for r in result.records),
         "chance": {"alpha": CHANCE_ALPHA, "claims": sum(v.verdict != analysis.NOT_JUDGED for v in verdicts),
                    "decided": sum(v.verdict in DECIDED for v in verdicts),
                    "decided_after_holm": sum(v.holm_verdict in DECIDED for v in verdicts)},

@@ -184,8 +184,8 @@ def learning_problems(claim: Claim, trials: pd.DataFrame) -> tuple[list[str], bo
             failed += 1
             continue
         classes = pd.to_numeric(runs["classes"], errors="coerce").dropna()
-        if classes.empty or "val_accuracy" not in runs:
-            continue
+        if classes.empty or classes.iloc[0] < 2 or "val_accuracy" not in runs:
+            continue  # no class count recorded, or a regression (no classes, no chance accuracy)
         chance = 1.0 / float(classes.iloc[0])
         accuracy = float(pd.to_numeric(runs.loc[~diverged, "val_accuracy"], errors="coerce").median())
         if accuracy < chance + LEARNED_ABOVE_CHANCE:

@@ -73,10 +73,12 @@ def test_a_claim_on_a_fixed_value_is_judged_when_its_arm_did_not_learn(tmp_path,
     assert verdict.verdict == analysis.SUPPORTED and "normal_0.01 / relu did not learn" in verdict.reason
 
 
-def test_records_without_a_class_count_skip_the_check(tmp_path, tiny_study_dict):
+def test_records_without_classes_skip_the_check(tmp_path, tiny_study_dict):
     study = _study(tmp_path, tiny_study_dict)
     trials, epochs = _frames([2.3, 2.3], [2.3, 2.3])
     trials["val_accuracy"] = 0.1  # stored before records named their classes
+    assert "did not learn" not in analysis.judge_claims(study, trials, epochs)[0].reason
+    trials["classes"] = 0.0  # a regression dataset: no classes, no chance accuracy
     assert "did not learn" not in analysis.judge_claims(study, trials, epochs)[0].reason
 
 

@@ -192,7 +192,10 @@ def run_studies(studies: list, args, directory: Path) -> int:
                         "train": len(data.y_train), "val": len(data.y_val), "test": len(data.y_test)}
         kept = report.load_current_summary(args.out, result, profile) if not args.report_only else None
         if kept is None:  # something changed since the last report (or it was asked for): draw it
-            report.build_study_report(result, profile, args.out, time.perf_counter() - started, dataset_info)
+            seconds = time.perf_counter() - started
+            if args.report_only:  # drawing again trains nothing: the page keeps the wall time of the run that trained
+                seconds = report.stored_wall_seconds(args.out, study.name, profile) or seconds
+            report.build_study_report(result, profile, args.out, seconds, dataset_info)
         else:
             print(f"{study.name}: nothing new since the last report; it is kept", file=sys.stderr)
         errors += int((result.trials["status"] == "error").sum())

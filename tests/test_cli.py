@@ -50,6 +50,7 @@ def test_smoke_run_writes_the_report_and_resumes(tmp_path, studies_dir, capsys):
     assert "8 of 8 trials stored" in capsys.readouterr().err
     rerendered = json.loads((page_dir / "summary.json").read_text())
     assert rerendered["claims"] == summary["claims"] and rerendered["tuned"] == summary["tuned"]
+    assert rerendered["wall_seconds"] == summary["wall_seconds"]  # the time of the run that trained, not of drawing
 
 
 def test_user_text_is_escaped(tmp_path, tiny_study_dict):

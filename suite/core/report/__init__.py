@@ -18,13 +18,13 @@ from suite.core.evaluation import StudyResult
 from suite.core.report import figures
 from suite.core.report.html import badge, csv_link, format_number, readable_arms, table_html
 from suite.core.report.sections import study_sections
-from suite.core.report.summary import load_current_summary, study_summary, write_study_files
+from suite.core.report.summary import load_current_summary, stored_wall_seconds, study_summary, write_study_files
 from suite.core.step_curve import steps_to_target
 from suite.core.study import PROFILE_NAMES, Profile, Study
 from suite.core.verdicts import ALPHA as CHANCE_ALPHA
 from suite.core.verdicts import DECIDED
 
-__all__ = ["build_study_report", "load_current_summary", "write_index"]
+__all__ = ["build_study_report", "load_current_summary", "stored_wall_seconds", "write_index"]
 
 _ENV = Environment(loader=PackageLoader("suite.core.report", "templates"), autoescape=select_autoescape(["html"]))
 _ENV.filters["num"] = format_number

@@ -44,6 +44,17 @@ def load_current_summary(out_dir: str | Path, result: StudyResult, profile: Prof
     return summary if fresh and (path.parent / "index.html").exists() else None
 
 
+def stored_wall_seconds(out_dir: str | Path, study: str, profile: Profile) -> float | None:
+    """The wall time of the run that trained a stored report's trials (`--report-only` trains nothing,
+    so a page drawn again keeps that time), or None where no report of this profile is stored."""
+    try:
+        summary = json.loads((Path(out_dir) / study / f"summary-{profile.name}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    seconds = summary.get("wall_seconds")
+    return float(seconds) if isinstance(seconds, int | float) else None
+
+
 def study_summary(result: StudyResult, profile: Profile, run_seconds: float) -> dict:
     """The judged study as plain JSON: budget, trial counts, every claim's verdict, facts, the
     chosen tuned values, the other seed blocks' agreement and the records' provenance."""

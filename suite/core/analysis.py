@@ -168,6 +168,15 @@ def compared_trials(claim: Claim, trials: pd.DataFrame) -> pd.DataFrame:
     return trials.loc[trials["selected"] & compared]
 
 
+def sgd_steps_range(claim: Claim, trials: pd.DataFrame) -> list[int] | None:
+    """[fewest, most] SGD steps among the judging trials a claim compares: the budget its verdict holds
+    for, as the training loop counted it (multi-phase procedures included)."""
+    if trials.empty or "sgd_steps" not in trials:
+        return None
+    steps = pd.to_numeric(compared_trials(claim, trials)["sgd_steps"], errors="coerce").dropna()
+    return [int(steps.min()), int(steps.max())] if len(steps) else None
+
+
 def learning_problems(claim: Claim, trials: pd.DataFrame) -> tuple[list[str], bool]:
     """(what the compared arms' nets failed at, whether every compared arm failed): an arm whose every
     judging run diverged, or whose runs' median validation accuracy stayed within LEARNED_ABOVE_CHANCE
@@ -216,8 +225,7 @@ def censored_seeds(claim: Claim, selector: dict | list, trials: pd.DataFrame) ->
     """Seeds on which no matched run of `selector` reached the claim's target within its steps."""
     if claim.metric != "steps_to_target" or "step_curve" not in trials:
         return set()
-    parts = selector if isinstance(selector, list) else [selector]
-    chosen = trials[trials["selected"] & select_arms(trials, parts)]
+    chosen = trials[trials["selected"] & select_arms(trials, selector)]
     never = chosen["step_curve"].map(lambda c: bool(c) and steps_to_target(c, claim.target) > c["ends"][-1])
     return set(chosen.loc[never, "seed"]) - set(chosen.loc[~never, "seed"])
 

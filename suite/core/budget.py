@@ -46,6 +46,11 @@ class BudgetCheck:
         return {"case": self.case, "outcome": self.outcome, "half": self.half, "full": self.full, "note": self.note}
 
 
+def split_records(records: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(the records at the profile's budget, those of the budget check's runs at half the epochs)."""
+    return [r for r in records if not r.get("half_budget")], [r for r in records if r.get("half_budget")]
+
+
 def combine(full: str, half: str | None) -> tuple[str, str]:
     """(case, outcome) of the verdict words at B and at B/2 (None: no runs at B/2)."""
     if full == NOT_JUDGED:

@@ -69,12 +69,9 @@ def evaluate(study: Study, records: list[dict], run: RunInfo | None = None) -> S
     """Judge `records` once: frames, chosen tuned values, verdicts (claims about trained nets
     checked against their runs at half the budget, suite.core.budget), facts and the reference."""
     run = run or RunInfo()
-    full = [r for r in records if not r.get("half_budget")]
-    half = [r for r in records if r.get("half_budget")]
+    full, half = budget.split_records(records)
     trials, epochs, tuning = _frames(study, full, run)
-    verdicts = analysis.judge_claims(study, trials, epochs) if full else []
-    if any(v.claim.needs == "trained" for v in verdicts):
-        verdicts = _check_budget(study, verdicts, full, half, run, trials)
+    verdicts = _check_budget(study, analysis.judge_claims(study, trials, epochs), full, half, run, trials) if full else []
     return StudyResult(
         study=study, records=records, trials=trials, epochs=epochs, layers=frames.layers_frame(full, study),
         tuning=tuning, verdicts=verdicts,
@@ -95,11 +92,9 @@ def _frames(study: Study, records: list[dict], run: RunInfo) -> tuple[pd.DataFra
 
 def _budget_side(verdict: analysis.Verdict, trials: pd.DataFrame, epochs: int | None) -> dict:
     """One budget's verdict on a claim, as the budget check shows it."""
-    compared = analysis.compared_trials(verdict.claim, trials) if not trials.empty else trials
-    steps = pd.to_numeric(compared.get("sgd_steps", pd.Series(dtype=float)), errors="coerce").dropna()
     return {"verdict": verdict.verdict, "effect": analysis.json_number(verdict.effect),
             "ci": [analysis.json_number(verdict.ci[0]), analysis.json_number(verdict.ci[1])], "n": verdict.n,
-            "epochs": epochs, "sgd_steps": [int(steps.min()), int(steps.max())] if len(steps) else None}
+            "epochs": epochs, "sgd_steps": analysis.sgd_steps_range(verdict.claim, trials)}
 
 
 def _epochs(records: list[dict]) -> int | None:

@@ -52,7 +52,7 @@ def plan_trials(study: Study, profile: Profile, dataset_fingerprint: str, seeds:
     the same grid and seeds, each with its schedule over its own steps: the budget check."""
     trials = _plan(study, profile, profile.epochs, dataset_fingerprint, seeds, backend, first_seed, chosen)
     half = half_epochs(profile.epochs)
-    if half is not None and any(claim.needs == "trained" for claim in study.claims):
+    if half is not None:  # only the arms of claims about trained nets (Study.checks_budget)
         trials += _plan(study, profile, half, dataset_fingerprint, seeds, backend, first_seed, chosen, half_budget=True)
     return trials
 

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from suite.core import frames
+from suite.core.budget import split_records
 from suite.core.evaluation import BlockVerdicts, RunInfo, StudyResult, arm_choices, evaluate
 from suite.core.plan import Trial, plan_trials
 from suite.core.store import TrialStore
@@ -65,7 +66,7 @@ class SeedBlock:
 def chosen_tuning(study: Study, records: list[dict]) -> dict:
     """Arm label -> the tuned values these records chose, without judging the claims: a
     confirmation needs only the choice (StudyResult.chosen when the claims are judged too)."""
-    trials = frames.trials_frame([r for r in records if not r.get("half_budget")], study)  # B's runs choose
+    trials = frames.trials_frame(split_records(records)[0], study)  # the runs at the budget choose
     return arm_choices(study, trials, frames.tuning_table(trials, study))
 
 

@@ -72,7 +72,7 @@ def study_summary(result: StudyResult, profile: Profile, run_seconds: float) -> 
         "chance": {"alpha": CHANCE_ALPHA, "claims": sum(v.verdict != analysis.NOT_JUDGED for v in verdicts),
                    "decided": sum(v.verdict in DECIDED for v in verdicts),
                    "decided_after_holm": sum(v.holm_verdict in DECIDED for v in verdicts)},
-        "claims": [{**v.as_dict(), "sgd_steps": _sgd_steps(v.claim, trials)} for v in verdicts] + [
+        "claims": [{**v.as_dict(), "sgd_steps": analysis.sgd_steps_range(v.claim, trials)} for v in verdicts] + [
             {"id": c.id, "text": c.text, "verdict": "not judged", "reason": c.reason, "effect": None,
              "ci": [None, None], "n": 0} for c in study.not_judged],
         "facts": result.facts,
@@ -96,18 +96,6 @@ def write_study_files(out: Path, summary: dict, result: StudyResult) -> None:
     for name, table in (("epochs", result.epochs), ("layers", result.layers)):
         if not table.empty:
             table.to_parquet(out / f"{name}.parquet", index=False)
-
-
-def _sgd_steps(claim, trials: pd.DataFrame) -> list[int] | None:
-    """[fewest, most] SGD steps among the judged trials a claim compares: the budget its verdict holds
-    for, as the training loop counted it (multi-phase procedures included)."""
-    if "sgd_steps" not in trials or trials.empty:
-        return None
-    compared = frames.select_arms(trials, claim.better)
-    if claim.worse is not None:
-        compared |= frames.select_arms(trials, claim.worse)
-    steps = trials.loc[compared & trials["selected"], "sgd_steps"].dropna()
-    return [int(steps.min()), int(steps.max())] if not steps.empty else None
 
 
 def _seed_counts(trials: pd.DataFrame) -> dict:

@@ -48,6 +48,7 @@ class Verdict:
     by_epoch: list = field(default_factory=list)  # [{epoch, steps, effect, ci, verdict}]: the budget curve
     curve: str = ""  # the budget curve in words ("holds from step S on", ...)
     budget_check: dict | None = None  # claims about trained nets: the verdicts at B/2 and B (suite.core.budget)
+    sequential: dict | None = None  # a profile with looks: the look the claim stopped at, and why (suite.core.sequential)
 
     @property
     def power_note(self) -> str:
@@ -71,7 +72,8 @@ class Verdict:
                 "ratio": self.claim.ratio, "needs": self.claim.needs,
                 "method": self.method, "p_value": num(self.p_value), "mde": num(self.mde),
                 "seeds_needed": self.seeds_needed, "power_note": self.power_note, "holm_verdict": self.holm_verdict,
-                "by_epoch": self.by_epoch, "curve": self.curve, "budget_check": self.budget_check}
+                "by_epoch": self.by_epoch, "curve": self.curve, "budget_check": self.budget_check,
+                "sequential": self.sequential}
 
 
 def epochs_to_target(epochs: pd.DataFrame, target: dict) -> pd.Series:
@@ -150,14 +152,26 @@ def judged_margin(claim: Claim) -> float:
     return claim.margin or 0.0
 
 
-def decide_claim(claim: Claim, paired: pd.DataFrame, power_notes: bool = True) -> verdicts.Decision:
-    """The claim's verdict from its paired values (suite.core.verdicts has the rule)."""
-    if claim.ratio is not None:  # judged on log ratios against the stated ratio; the margin is a factor
-        diffs = verdicts.log_ratio_differences(paired["better"], paired["worse"], claim.ratio, claim.direction)
-        return verdicts.decide(diffs, judged_margin(claim), claim.test, power_notes=power_notes)
+def claim_differences(claim: Claim, paired: pd.DataFrame) -> tuple[pd.Series, float]:
+    """(per-seed differences oriented so that > 0 favours the claim, the margin in their units): a
+    ratio claim's are log ratios against the stated ratio, its margin a log factor."""
+    if claim.ratio is not None:
+        return (verdicts.log_ratio_differences(paired["better"], paired["worse"], claim.ratio, claim.direction),
+                judged_margin(claim))
     sign = 1.0 if claim.direction == "higher" else -1.0
-    diffs = sign * (paired["better"] - paired["worse"])
-    return verdicts.decide(diffs, judged_margin(claim), claim.test, metric_scale(claim.metric), power_notes)
+    return sign * (paired["better"] - paired["worse"]), judged_margin(claim)
+
+
+def decide_claim(claim: Claim, paired: pd.DataFrame, power_notes: bool = True,
+                 alpha: float = verdicts.ALPHA) -> verdicts.Decision:
+    """The claim's verdict from its paired values (suite.core.verdicts has the rule), at level `alpha`."""
+    diffs, margin = claim_differences(claim, paired)
+    return verdicts.decide(diffs, margin, claim.test, claim_scale(claim), power_notes, alpha)
+
+
+def claim_scale(claim: Claim) -> str:
+    """The scale the claim's differences are tested on: a ratio claim's log ratios are continuous."""
+    return "continuous" if claim.ratio is not None else metric_scale(claim.metric)
 
 
 def compared_trials(claim: Claim, trials: pd.DataFrame) -> pd.DataFrame:
@@ -249,11 +263,12 @@ def drop_uninformative(claim: Claim, paired: pd.DataFrame, trials: pd.DataFrame)
     return paired.drop(index=both), notes
 
 
-def judge_claim(claim: Claim, trials: pd.DataFrame, epochs: pd.DataFrame) -> Verdict:
+def judge_claim(claim: Claim, trials: pd.DataFrame, epochs: pd.DataFrame, alpha: float = verdicts.ALPHA) -> Verdict:
+    """The claim's verdict at level `alpha` (a group-sequential look's nominal level, or 0.05)."""
     paired, total = paired_values(claim, trials, epochs)
     failed = total - len(paired)  # seeds without a value on one side
     paired, censoring = drop_uninformative(claim, paired, trials)
-    decision = decide_claim(claim, paired)
+    decision = decide_claim(claim, paired, alpha=alpha)
     reasons = list(censoring)
     if claim.needs != "initialisation":
         problems, none_learned = learning_problems(claim, trials)
@@ -270,7 +285,7 @@ def judge_claim(claim: Claim, trials: pd.DataFrame, epochs: pd.DataFrame) -> Ver
     if decision.reason:
         reasons.append(decision.reason)
     pairs = [{"seed": int(seed), "better": row.better, "worse": row.worse} for seed, row in paired.iterrows()]
-    by_epoch = judge_by_epoch(claim, trials, epochs)
+    by_epoch = judge_by_epoch(claim, trials, epochs, alpha)
     return Verdict(claim=claim, verdict=decision.verdict, effect=decision.effect, ci=decision.ci, n=decision.n,
                    better_mean=float(paired["better"].mean()) if len(paired) else math.nan,
                    worse_mean=float(paired["worse"].mean()) if len(paired) else math.nan,
@@ -287,7 +302,8 @@ def steps_per_epoch(trials: pd.DataFrame) -> float | None:
     return float(steps.median()) if len(steps) else None
 
 
-def judge_by_epoch(claim: Claim, trials: pd.DataFrame, epochs: pd.DataFrame) -> list[dict]:
+def judge_by_epoch(claim: Claim, trials: pd.DataFrame, epochs: pd.DataFrame,
+                   alpha: float = verdicts.ALPHA) -> list[dict]:
     """A claim on a per-epoch metric judged at every stored epoch: the budget curve."""
     if epochs.empty or claim.metric not in epochs or claim.metric == "epochs_to_target":
         return []
@@ -297,7 +313,7 @@ def judge_by_epoch(claim: Claim, trials: pd.DataFrame, epochs: pd.DataFrame) -> 
         paired, _ = paired_values(dataclasses.replace(claim, epoch=epoch), trials, epochs)
         if len(paired) == 0:
             continue
-        decision = decide_claim(claim, paired, power_notes=False)  # a curve point keeps its word, not its power notes
+        decision = decide_claim(claim, paired, power_notes=False, alpha=alpha)  # a curve point keeps its word, not its power notes
         rows.append({"epoch": epoch, "steps": None if per_step is None else int(round(epoch * per_step)),
                      "effect": json_number(decision.effect), "ci": [json_number(decision.ci[0]), json_number(decision.ci[1])],
                      "verdict": decision.verdict, "n": decision.n})
@@ -350,10 +366,18 @@ def describe_curve(rows: list[dict]) -> str:
 
 def judge_claims(study: Study, trials: pd.DataFrame, epochs: pd.DataFrame) -> list[Verdict]:
     """Every claim's verdict, with the Holm-adjusted verdict over the study's claims beside it."""
-    judged = [judge_claim(claim, trials, epochs) for claim in study.claims]
-    family = [v for v in judged if v.verdict != NOT_JUDGED]  # a claim not judged is no test in the family
-    decisions = [verdicts.Decision(v.verdict, v.effect, v.ci, v.p_value, v.n, v.method) for v in family]
-    adjusted = {v.claim.id: holm for v, holm in zip(family, verdicts.holm(decisions))}
+    return with_holm([judge_claim(claim, trials, epochs) for claim in study.claims])
+
+
+def with_holm(judged: list[Verdict], levels: list[float] | None = None) -> list[Verdict]:
+    """The verdicts with Holm's adjustment over the study's claims. `levels`: the level each claim was
+    judged at (a group-sequential look's, suite.core.sequential); its p is scaled by 0.05 / level so
+    that a p that decided at its look compares with Holm's thresholds as one that decided at 0.05."""
+    levels = levels or [verdicts.ALPHA] * len(judged)
+    family = [(v, level) for v, level in zip(judged, levels) if v.verdict != NOT_JUDGED]  # not judged: no test
+    decisions = [verdicts.Decision(v.verdict, v.effect, v.ci, min(1.0, v.p_value * verdicts.ALPHA / level), v.n, v.method)
+                 for v, level in family]
+    adjusted = {v.claim.id: holm for (v, _), holm in zip(family, verdicts.holm(decisions))}
     return [dataclasses.replace(v, holm_verdict=adjusted.get(v.claim.id, NOT_JUDGED)) for v in judged]
 
 

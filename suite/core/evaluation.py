@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from suite.core import analysis, budget, frames
+from suite.core import analysis, budget, frames, sequential
 from suite.core.study import Study
 
 
@@ -33,6 +33,8 @@ class RunInfo:
     label: str = ""  # "seeds 0-2", or "seeds 3-5 (values tuned on seeds 0-2)"
     judge_seeds: tuple | None = None  # a confirmation's fresh seeds; None: every trial judges
     others: tuple = ()  # BlockVerdicts of other stored blocks, and of a confirmation's tuning run
+    looks: tuple = ()  # sequential.Look per pre-registered look; () judges every judging seed at once
+    judge_first: int = 0  # the first judging seed: a look of n seeds judges seeds judge_first .. + n - 1
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,13 @@ def evaluate(study: Study, records: list[dict], run: RunInfo | None = None) -> S
     run = run or RunInfo()
     full, half = budget.split_records(records)
     trials, epochs, tuning = _frames(study, full, run)
-    verdicts = _check_budget(study, analysis.judge_claims(study, trials, epochs), full, half, run, trials) if full else []
+    if not full:
+        verdicts = []
+    elif run.looks:
+        verdicts = _judge_in_looks(study, full, half, run, trials, epochs)
+    else:
+        verdicts = _check_budget(analysis.judge_claims(study, trials, epochs), full, half, trials,
+                                 _half_frames(study, half, run))
     return StudyResult(
         study=study, records=records, trials=trials, epochs=epochs, layers=frames.layers_frame(full, study),
         tuning=tuning, verdicts=verdicts,
@@ -90,6 +98,28 @@ def _frames(study: Study, records: list[dict], run: RunInfo) -> tuple[pd.DataFra
     return trials, frames.epochs_frame(records, study), frames.tuning_table(choosing, study)
 
 
+def _judge_in_looks(study: Study, full: list[dict], half: list[dict], run: RunInfo, trials: pd.DataFrame,
+                    epochs: pd.DataFrame) -> list:
+    """Each claim judged look by look on the first judging seeds of each look (suite.core.sequential)."""
+    halves = _half_frames(study, half, run)
+
+    def first(frame: pd.DataFrame, seeds: int) -> pd.DataFrame:
+        return frame.assign(selected=frame["selected"] & (frame["seed"] < run.judge_first + seeds))
+
+    def judge_at(look: sequential.Look) -> list:
+        at = first(trials, look.seeds)
+        judged = [analysis.judge_claim(claim, at, epochs, look.alpha) for claim in study.claims]
+        at_half = (first(halves[0], look.seeds), halves[1]) if halves else None
+        return _check_budget(judged, full, half, at, at_half, look.alpha)
+
+    def complete(claim, seeds: int) -> bool:
+        wanted = set(range(run.judge_first, run.judge_first + seeds))
+        compared = analysis.compared_trials(claim, trials)
+        return not compared.empty and all(wanted <= set(group["seed"]) for _, group in compared.groupby("arm"))
+
+    return sequential.judge_in_looks(list(study.claims), run.looks, judge_at, complete)
+
+
 def _budget_side(verdict: analysis.Verdict, trials: pd.DataFrame, epochs: int | None) -> dict:
     """One budget's verdict on a claim, as the budget check shows it."""
     return {"verdict": verdict.verdict, "effect": analysis.json_number(verdict.effect),
@@ -103,19 +133,28 @@ def _epochs(records: list[dict]) -> int | None:
     return int(counts.mode().iloc[0]) if len(counts) else None
 
 
-def _check_budget(study: Study, verdicts: list, full: list[dict], half: list[dict], run: RunInfo,
-                  trials: pd.DataFrame) -> list:
-    """Each claim about trained nets with its budget check; its verdict and Holm's become the check's outcome."""
+def _half_frames(study: Study, half: list[dict], run: RunInfo) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """(trials, epochs) of the budget check's runs at B/2, or None where there are none."""
+    if not half:
+        return None
+    trials, epochs, _ = _frames(study, half, run)
+    if run.judge_seeds and not trials.empty:
+        # a confirmation trains its runs at B/2 with the values chosen at B (the plan's `chosen`), so
+        # those runs judge as they are: choosing again on the tuning seeds' B/2 runs could pick values
+        # the confirmation never trained
+        trials = trials.assign(selected=trials["seed"].isin(set(run.judge_seeds)))
+    return trials, epochs
+
+
+def _check_budget(verdicts: list, full: list[dict], half: list[dict], trials: pd.DataFrame,
+                  halves: tuple | None, alpha: float = analysis.verdicts.ALPHA) -> list:
+    """Each claim about trained nets with its budget check; its verdict and Holm's become the check's
+    outcome. `halves`: (trials, epochs) at B/2 (`_half_frames`); `alpha`: the level both are judged at."""
     half_trials, half_verdicts = pd.DataFrame(), {}
-    if half:
-        half_trials, half_epochs, _ = _frames(study, half, run)
-        if run.judge_seeds and not half_trials.empty:
-            # a confirmation trains its runs at B/2 with the values chosen at B (the plan's `chosen`), so
-            # those runs judge as they are: choosing again on the tuning seeds' B/2 runs could pick values
-            # the confirmation never trained
-            half_trials = half_trials.assign(selected=half_trials["seed"].isin(set(run.judge_seeds)))
-        half_verdicts = {v.claim.id: v for v in analysis.judge_claims(study, half_trials, half_epochs)
-                         if v.claim.needs == "trained"}
+    if halves is not None:
+        half_trials, half_epochs = halves
+        half_verdicts = {v.claim.id: analysis.judge_claim(v.claim, half_trials, half_epochs, alpha)
+                         for v in verdicts if v.claim.needs == "trained"}
     checked = []
     for verdict in verdicts:
         if verdict.claim.needs != "trained":

@@ -62,17 +62,17 @@ class Decision:
     seeds_needed: int | None = None  # seeds the observed effect and spread would need
 
 
-def _t_interval(diffs: np.ndarray) -> tuple[float, float]:
+def _t_interval(diffs: np.ndarray, alpha: float = ALPHA) -> tuple[float, float]:
     if len(diffs) < 2:
         return (-math.inf, math.inf)
     if np.ptp(diffs) == 0:  # no spread: the t-interval is a point; no test can use it (exact tests below)
         return (float(diffs[0]), float(diffs[0]))
-    low, high = DescrStatsW(diffs).tconfint_mean(ALPHA)
+    low, high = DescrStatsW(diffs).tconfint_mean(alpha)
     return (float(low), float(high))
 
 
-def _power_notes(diffs: np.ndarray, margin: float, test: str) -> tuple[float | None, int | None]:
-    """(mde, seeds_needed) for a paired t-test at alpha 0.05 and 80% power (statsmodels)."""
+def _power_notes(diffs: np.ndarray, margin: float, test: str, alpha: float = ALPHA) -> tuple[float | None, int | None]:
+    """(mde, seeds_needed) for a paired t-test at `alpha` and 80% power (statsmodels)."""
     n = len(diffs)
     sd = float(np.std(diffs, ddof=1)) if n >= 2 else math.nan
     if n < 2 or not math.isfinite(sd) or sd == 0:
@@ -85,10 +85,10 @@ def _power_notes(diffs: np.ndarray, margin: float, test: str) -> tuple[float | N
         size = (margin - effect) / sd if margin > effect else 0.0
     with warnings.catch_warnings():  # a root finder that cannot converge returns nan: handled below
         warnings.simplefilter("ignore")
-        mde = float(power.solve_power(nobs=n, alpha=ALPHA, power=POWER, alternative="two-sided")) * sd
+        mde = float(power.solve_power(nobs=n, alpha=alpha, power=POWER, alternative="two-sided")) * sd
         if size <= 0:
             return mde, None
-        needed = power.solve_power(effect_size=size, alpha=ALPHA, power=POWER,
+        needed = power.solve_power(effect_size=size, alpha=alpha, power=POWER,
                                    alternative="two-sided" if test == "superior" else "larger")
     needed = float(np.atleast_1d(needed)[0])
     return mde, (math.ceil(needed) if math.isfinite(needed) and needed < MAX_SEEDS else None)
@@ -102,15 +102,17 @@ def _tost(diffs: np.ndarray, margin: float) -> float:
     return float(DescrStatsW(diffs).ttost_mean(-margin, margin)[0])
 
 
-def decide(diffs, margin: float, test: str = "superior", scale: str = "continuous", power_notes: bool = True) -> Decision:
+def decide(diffs, margin: float, test: str = "superior", scale: str = "continuous", power_notes: bool = True,
+           alpha: float = ALPHA) -> Decision:
     """The verdict for paired differences (> 0 favours the claim); see the module docstring.
-    `power_notes=False` skips the (slow) power calculation of an inconclusive verdict."""
+    `power_notes=False` skips the (slow) power calculation of an inconclusive verdict. `alpha`: the
+    level of this test, 0.05 unless a group-sequential look spends less (suite.core.sequential)."""
     diffs = np.asarray([d for d in diffs if d is not None and math.isfinite(d)], dtype=float)
     n = len(diffs)
     effect = float(diffs.mean()) if n else math.nan
     if scale in ("binary", "count"):
-        return _exact(diffs, scale)
-    low, high = _t_interval(diffs)
+        return _exact(diffs, scale, alpha)
+    low, high = _t_interval(diffs, alpha)
     if n < 2:
         return Decision(INCONCLUSIVE, effect, (low, high), math.nan, n, "paired t", "fewer than two paired seeds")
     if np.ptp(diffs) == 0:
@@ -122,10 +124,10 @@ def decide(diffs, margin: float, test: str = "superior", scale: str = "continuou
     p_zero = float(DescrStatsW(diffs).ttest_mean(0)[1])
 
     def notes() -> tuple:  # only an inconclusive verdict carries them
-        return _power_notes(diffs, margin, test) if power_notes else (None, None)
+        return _power_notes(diffs, margin, test, alpha) if power_notes else (None, None)
 
     if test == "superior":
-        if p_equivalent < ALPHA:
+        if p_equivalent < alpha:
             note = "different from zero, but by less than the margin" if low > 0 or high < 0 else ""
             return Decision(EQUIVALENT, effect, (low, high), p_equivalent, n, "TOST", note)
         if low > 0:
@@ -144,7 +146,7 @@ def decide(diffs, margin: float, test: str = "superior", scale: str = "continuou
         return Decision(INCONCLUSIVE, effect, (low, high), math.nan, n, "paired t (non-inferiority)",
                         "the 95% interval reaches below -margin and above it", *notes())
     # test == "equivalent"
-    if p_equivalent < ALPHA:
+    if p_equivalent < alpha:
         return Decision(SUPPORTED, effect, (low, high), p_equivalent, n, "TOST")
     if low > margin or high < -margin:  # the whole interval outside the margin: a difference that matters
         p_outside = float(stats.ttest_1samp(diffs, margin, alternative="greater").pvalue if low > margin
@@ -154,7 +156,7 @@ def decide(diffs, margin: float, test: str = "superior", scale: str = "continuou
                     "the 90% interval is not inside the margin", *notes())
 
 
-def _exact(diffs: np.ndarray, scale: str) -> Decision:
+def _exact(diffs: np.ndarray, scale: str, alpha: float = ALPHA) -> Decision:
     """Exact tests for yes/no and tied integer outcomes: supported/contradicted or inconclusive."""
     n = len(diffs)
     effect = float(diffs.mean()) if n else math.nan
@@ -173,15 +175,21 @@ def _exact(diffs: np.ndarray, scale: str) -> Decision:
                                              permutation_type="samples", n_resamples=np.inf, vectorized=True).pvalue)
         smallest = 2.0 ** (1 - n) if n else 1.0  # every sign the same: the smallest p n seeds can give
     interval = (float(diffs.min()), float(diffs.max())) if n else (math.nan, math.nan)
-    if p < ALPHA and effect > 0:
+    if p < alpha and effect > 0:
         return Decision(SUPPORTED, effect, interval, p, n, method)
-    if p < ALPHA and effect < 0:
+    if p < alpha and effect < 0:
         return Decision(CONTRADICTED, effect, interval, p, n, method)
-    needed = max(n + 1, math.ceil(1 + math.log2(1 / ALPHA)))  # the fewest seeds that can reach p < 0.05 at all
-    reason = (f"p = {p:.2g}; with {n} seeds the smallest p this test can give is {smallest:.2g}" if smallest >= ALPHA
+    needed = max(n + 1, exact_seeds_needed(alpha))
+    reason = (f"p = {p:.2g}; with {n} seeds the smallest p this test can give is {smallest:.2g}" if smallest >= alpha
               else f"p = {p:.2g}")
     return Decision(INCONCLUSIVE, effect, interval, math.nan, n, method, reason,
-                    None, needed if smallest >= ALPHA else None)
+                    None, needed if smallest >= alpha else None)
+
+
+def exact_seeds_needed(alpha: float = ALPHA) -> int:
+    """The fewest seeds with which the exact tests can reach p < `alpha` at all: every seed pointing
+    the same way gives p = 2^(1 - n) (6 seeds at 0.05)."""
+    return math.floor(1 + math.log2(1 / alpha)) + 1
 
 
 def log_ratio_differences(better, worse, ratio: float, direction: str) -> np.ndarray:

@@ -1,0 +1,208 @@
+"""sequential: more seeds only where a verdict is undecided, without inflating false decisions.
+
+A profile may pre-register looks: numbers of judging seeds, e.g. 3, 8 and 16. Every arm runs the
+first look's seeds; a claim still undecided there gets the next look's seeds for the arms it
+compares, and so on. Looking after every block and stopping at the first decision would decide
+falsely more often than 5%; so each look judges at a smaller nominal level, from a Lan-DeMets
+alpha-spending function (Pocock-type by default, O'Brien-Fleming-type on request; the boundaries
+come from `seqabpy`) over the information fractions seeds / last look's seeds. The same level
+serves each of the four outcomes: the intervals at the looks are repeated confidence intervals
+(Jennison & Turnbull 2000, ch. 9), and the t-tests use the nominal levels of the normal boundaries
+(their section 3.8). `tests/core/test_sequential.py` measures the false-decision rate this gives
+on simulated seeds, and `bench/sequential_calibration.py` writes the table `docs/verdicts.md` shows.
+
+A claim stops at the first look that decides it (supported, contradicted or equivalent), at a
+later look where the last look, given today's mean and spread, would still be inconclusive
+(futility; it decides nothing, so it cannot add false decisions; never at the first look, whose
+few seeds give too rough a spread: there it cost a third of the power against an effect of one
+standard deviation in simulation), when no compared arm learned, or at the last look. Claims judged by exact tests (yes/no and count outcomes) skip the looks whose
+seeds cannot reach the look's level at all. Pure statistics; imports no Keras.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import io
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from suite.core import analysis, budget, verdicts
+from suite.core.budget import NOT_JUDGED
+from suite.core.study import Claim
+
+SPENDING = {"pocock": 2, "obrien_fleming": 1}  # seqabpy's `iuse` for each spending function
+# why a claim's looks ended
+DECIDED, FUTILE, LAST, NO_LEARNING, WAITING = "decided", "futile", "last look", "not judged", "waiting"
+
+
+@dataclass(frozen=True)
+class Look:
+    index: int  # 1, 2, ...
+    seeds: int  # judging seeds per arm at this look
+    alpha: float  # the nominal two-sided level this look judges at
+
+
+@functools.lru_cache(maxsize=64)
+def looks_for(seeds: tuple[int, ...], spending: str = "pocock", alpha: float = verdicts.ALPHA) -> tuple[Look, ...]:
+    """The looks at these seed counts with their nominal levels; one look is a fixed design at `alpha`."""
+    if len(seeds) == 1:
+        return (Look(1, seeds[0], alpha),)
+    from seqabpy import gatsby  # only sequential runs need it
+
+    fractions = np.asarray(seeds, dtype=float) / seeds[-1]
+    with contextlib.redirect_stdout(io.StringIO()):  # it reports its iterations on stdout
+        bounds = gatsby.ldBounds(fractions, iuse=SPENDING[spending], alpha=alpha / 2)  # one side of two
+    return tuple(Look(i + 1, int(n), float(2 * a)) for i, (n, a) in enumerate(zip(seeds, bounds["nominal.alpha"])))
+
+
+def first_look(scale: str, looks: tuple[Look, ...]) -> Look:
+    """The first look at which a test on this scale can decide anything: any look for a t-test; for
+    an exact test (binary, count), the first whose seeds can give a p below the look's level."""
+    if scale == "continuous":
+        return looks[0]
+    return next((look for look in looks if look.seeds >= verdicts.exact_seeds_needed(look.alpha)), looks[-1])
+
+
+def futile(claim: Claim, verdict: analysis.Verdict, look: Look, looks: tuple[Look, ...]) -> bool:
+    """Whether to stop the claim at `look` for futility (`projected_undecided`). Never at the first look,
+    whose few seeds give too rough a mean and spread, and never for an exact test."""
+    if look is looks[0] or analysis.claim_scale(claim) != "continuous" or len(verdict.pairs) < 2:
+        return False
+    diffs, margin = analysis.claim_differences(claim, pd.DataFrame(verdict.pairs).set_index("seed"))
+    return projected_undecided(diffs, margin, claim.test, looks[-1])
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Where a claim's looks ended: at `look`, for `reason`; `next_seeds`: the seeds its arms need
+    before the next look can judge (reason WAITING)."""
+
+    look: Look
+    reason: str
+    next_seeds: int | None = None
+
+    def as_dict(self, looks: tuple[Look, ...]) -> dict:
+        return {"look": self.look.index, "looks": [look.seeds for look in looks], "seeds": self.look.seeds,
+                "alpha": self.look.alpha, "stop": self.reason, "next_seeds": self.next_seeds}
+
+
+def decided_at_budget(verdict: analysis.Verdict) -> bool:
+    """Decided at the profile's budget (a budget check's verdict at B/2 alone does not stop the looks)."""
+    word = verdict.budget_check["full"]["verdict"] if verdict.budget_check else verdict.verdict
+    return word in verdicts.DECIDED
+
+
+def judge_in_looks(claims: list[Claim], looks: tuple[Look, ...], judge_at: Callable[[Look], list],
+                   complete: Callable[[Claim, int], bool]) -> list[analysis.Verdict]:
+    """Each claim's verdict at the look where it stops. `judge_at(look)`: every claim's verdict on the
+    first `look.seeds` judging seeds at `look.alpha`; `complete(claim, n)`: whether the arms it
+    compares have run n judging seeds. Holm's adjustment is made over the verdicts as they stop."""
+    judged = {}  # look index -> {claim id: verdict}
+    final, levels = [], []
+    for claim in claims:
+        start = first_look(analysis.claim_scale(claim), looks)
+        verdict, stop, previous = None, Stop(start, WAITING, start.seeds), start
+        for look in looks[start.index - 1:]:
+            if not complete(claim, look.seeds):  # judged at the last look it has (or, before any, on what there is)
+                stop = Stop(previous, WAITING, look.seeds)
+                break
+            previous = look
+            if look.index not in judged:
+                judged[look.index] = {v.claim.id: v for v in judge_at(look)}
+            verdict = judged[look.index][claim.id]
+            if verdict.verdict == NOT_JUDGED:
+                stop = Stop(look, NO_LEARNING)
+            elif decided_at_budget(verdict):
+                stop = Stop(look, DECIDED)
+            elif look is looks[-1]:
+                stop = Stop(look, LAST)
+            elif futile(claim, verdict, look, looks):
+                stop = Stop(look, FUTILE)
+            else:
+                continue
+            break
+        if verdict is None:  # not even its first look has run: judged on what there is, marked waiting
+            verdict = {v.claim.id: v for v in judge_at(start)}[claim.id]
+        final.append(dataclasses.replace(verdict, sequential=stop.as_dict(looks)))
+        levels.append(stop.look.alpha)
+    return _with_holm(final, levels)
+
+
+def _with_holm(final: list[analysis.Verdict], levels: list[float]) -> list[analysis.Verdict]:
+    """Holm's adjustment over the verdicts at the profile's budget, each at its look's level; a budget
+    check's verdict at B/2 then enters as it does in a fixed design (suite.core.budget.combine)."""
+    at_budget = [dataclasses.replace(v, verdict=v.budget_check["full"]["verdict"]) if v.budget_check else v
+                 for v in final]
+    adjusted = analysis.with_holm(at_budget, levels)
+    out = []
+    for verdict, holm in zip(final, adjusted):
+        word = holm.holm_verdict
+        if verdict.budget_check:
+            half = verdict.budget_check["half"]
+            word = budget.combine(word, half["verdict"] if half else None)[1]
+        out.append(dataclasses.replace(verdict, holm_verdict=word))
+    return out
+
+
+def waiting_seeds(verdicts_: list[analysis.Verdict]) -> dict[str, int]:
+    """Claim id -> the judging seeds its arms need before its next look (the claims still waiting)."""
+    return {v.claim.id: v.sequential["next_seeds"] for v in verdicts_
+            if v.sequential and v.sequential["stop"] == WAITING}
+
+
+def projected_undecided(diffs, margin: float, test: str, last: Look) -> bool:
+    """Whether `last.seeds` seeds with these differences' mean and spread would still be inconclusive
+    (a predicted interval: about even odds of deciding where it just would not be)."""
+    diffs = np.asarray(diffs, dtype=float)
+    spread = float(np.std(diffs, ddof=1)) if len(diffs) >= 2 else math.nan
+    if not math.isfinite(spread) or spread == 0:
+        return False
+    shape = np.linspace(-1.0, 1.0, last.seeds)
+    shape = (shape - shape.mean()) / shape.std(ddof=1)  # mean 0, spread 1
+    projected = float(np.mean(diffs)) + spread * shape
+    return verdicts.decide(projected, margin, test, power_notes=False, alpha=last.alpha).verdict not in verdicts.DECIDED
+
+
+def decide_in_looks(diffs, looks: tuple[Look, ...], margin: float, test: str = "superior",
+                    scale: str = "continuous") -> tuple[verdicts.Decision, Look, str]:
+    """The rule on one claim's differences in seed order (as many as the last look): (its decision,
+    the look it stopped at, why). What `judge_in_looks` does with a study's claims; the calibration
+    simulates this."""
+    diffs = np.asarray(diffs, dtype=float)
+    start = first_look(scale, looks)
+    for look in looks[start.index - 1:]:
+        decision = verdicts.decide(diffs[:look.seeds], margin, test, scale, power_notes=False, alpha=look.alpha)
+        if decision.verdict in verdicts.DECIDED:
+            return decision, look, DECIDED
+        if look is looks[-1]:
+            return decision, look, LAST
+        if look is not looks[0] and scale == "continuous" and projected_undecided(diffs[:look.seeds], margin, test,
+                                                                                  looks[-1]):
+            return decision, look, FUTILE
+    raise AssertionError("unreachable: the last look always returns")
+
+
+def simulate(looks: tuple[Look, ...], effect: float, margin: float, test: str = "superior",
+             scale: str = "continuous", reps: int = 2000, seed: int = 0) -> dict:
+    """Monte Carlo of the rule on seeds whose differences are normal with spread 1 and mean `effect`
+    (binary: +1, -1 or 0 with P(+1) - P(-1) = `effect` among half the seeds discordant): the share of
+    each verdict and the mean seeds per arm it used. The calibration test and table read this."""
+    rng = np.random.default_rng(seed)
+    last = looks[-1].seeds
+    counts = dict.fromkeys(verdicts.VERDICTS, 0)
+    used = 0
+    for _ in range(reps):
+        if scale == "binary":
+            diffs = rng.choice([1.0, -1.0, 0.0], size=last, p=[0.25 + effect / 2, 0.25 - effect / 2, 0.5])
+        else:
+            diffs = rng.normal(effect, 1.0, last)
+        decision, look, _ = decide_in_looks(diffs, looks, margin, test, scale)
+        counts[decision.verdict] += 1
+        used += look.seeds
+    return {**{word: count / reps for word, count in counts.items()}, "mean_seeds": used / reps}

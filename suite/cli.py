@@ -24,8 +24,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--list", action="store_true", help="list the studies with their questions and exit")
     parser.add_argument("--study", action="append", default=[], metavar="NAME",
                         help="study to run (repeatable, or 'all'); see --list")
-    parser.add_argument("--profile", default="quick", help="budget: smoke, quick (default) or full")
-    parser.add_argument("--seeds", type=int, default=None, metavar="N", help="override the profile's number of seeds")
+    parser.add_argument("--profile", default="quick", help="budget: smoke, quick (default), standard (judges every claim on a CPU: "
+                             "tunes, then judges on fresh seeds, with more seeds where undecided) or full")
+    parser.add_argument("--seeds", type=int, default=None, metavar="N",
+                        help="override the profile's number of seeds (and judge them at once, without its looks)")
     parser.add_argument("--first-seed", type=int, default=0, metavar="N",
                         help="use seeds N, N+1, ... (default 0): a fresh block of seeds replicates a run; the report "
                              "shows every stored block's verdicts side by side")
@@ -162,7 +164,6 @@ def run_studies(studies: list, args, directory: Path) -> int:
     # Heavy imports only once the input is known to be good.
     from suite.core import replication, report
     from suite.core.datasets import DataError, load_dataset
-    from suite.core.replication import SeedBlock
     from suite.core.runner import current_backend
     from suite.core.store import StoreLockedError, TrialStore
 
@@ -176,7 +177,7 @@ def run_studies(studies: list, args, directory: Path) -> int:
             return EXIT_BAD_INPUT
         store = TrialStore(args.results, study.name)
         started = time.perf_counter()
-        block = SeedBlock(profile.name, current_backend(), args.first_seed, args.seeds, args.confirm)
+        block = seed_block(study, profile, args, current_backend())
         try:
             with store.lock():
                 result = replication.run_block(study, profile, data.fingerprint, block,
@@ -211,6 +212,17 @@ def run_studies(studies: list, args, directory: Path) -> int:
     return EXIT_TRIAL_ERRORS if errors or (args.check and mismatches) else EXIT_OK
 
 
+def seed_block(study, profile, args, backend: str):
+    """The run's block of seeds. A profile with `tune_seeds` tunes, then judges on fresh seeds (as
+    --confirm does); with `looks`, the judging seeds come in looks. --seeds N judges N seeds at once."""
+    from suite.core.replication import SeedBlock
+
+    looks = () if args.seeds else profile.looks
+    confirm = args.confirm or profile.tune_seeds is not None or bool(looks) and bool(study.tuned)
+    return SeedBlock(profile.name, backend, args.first_seed, args.seeds, confirm,
+                     profile.tune_seeds if confirm else None, looks, profile.spending)
+
+
 def trainer(study, profile, data, store, block, args):
     """`train(first_seed, chosen)` for replication.run_block: run the trials (resuming what is
     stored), or with --report-only load the stored ones."""
@@ -219,16 +231,18 @@ def trainer(study, profile, data, store, block, args):
 
     stored = store.load_records().records if args.report_only else None  # read once: nothing is trained
 
-    def train(first_seed: int, chosen: dict | None = None) -> list[dict]:
+    def train(first_seed: int, chosen: dict | None = None, arm_seeds: dict | None = None,
+              budget_check: bool = True) -> list[dict]:
         if args.report_only:
             trials = plan_trials(study, profile, data.fingerprint, args.seeds, backend=block.backend,
-                                 first_seed=first_seed, chosen=chosen)
+                                 first_seed=first_seed, chosen=chosen, arm_seeds=arm_seeds, budget_check=budget_check)
             found = [stored[t.key] for t in trials if t.key in stored]
             print(f"{study.name}: {len(found)} of {len(trials)} trials stored", file=sys.stderr)
             return found
         ran = run_study(study, profile, data, store, seeds=args.seeds, force=args.force,
                         show_progress=not args.quiet, executor=args.executor, options=executor_options(args),
-                        first_seed=first_seed, chosen=chosen, pack=not args.no_pack)
+                        first_seed=first_seed, chosen=chosen, pack=not args.no_pack, arm_seeds=arm_seeds,
+                        budget_check=budget_check)
         print(f"{study.name}: ran {ran.ran} trials, reused {ran.skipped} from {store.dir}", file=sys.stderr)
         return [ran.records[t.key] for t in ran.trials if t.key in ran.records]
 
@@ -276,6 +290,7 @@ def print_verdicts(result, profile: str, page: Path) -> None:
         why = f" [{verdict.power_note}]" if verdict.power_note else ""
         half = (verdict.budget_check or {}).get("half")
         why += f" [at half the budget: {half['verdict']}]" if half else ""
+        why += f" [{verdict.sequential['note']}]" if verdict.sequential else ""
         print(f"  {verdict.claim.id:5s} {verdict.verdict:13s} effect {num(verdict.effect)} "
               f"CI [{num(low)}, {num(high)}] n={verdict.n}{after}{why}  {verdict.claim.text[:70]}")
     for entry in study.not_judged:

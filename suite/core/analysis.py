@@ -313,7 +313,8 @@ def judge_by_epoch(claim: Claim, trials: pd.DataFrame, epochs: pd.DataFrame,
         paired, _ = paired_values(dataclasses.replace(claim, epoch=epoch), trials, epochs)
         if len(paired) == 0:
             continue
-        decision = decide_claim(claim, paired, power_notes=False, alpha=alpha)  # a curve point keeps its word, not its power notes
+        # a curve point keeps its word, not its power notes
+        decision = decide_claim(claim, paired, power_notes=False, alpha=alpha)
         rows.append({"epoch": epoch, "steps": None if per_step is None else int(round(epoch * per_step)),
                      "effect": json_number(decision.effect), "ci": [json_number(decision.ci[0]), json_number(decision.ci[1])],
                      "verdict": decision.verdict, "n": decision.n})

@@ -155,7 +155,8 @@ def refuse_huge_grids(path: Path, data: dict, profile: str | None = None, seeds:
     for name, budget in data["profiles"].items():
         factors = {**(data.get("factors") or {}), **(budget.get("factors") or {})}
         asked = seeds if name == profile and seeds else None
-        count, how = count_trials(factors, tuned, asked or budget["seeds"], claim_seeds, budgets)
+        most = max([budget["seeds"], *(budget.get("looks") or [])])  # the last look's seeds, if any
+        count, how = count_trials(factors, tuned, asked or most, claim_seeds, budgets)
         if count > MAX_TRIALS:
             problems.append((f"profiles.{name}", f"plans {count:,} trials ({how}{f', from --seeds {asked}' if asked else ''}); "
                                                  f"a profile may plan at most {MAX_TRIALS:,}: fewer factors, levels, "
@@ -242,7 +243,7 @@ class _Checker:
             self.name_in("probe", probe, f"probes[{i}]")
         for i, section in enumerate(data.get("report", [])):
             self.name_in("report_section", section, f"report[{i}]")
-        profiles = self.profiles(data["profiles"], factors)
+        profiles = self.profiles(data["profiles"], factors, training)
         study = Study(
             name=name, title=data["title"], question=data["question"], dataset=data["dataset"],
             model={"family": settings.DEFAULT_FAMILY, **model}, factors=factors, training=training,
@@ -319,7 +320,7 @@ class _Checker:
                 self.fail("reference.arm", f"selects {count} arms of profile {profile!r}; name one arm")
         return Reference(arm=dict(raw["arm"]), accuracy=float(raw["accuracy"]), source=raw["source"])
 
-    def profiles(self, profiles: dict, factors: dict) -> dict:
+    def profiles(self, profiles: dict, factors: dict, training: dict) -> dict:
         for name in PROFILE_NAMES:
             if name not in profiles:
                 self.fail(f"profiles.{name}", "required profile is missing")
@@ -333,8 +334,25 @@ class _Checker:
                     self.fail(f"{where}.factors.{key}", "a profile may only change the levels of the study's factors")
             for i, cell in enumerate(budget.get("exclude") or []):
                 self.levels(cell, factors, f"{where}.exclude[{i}]")
-            result[name] = Profile(name=name, **{**budget, "exclude": tuple(budget.get("exclude") or ())})
+            self.sequential(budget, where, any(isinstance(v, list) for v in training.values()))
+            result[name] = Profile(name=name, **{**budget, "exclude": tuple(budget.get("exclude") or ()),
+                                                 "looks": tuple(budget.get("looks") or ()),
+                                                 "spending": budget.get("spending") or "pocock"})
         return result
+
+    def sequential(self, budget: dict, where: str, tunes: bool) -> None:
+        """Looks rise from the profile's `seeds`; a spending function without looks, or seeds to tune on
+        where nothing is tuned, would be a setting nothing uses."""
+        looks = budget.get("looks")
+        if looks is not None:
+            if len(looks) < 2 or any(a >= b for a, b in zip(looks, looks[1:])):
+                self.fail(f"{where}.looks", f"needs two or more rising seed counts, got {looks}")
+            elif looks[0] != budget["seeds"]:
+                self.fail(f"{where}.looks", f"the first look is the profile's seeds ({budget['seeds']}), got {looks[0]}")
+        elif budget.get("spending") is not None:
+            self.fail(f"{where}.spending", "spends alpha over looks, and this profile has no `looks`")
+        if budget.get("tune_seeds") is not None and not tunes:
+            self.fail(f"{where}.tune_seeds", "nothing in `training` is tuned (no list of values) to tune on these seeds")
 
     def levels(self, selection: dict, factors: dict, where: str) -> None:
         """Every key of `selection` is a factor and every level it names is one of that factor's."""

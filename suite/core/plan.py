@@ -42,18 +42,22 @@ def probe_identity(name: str, kind: str = "probe") -> str:
 
 
 def plan_trials(study: Study, profile: Profile, dataset_fingerprint: str, seeds: int | None = None,
-                backend: str = "tensorflow", first_seed: int = 0, chosen: dict | None = None) -> list[Trial]:
+                backend: str = "tensorflow", first_seed: int = 0, chosen: dict | None = None,
+                arm_seeds: dict | None = None, budget_check: bool = True) -> list[Trial]:
     """Every trial of `study` under `profile`: seeds `first_seed`, `first_seed` + 1, ...;
     `seeds` overrides the profile's count (a claim may raise it for the arms it compares:
-    `Study.seeds_for`). `chosen` (arm label -> tuned values) plans only those values per arm:
-    a confirmation run of the values a tuning run chose.
+    `Study.seeds_for`); `arm_seeds` (arm label -> seeds) plans only those arms, with those seeds (a
+    look at more seeds, suite.core.sequential). `chosen` (arm label -> tuned values) plans only those
+    values per arm: a confirmation run of the values a tuning run chose.
     The Keras backend is part of the key: numbers from another backend are other trials.
     A study with claims about trained nets also plans their arms at half the epochs (`half_budget`),
-    the same grid and seeds, each with its schedule over its own steps: the budget check."""
-    trials = _plan(study, profile, profile.epochs, dataset_fingerprint, seeds, backend, first_seed, chosen)
+    the same grid and seeds, each with its schedule over its own steps: the budget check (not for
+    `budget_check=False`: a tuning block, whose runs only choose values)."""
+    args = (dataset_fingerprint, seeds, backend, first_seed, chosen, arm_seeds)
+    trials = _plan(study, profile, profile.epochs, *args)
     half = half_epochs(profile.epochs)
-    if half is not None:  # only the arms of claims about trained nets (Study.checks_budget)
-        trials += _plan(study, profile, half, dataset_fingerprint, seeds, backend, first_seed, chosen, half_budget=True)
+    if half is not None and budget_check:  # only the arms of claims about trained nets (Study.checks_budget)
+        trials += _plan(study, profile, half, *args, half_budget=True)
     return trials
 
 
@@ -65,20 +69,22 @@ def half_epochs(epochs: int) -> int | None:
 
 
 def _plan(study: Study, profile: Profile, epochs: int, dataset_fingerprint: str, seeds: int | None, backend: str,
-          first_seed: int, chosen: dict | None, half_budget: bool = False) -> list[Trial]:
+          first_seed: int, chosen: dict | None, arm_seeds: dict | None, half_budget: bool = False) -> list[Trial]:
     """The trials at `epochs`; with `half_budget`, only of the arms that claims about trained nets compare."""
     fixed = {key: value for key, value in study.training.items() if not isinstance(value, list)}
     tuned = study.tuned
     budget = {"train_examples": profile.train_examples, "epochs": epochs}
     trials = []
     for arm in study.list_arms(profile):
-        if half_budget and not study.checks_budget(arm):
+        label = arm_label(arm, study.factors)
+        if half_budget and not study.checks_budget(arm) or arm_seeds is not None and label not in arm_seeds:
             continue
         grid = [dict(zip(tuned, values)) for values in itertools.product(*tuned.values())]
         if chosen is not None:
-            grid = [chosen[arm_label(arm, study.factors)]] if arm_label(arm, study.factors) in chosen else []
+            grid = [chosen[label]] if label in chosen else []
+        count = arm_seeds[label] if arm_seeds is not None else study.seeds_for(arm, seeds or profile.seeds)
         for tuning in grid:
-            for seed in range(first_seed, first_seed + study.seeds_for(arm, seeds or profile.seeds)):
+            for seed in range(first_seed, first_seed + count):
                 # an arm may set the training-set size itself (e.g. augmentation at two sizes)
                 config = {**study.model, **fixed, **budget, **arm, **tuning, "dataset": study.dataset_for(profile)}
                 identity = {

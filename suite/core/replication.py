@@ -13,19 +13,18 @@ verdicts are shown beside the confirmation's.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from suite.core import frames
+from suite.core import frames, sequential
 from suite.core.budget import split_records
 from suite.core.evaluation import BlockVerdicts, RunInfo, StudyResult, arm_choices, evaluate
 from suite.core.plan import Trial, plan_trials
 from suite.core.store import TrialStore
-from suite.core.study import Profile, Study
+from suite.core.study import Profile, Study, arm_label, matches
 from suite.core.verdicts import DECIDED
 
 BLOCKS_FILE = "blocks.jsonl"  # one run per line; not *.json, which are trial records
@@ -33,34 +32,72 @@ BLOCKS_FILE = "blocks.jsonl"  # one run per line; not *.json, which are trial re
 
 @dataclass(frozen=True)
 class SeedBlock:
-    """Seeds `first`, `first` + 1, ... of one run; `seeds` overrides the profile's count."""
+    """Seeds `first`, `first` + 1, ... of one run; `seeds` overrides the profile's count. With
+    `confirm`, a tuning run (of `tune_seeds` seeds, if given) chooses each arm's values and fresh
+    seeds after it judge them; with `looks`, the judging seeds come in looks (suite.core.sequential)."""
 
     profile: str
     backend: str
     first: int = 0
     seeds: int | None = None
     confirm: bool = False
+    tune_seeds: int | None = None
+    looks: tuple = ()
+    spending: str = "pocock"
+
+    def __post_init__(self):
+        object.__setattr__(self, "looks", tuple(self.looks))  # read back from JSON as a list
 
     def trials(self, study: Study, profile: Profile, fingerprint: str) -> list[Trial]:
-        """The tuning run's trials (every arm x tuned value x seed of the block)."""
-        return plan_trials(study, profile, fingerprint, self.seeds, backend=self.backend, first_seed=self.first)
+        """The tuning run's trials (every arm x tuned value x seed of the block); with `tune_seeds`,
+        on that many seeds and without runs at half the budget (they would only choose)."""
+        return plan_trials(study, profile, fingerprint, self.seeds, backend=self.backend, first_seed=self.first,
+                           arm_seeds=self.tuning_seeds(study, profile), budget_check=self.tune_seeds is None)
 
-    def confirmation_trials(self, study: Study, profile: Profile, fingerprint: str, chosen: dict) -> list[Trial]:
-        """Each arm's `chosen` values on the seeds right after every seed the tuning run used."""
+    def tuning_seeds(self, study: Study, profile: Profile) -> dict | None:
+        """Arm label -> seeds of the tuning run where `tune_seeds` sets them; None: the profile's."""
+        if self.tune_seeds is None:
+            return None
+        return {arm_label(arm, study.factors): study.seeds_for(arm, self.tune_seeds) for arm in study.list_arms(profile)}
+
+    def judge_first(self, study: Study, profile: Profile) -> int:
+        """The first judging seed: right after the tuning run's seeds, or the block's first."""
+        return self.first + (self.span(study, profile) if self.confirm else 0)
+
+    def confirmation_trials(self, study: Study, profile: Profile, fingerprint: str, chosen: dict | None,
+                            arm_seeds: dict | None = None) -> list[Trial]:
+        """Each arm's `chosen` values on the judging seeds (`arm_seeds` per arm, if given)."""
         return plan_trials(study, profile, fingerprint, self.seeds, backend=self.backend,
-                           first_seed=self.first + self.span(study, profile), chosen=chosen)
+                           first_seed=self.judge_first(study, profile), chosen=chosen, arm_seeds=arm_seeds)
+
+    def first_look_seeds(self, study: Study, profile: Profile) -> dict:
+        """Arm label -> the first look's judging seeds, for every arm."""
+        return {arm_label(arm, study.factors): self.looks[0] for arm in study.list_arms(profile)}
 
     def span(self, study: Study, profile: Profile) -> int:
-        # a claim may give its arms more seeds than the profile: the next block starts after all of them
-        return max(study.seeds_for(arm, self.seeds or profile.seeds) for arm in study.list_arms(profile))
+        """Seeds the block's tuning run uses (or, unconfirmed, its only run): a claim may give its arms
+        more seeds than the profile, and the seeds after all of them are fresh."""
+        count = self.tune_seeds or self.seeds or profile.seeds
+        return max(study.seeds_for(arm, count) for arm in study.list_arms(profile))
 
     def label(self, study: Study, profile: Profile) -> str:
-        """"seeds 0-2", or for a confirmed block "seeds 3-5 (values tuned on seeds 0-2)"."""
-        span = self.span(study, profile)
-        tuning = f"seeds {self.first}-{self.first + span - 1}"
+        """"seeds 0-2", or for a confirmed block "seeds 3-5 (values tuned on seeds 0-2)"; with looks,
+        the judging seeds up to the last look's, and the looks."""
+        first = self.judge_first(study, profile)
+        last = first + (self.looks[-1] if self.looks else self.span(study, profile)) - 1
+        looks = f", in looks of {'/'.join(map(str, self.looks))} seeds" if self.looks else ""
         if not self.confirm:
-            return tuning
-        return f"seeds {self.first + span}-{self.first + 2 * span - 1} (values tuned on {tuning})"
+            return f"seeds {first}-{last}{looks}"
+        tuned = f"seed {self.first}" if first - 1 == self.first else f"seeds {self.first}-{first - 1}"
+        return f"seeds {first}-{last}{looks} (values tuned on {tuned})"
+
+    def run_info(self, study: Study, profile: Profile, judging: list[dict], label: str = "",
+                 others: tuple = ()) -> RunInfo:
+        """How to judge this block's records: which seeds judge, and the looks."""
+        judge_seeds = tuple(sorted({r["seed"] for r in judging})) if self.confirm else None
+        looks = sequential.looks_for(self.looks, self.spending) if self.looks else ()
+        return RunInfo(label=label, judge_seeds=judge_seeds, others=others, looks=looks,
+                       judge_first=self.judge_first(study, profile))
 
 
 def chosen_tuning(study: Study, records: list[dict]) -> dict:
@@ -70,37 +107,64 @@ def chosen_tuning(study: Study, records: list[dict]) -> dict:
     return arm_choices(study, trials, frames.tuning_table(trials, study))
 
 
-def judged_verdicts(study: Study, records: list[dict], judge_seeds=None) -> dict:
-    """Claim id -> verdict for these records (the claims judged on `judge_seeds` only, if given)."""
-    if not records:
+def judged_verdicts(study: Study, profile: Profile, block: SeedBlock, found: dict) -> dict:
+    """Claim id -> verdict of a stored block's records (`block_records`)."""
+    if not found["records"]:
         return {}
-    judge = tuple(judge_seeds) if judge_seeds else None
-    return evaluate(study, records, RunInfo(judge_seeds=judge)).verdict_words()
+    run = block.run_info(study, profile, found["judging"])
+    return evaluate(study, found["records"], run).verdict_words()
 
 
 def run_block(study: Study, profile: Profile, fingerprint: str, block: SeedBlock, train: Callable,
               store: TrialStore, note: bool = True) -> StudyResult:
-    """Train (or load) one block of seeds and judge it once. `train(first_seed, chosen)` returns the
-    records of the block's trials from `first_seed` (only each arm's `chosen` tuned values, if
-    given); `store` holds the other blocks; `note` lists this block among the store's runs (not
-    for a report of stored trials). With `block.confirm`, each arm's chosen values
-    train again on the next block of seeds, which alone judge; the tuning run's verdicts and every
-    other complete block's are carried for the report, beside this run's."""
-    records = train(block.first)
-    others = []
-    judge_seeds = None
+    """Train (or load) one block of seeds and judge it once. `train(first_seed, chosen, arm_seeds,
+    budget_check)` returns the records of the block's trials from `first_seed` (only each arm's
+    `chosen` tuned values, and only `arm_seeds`' arms with their seeds, if given); `store` holds the
+    other blocks; `note` lists this block among the store's runs (not for a report of stored
+    trials). With `block.confirm`, each arm's chosen values train again on the seeds after the
+    tuning run's, which alone judge; with `block.looks`, the arms of claims still undecided get the
+    next look's seeds until every claim stops. The tuning run's verdicts and every other complete
+    block's are carried for the report, beside this run's."""
+    others, tuning_records, chosen = [], [], None
     if block.confirm:  # the tuning trials choose, fresh trials judge
-        tuning = evaluate(study, records)
-        confirming = train(block.first + block.span(study, profile), tuning.chosen)
-        tuning_label = dataclasses.replace(block, confirm=False).label(study, profile)
-        others.append(BlockVerdicts(f"tuning run, {tuning_label}", tuning.verdict_words()))
-        judge_seeds = tuple(sorted({r["seed"] for r in confirming}))
-        records = records + confirming
+        tuning_records = train(block.first, None, block.tuning_seeds(study, profile), block.tune_seeds is None)
+        tuning = evaluate(study, tuning_records)
+        chosen = tuning.chosen
+        others.append(BlockVerdicts(f"tuning run, seeds {block.first}-{block.judge_first(study, profile) - 1}",
+                                    tuning.verdict_words()))
+    first = block.judge_first(study, profile)
+    if block.looks:
+        judging = _train_in_looks(study, profile, block, train, tuning_records, chosen)
+    elif block.confirm:
+        judging = train(first, chosen)
+    else:  # the same trials choose and judge
+        judging = train(first)
     if note:
         note_block(store.dir, block)
     others += other_blocks(block, study, profile, fingerprint, store.dir, store.load_records().records)
-    return evaluate(study, records, RunInfo(label=block.label(study, profile), judge_seeds=judge_seeds,
-                                            others=tuple(others)))
+    return evaluate(study, tuning_records + judging,
+                    block.run_info(study, profile, judging, block.label(study, profile), tuple(others)))
+
+
+def _train_in_looks(study: Study, profile: Profile, block: SeedBlock, train: Callable, tuning_records: list[dict],
+                    chosen: dict | None) -> list[dict]:
+    """Every arm runs the first look's seeds; while claims wait for a later look, the arms they
+    compare get its seeds. The judging records."""
+    first = block.judge_first(study, profile)
+    arm_seeds = block.first_look_seeds(study, profile)
+    while True:
+        judging = train(first, chosen, arm_seeds)
+        result = evaluate(study, tuning_records + judging, block.run_info(study, profile, judging))
+        wanted = dict(arm_seeds)
+        for claim_id, seeds in sequential.waiting_seeds(result.verdicts).items():
+            claim = next(c for c in study.claims if c.id == claim_id)
+            for arm in study.list_arms(profile):
+                if matches(arm, claim.better) or claim.worse is not None and matches(arm, claim.worse):
+                    label = arm_label(arm, study.factors)
+                    wanted[label] = max(wanted[label], seeds)
+        if wanted == arm_seeds:  # no claim waits for seeds not yet asked for (or they could not be had)
+            return judging
+        arm_seeds = wanted
 
 
 def agreement(this: dict, other: dict) -> dict:
@@ -111,19 +175,26 @@ def agreement(this: dict, other: dict) -> dict:
 
 
 def block_records(block: SeedBlock, study: Study, profile: Profile, fingerprint: str, stored: dict) -> dict | None:
-    """A stored block's records and the seeds that judge it, or None while any of its trials is
-    missing (an unfinished block is not compared)."""
+    """A stored block's records (`records`, the judging ones also as `judging`), or None while any
+    trial of its tuning run or of its first judging block is missing (an unfinished block is not
+    compared). A block with looks brings every later look's trials that are stored."""
     trials = block.trials(study, profile, fingerprint)
     if not all(t.key in stored for t in trials):
         return None
     records = [stored[t.key] for t in trials]
-    if not block.confirm:
-        return {"records": records, "judge_seeds": None}
-    confirming = block.confirmation_trials(study, profile, fingerprint, chosen_tuning(study, records))
-    if not all(t.key in stored for t in confirming):
+    if not block.confirm and not block.looks:
+        return {"records": records, "judging": records}
+    tuning = records if block.confirm else []
+    chosen = chosen_tuning(study, tuning) if block.confirm else None
+    first = block.first_look_seeds(study, profile) if block.looks else None
+    needed = block.confirmation_trials(study, profile, fingerprint, chosen, first)
+    if not all(t.key in stored for t in needed):
         return None
-    return {"records": records + [stored[t.key] for t in confirming],
-            "judge_seeds": sorted({t.seed for t in confirming})}
+    if block.looks:
+        most = {label: block.looks[-1] for label in first}
+        needed = [t for t in block.confirmation_trials(study, profile, fingerprint, chosen, most) if t.key in stored]
+    judging = [stored[t.key] for t in needed]
+    return {"records": tuning + judging, "judging": judging}
 
 
 def other_blocks(this: SeedBlock, study: Study, profile: Profile, fingerprint: str, store_dir: str | Path,
@@ -135,8 +206,7 @@ def other_blocks(this: SeedBlock, study: Study, profile: Profile, fingerprint: s
             continue  # this run, or its own tuning run (shown as such)
         found = block_records(block, study, profile, fingerprint, stored)
         if found is not None:
-            others.append(BlockVerdicts(block.label(study, profile),
-                                        judged_verdicts(study, found["records"], found["judge_seeds"])))
+            others.append(BlockVerdicts(block.label(study, profile), judged_verdicts(study, profile, block, found)))
     return others
 
 

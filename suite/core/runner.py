@@ -126,14 +126,16 @@ def run_trial(config: dict, seed: int, probe_names: tuple, data: Dataset, artifa
 def run_study(study: Study, profile: Profile, data: Dataset, store: TrialStore, *,
               seeds: int | None = None, force: bool = False, show_progress: bool = True,
               executor: str = "inline", options: ExecutorOptions | None = None, first_seed: int = 0,
-              chosen: dict | None = None, pack: bool = True) -> RunReport:
+              chosen: dict | None = None, pack: bool = True, arm_seeds: dict | None = None,
+              budget_check: bool = True) -> RunReport:
     """Run the pending trials of `plan_trials(...)` (seeds from `first_seed`; only each arm's
-    `chosen` tuned values, if given) and store each record as it ends. With `pack`, trials
+    `chosen` tuned values, if given; only `arm_seeds`' arms with their seeds, if given; no runs at
+    half the budget without `budget_check`) and store each record as it ends. With `pack`, trials
     that can share a compiled program train as packs (suite.core.packs); a pack with any
     member pending trains whole, and only its pending members' records are written."""
     started = time.perf_counter()
     trials = plan_trials(study, profile, data.fingerprint, seeds, backend=current_backend(), first_seed=first_seed,
-                         chosen=chosen)
+                         chosen=chosen, arm_seeds=arm_seeds, budget_check=budget_check)
     loaded = store.load_records()
     for path, reason in loaded.unreadable:
         print(f"warning: {path}: {reason}; its trial will run again if this study needs it", file=sys.stderr)

@@ -38,6 +38,11 @@ class ProfileFile(_Strict):
     dataset: Text | None = Field(None, description="replaces the study's dataset for this profile")
     factors: dict[str, list[Any]] | None = Field(None, description="replaces the levels of some factors")
     exclude: list[dict[str, Any]] | None = Field(None, description="arms (selectors) this profile does not run")
+    tune_seeds: PositiveInt | None = Field(
+        None, description="tune, then judge: tuned values chosen on this many seeds of their own, judged on fresh seeds")
+    looks: list[PositiveInt] | None = Field(
+        None, description="judging seeds at each look, the first being `seeds`: undecided claims get the next look's")
+    spending: Literal["pocock", "obrien_fleming"] | None = Field(None, description="alpha spending of the looks")
 
 
 class TargetFile(_Strict):

@@ -13,10 +13,13 @@ on simulated seeds, and `bench/sequential_calibration.py` writes the table `docs
 
 A claim stops at the first look that decides it (supported, contradicted or equivalent), at a
 later look where the last look, given today's mean and spread, would still be inconclusive
-(futility; it decides nothing, so it cannot add false decisions; never at the first look, whose
-few seeds give too rough a spread: there it cost a third of the power against an effect of one
-standard deviation in simulation), when no compared arm learned, or at the last look. Claims judged by exact tests (yes/no and count outcomes) skip the looks whose
-seeds cannot reach the look's level at all. Pure statistics; imports no Keras.
+(futility: it decides nothing, so it cannot add false decisions), when no compared arm learned,
+or at the last look. Futility is never judged at the first look, whose three seeds give too rough
+a spread: against an effect of one standard deviation, with looks 3/8/16 under Pocock spending,
+the power was 0.69 with futility from the first look, 0.83 from the second and 0.93 without
+(2,000 simulated claims each); from the second look it saves 7 of 16 seeds where there is no
+effect. Claims judged by exact tests (yes/no and count outcomes) skip the looks whose seeds cannot
+reach the look's level at all. Pure statistics; imports no Keras.
 """
 
 from __future__ import annotations
@@ -89,7 +92,15 @@ class Stop:
 
     def as_dict(self, looks: tuple[Look, ...]) -> dict:
         return {"look": self.look.index, "looks": [look.seeds for look in looks], "seeds": self.look.seeds,
-                "alpha": self.look.alpha, "stop": self.reason, "next_seeds": self.next_seeds}
+                "alpha": self.look.alpha, "stop": self.reason, "next_seeds": self.next_seeds,
+                "note": self.note(looks)}
+
+    def note(self, looks: tuple[Look, ...]) -> str:
+        """What the page says: "look 2 of 3 (8 seeds, level 0.020): futile, ..."."""
+        why = {DECIDED: "decided", FUTILE: "stopped: even the last look would likely leave it undecided",
+               LAST: "the last look", NO_LEARNING: "stopped: no compared arm learned",
+               WAITING: f"waiting for {self.next_seeds} seeds (the run is unfinished)"}[self.reason]
+        return f"look {self.look.index} of {len(looks)} ({self.look.seeds} seeds, level {self.look.alpha:.3g}): {why}"
 
 
 def decided_at_budget(verdict: analysis.Verdict) -> bool:

@@ -9,7 +9,7 @@ import itertools
 import math
 from dataclasses import dataclass, field
 
-PROFILE_NAMES = ("smoke", "quick", "full")
+PROFILE_NAMES = ("smoke", "quick", "standard", "full")
 EXPECTABLE = ("supported", "contradicted", "equivalent")  # what `--check` can hold a decided verdict to
 DIRECTIONS = ("higher", "lower")
 TESTS = ("superior", "noninferior", "equivalent")  # what a claim's `test` may be (suite.core.verdicts decides each)
@@ -48,6 +48,13 @@ class Profile:
     # arms not run in this profile: selectors like a claim's (GitHub Actions' `matrix.exclude`),
     # e.g. cells that no claim judges, left to a richer profile
     exclude: tuple = ()
+    # tune, then judge: each arm's tuned values are chosen on this many seeds of their own (the whole
+    # grid at the budget), then frozen and judged on fresh seeds; None: the same seeds choose and judge
+    tune_seeds: int | None = None
+    # judging seeds at each pre-registered look (suite.core.sequential), the first being `seeds`: an
+    # undecided claim's arms get the next look's; (): every arm runs `seeds` and is judged once
+    looks: tuple = ()
+    spending: str = "pocock"  # the alpha-spending function of the looks: pocock | obrien_fleming
 
 
 @dataclass(frozen=True)

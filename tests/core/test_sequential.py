@@ -77,3 +77,86 @@ def test_a_claim_stops_at_its_first_decision_and_futility_never_at_the_first_loo
     decision, look, why = sequential.decide_in_looks(noise, looks, margin=0.05)
     assert look.seeds > 3 and why in (sequential.FUTILE, sequential.LAST)
     assert decision.verdict in (INCONCLUSIVE, EQUIVALENT)
+
+
+# ---- a study judged look by look ------------------------------------------------------------
+
+def _looked_study(tmp_path, tiny_study_dict):
+    from conftest import write_study
+
+    from suite.core import loader
+
+    tiny_study_dict["factors"]["kernel_initializer"] = ["he_normal", "normal_0.01", "glorot_uniform"]
+    tiny_study_dict["profiles"]["standard"] = {"train_examples": 256, "epochs": 1, "seeds": 3, "looks": [3, 8, 16],
+                                               "tune_seeds": 1}
+    tiny_study_dict["claims"] = [
+        {**tiny_study_dict["claims"][0], "id": "T1"},  # he against N(0, 0.01): a large effect
+        {**tiny_study_dict["claims"][0], "id": "T3", "text": "Glorot beats N(0, 0.01)",
+         "better": {"kernel_initializer": "glorot_uniform"}}]  # no effect: undecided at 3 seeds
+    directory = tmp_path / "studies"
+    directory.mkdir(exist_ok=True)
+    return loader.load_study(write_study(directory, tiny_study_dict))
+
+
+def _fake_train(study, profile, asked: list):
+    """`train` for run_block: records of the planned trials with made-up accuracies."""
+    from suite.core.plan import plan_trials
+
+    rng = np.random.default_rng(0)
+    noise = {seed: rng.normal(0, 0.05, 3) for seed in range(40)}
+    means = {"he_normal": 0.9, "normal_0.01": 0.5, "glorot_uniform": 0.5}
+
+    def train(first_seed, chosen=None, arm_seeds=None, budget_check=True):
+        asked.append((first_seed, dict(arm_seeds) if arm_seeds else None, budget_check))
+        records = []
+        for t in plan_trials(study, profile, "fp", first_seed=first_seed, chosen=chosen, arm_seeds=arm_seeds,
+                             budget_check=budget_check):
+            init = t.arm["kernel_initializer"]
+            value = means[init] + noise[t.seed][list(means).index(init)] + (t.tuning["learning_rate"] - 0.1)
+            records.append({"key": t.key, "arm": t.arm, "tuning": t.tuning, "seed": t.seed, "config": t.config,
+                            "status": "ok", "final": {"test_accuracy": value, "val_accuracy": value},
+                            "history": [], "provenance": {"classes": 10}})
+        return records
+
+    return train
+
+
+def test_undecided_claims_get_the_next_looks_seeds_and_decided_ones_stop(tmp_path, tiny_study_dict):
+    from suite.core.replication import SeedBlock, run_block
+    from suite.core.store import TrialStore
+
+    study = _looked_study(tmp_path, tiny_study_dict)
+    profile = study.profiles["standard"]
+    asked = []
+    block = SeedBlock("standard", "tensorflow", confirm=True, tune_seeds=1, looks=(3, 8, 16))
+    result = run_block(study, profile, "fp", block, _fake_train(study, profile, asked),
+                       TrialStore(tmp_path / "results", "tiny"), note=False)
+    # the tuning run: one seed, the whole grid, no runs at half the budget; then judging from seed 1
+    assert asked[0] == (0, {"he_normal / relu": 1, "normal_0.01 / relu": 1, "glorot_uniform / relu": 1}, False)
+    assert asked[1][0] == 1 and set(asked[1][1].values()) == {3}
+    assert asked[2][1] == {"he_normal / relu": 3, "normal_0.01 / relu": 8, "glorot_uniform / relu": 8}
+    by_id = {v.claim.id: v for v in result.verdicts}
+    t1, t3 = by_id["T1"], by_id["T3"]
+    assert t1.verdict == SUPPORTED and t1.sequential["look"] == 1 and t1.n == 3
+    assert t1.sequential["alpha"] == pytest.approx(sequential.looks_for((3, 8, 16))[0].alpha)
+    assert t3.sequential["look"] >= 2 and t3.sequential["stop"] in (sequential.FUTILE, sequential.LAST,
+                                                                     sequential.DECIDED)
+    assert t3.n == t3.sequential["seeds"] and {p["seed"] for p in t3.pairs} == set(range(1, 1 + t3.n))
+    assert result.run.label == "seeds 1-16, in looks of 3/8/16 seeds (values tuned on seed 0)"
+    # the learning rate 0.1 scores best on the tuning seed: every judging trial uses it
+    assert set(result.trials.loc[result.trials["selected"], "tuned_learning_rate"]) == {0.1}
+
+
+def test_a_look_not_yet_trained_leaves_the_claim_waiting(tmp_path, tiny_study_dict):
+    from suite.core.evaluation import RunInfo, evaluate
+
+    study = _looked_study(tmp_path, tiny_study_dict)
+    profile = study.profiles["standard"]
+    train = _fake_train(study, profile, [])
+    records = train(0, arm_seeds={label: 3 for label in ("he_normal / relu", "normal_0.01 / relu",
+                                                          "glorot_uniform / relu")})
+    records = [r for r in records if r["tuning"]["learning_rate"] == 0.1]
+    result = evaluate(study, records, RunInfo(looks=sequential.looks_for((3, 8, 16)), judge_first=0))
+    t3 = {v.claim.id: v for v in result.verdicts}["T3"]
+    assert t3.verdict == INCONCLUSIVE and t3.sequential["stop"] == sequential.WAITING
+    assert sequential.waiting_seeds(result.verdicts) == {"T3": 8}

@@ -47,6 +47,13 @@ def _steps(claim: dict) -> str:
     return f"{low:,}" if low == high else f"{low:,}-{high:,}"
 
 
+def _seeds(claim: dict) -> str:
+    """The seeds that judged the claim; with looks, at which look it stopped and why."""
+    looked = claim.get("sequential")
+    seeds = claim.get("n") or "–"
+    return f"{seeds} (look {looked['look']}/{len(looked['looks'])}, {looked['stop']})" if looked else f"{seeds}"
+
+
 def _half_budget(claim: dict) -> str:
     """The verdict and effect at half the budget, for a claim about trained nets that was checked."""
     half = (claim.get("budget_check") or {}).get("half")
@@ -110,7 +117,7 @@ def render_results_page(summaries: list[dict], generated: str | None = None) -> 
             if claim.get("epoch") is not None:
                 metric += f" @ epoch {claim['epoch']}"
             lines.append(f"| {claim['id']} | {outcome(claim)} | {_number(claim.get('effect'))} | "
-                         f"{_interval(claim.get('ci'))} | {claim.get('n') or '–'} | {_steps(claim)} | "
+                         f"{_interval(claim.get('ci'))} | {_seeds(claim)} | {_steps(claim)} | "
                          f"{_half_budget(claim)} | {claim.get('needs') or '–'} | {metric} |")
     return "\n".join(lines) + "\n"
 

@@ -24,8 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--list", action="store_true", help="list the studies with their questions and exit")
     parser.add_argument("--study", action="append", default=[], metavar="NAME",
                         help="study to run (repeatable, or 'all'); see --list")
-    parser.add_argument("--profile", default="quick", help="budget: smoke, quick (default), standard (judges every claim on a CPU: "
-                             "tunes, then judges on fresh seeds, with more seeds where undecided) or full")
+    parser.add_argument("--profile", default="quick",
+                        help="budget: smoke, quick (default), standard (judges every claim on a CPU: tunes, then "
+                             "judges on fresh seeds, with more seeds where undecided) or full")
     parser.add_argument("--seeds", type=int, default=None, metavar="N",
                         help="override the profile's number of seeds (and judge them at once, without its looks)")
     parser.add_argument("--first-seed", type=int, default=0, metavar="N",
@@ -226,7 +227,7 @@ def seed_block(study, profile, args, backend: str):
 def trainer(study, profile, data, store, block, args):
     """`train(first_seed, chosen)` for replication.run_block: run the trials (resuming what is
     stored), or with --report-only load the stored ones."""
-    from suite.core.plan import plan_trials
+    from suite.core.plan import plan_trials, records_for
     from suite.core.runner import run_study
 
     stored = store.load_records().records if args.report_only else None  # read once: nothing is trained
@@ -236,7 +237,7 @@ def trainer(study, profile, data, store, block, args):
         if args.report_only:
             trials = plan_trials(study, profile, data.fingerprint, args.seeds, backend=block.backend,
                                  first_seed=first_seed, chosen=chosen, arm_seeds=arm_seeds, budget_check=budget_check)
-            found = [stored[t.key] for t in trials if t.key in stored]
+            found = records_for(trials, stored)
             print(f"{study.name}: {len(found)} of {len(trials)} trials stored", file=sys.stderr)
             return found
         ran = run_study(study, profile, data, store, seeds=args.seeds, force=args.force,
@@ -244,7 +245,7 @@ def trainer(study, profile, data, store, block, args):
                         first_seed=first_seed, chosen=chosen, pack=not args.no_pack, arm_seeds=arm_seeds,
                         budget_check=budget_check)
         print(f"{study.name}: ran {ran.ran} trials, reused {ran.skipped} from {store.dir}", file=sys.stderr)
-        return [ran.records[t.key] for t in ran.trials if t.key in ran.records]
+        return records_for(ran.trials, ran.records)
 
     return train
 

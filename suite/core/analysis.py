@@ -69,7 +69,7 @@ class Verdict:
                 "effect": num(self.effect), "ci": [num(self.ci[0]), num(self.ci[1])], "n": self.n,
                 "better_mean": num(self.better_mean), "worse_mean": num(self.worse_mean), "reason": self.reason,
                 "margin": self.claim.margin, "margin_reason": self.claim.margin_reason, "test": self.claim.test,
-                "ratio": self.claim.ratio, "needs": self.claim.needs,
+                "ratio": self.claim.ratio, "needs": self.claim.needs, "gpu_scale": self.claim.gpu_scale,
                 "method": self.method, "p_value": num(self.p_value), "mde": num(self.mde),
                 "seeds_needed": self.seeds_needed, "power_note": self.power_note, "holm_verdict": self.holm_verdict,
                 "by_epoch": self.by_epoch, "curve": self.curve, "budget_check": self.budget_check,

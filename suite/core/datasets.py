@@ -57,6 +57,9 @@ class Dataset:
     fingerprint: str  # sha256 of the raw arrays, first 16 hex digits
     source: str  # where it was read from (provenance only: never in a key)
     sample: str = "pool order"  # which order of the training pool x_train holds (see `seed_sample`)
+    # validation sets a trained net is also scored on, one per level of a setting read only at
+    # evaluation: ((setting, level, x_val), ...), `y_val` the labels of each; the first level's is `x_val`
+    val_views: tuple = ()
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -408,7 +408,7 @@ class _Checker:
                                 expect=dict(raw.get("expect", {})), notes=str(raw.get("notes", "")), seeds=raw.get("seeds"),
                                 margin=raw.get("margin"), margin_reason=raw.get("margin_reason") or "",
                                 test=raw.get("test", "superior"), ratio=raw.get("ratio"), needs=raw["needs"],
-                                selection=raw.get("selection", "pooled")))
+                                selection=raw.get("selection", "pooled"), gpu_scale=raw.get("gpu_scale") or ""))
             if raw.get("selection") == "per_seed" and not study.tuned:
                 self.fail(f"{where}.selection", "per_seed chooses among tuned values: the study tunes none")
         return tuple(result)

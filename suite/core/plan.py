@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from suite.core import registry
 from suite.core.keys import RECORD_SCHEMA, trial_key
-from suite.core.settings import STANDARD_PROCEDURE
+from suite.core.settings import STANDARD_PROCEDURE, evaluation_only_settings
 from suite.core.study import Profile, Study, arm_label
 
 
@@ -27,10 +27,40 @@ class Trial:
     config: dict  # everything the trial's procedure needs, all plain JSON values
     probes: tuple
     half_budget: bool = False  # a run at half the profile's epochs, for the budget check (suite.core.budget)
+    # settings read only at evaluation (settings.evaluation_only_settings) -> this arm's level: they are
+    # left out of `config` and the key, so arms that differ only in them share one training run
+    evaluated_at: dict = field(default_factory=dict)
 
     @property
     def arm_label(self) -> str:
         return arm_label(self.arm)
+
+    def view(self, record: dict) -> dict:
+        """The stored record of this trial's training run as this trial sees it: its own arm, and the
+        validation scores of its level of each setting read at evaluation (the history keeps its
+        validation columns only where they scored that level); its key marks the level, so that
+        the frames hold one row per arm."""
+        if not self.evaluated_at:
+            return record
+        final, history = dict(record.get("final", {})), record.get("history", [])
+        for setting, level in self.evaluated_at.items():
+            scored = record.get("evaluations", {}).get(setting)
+            if scored is not None:
+                final.update(scored["levels"].get(level, {}))
+            else:  # the run ended before it was scored: no dev score to show
+                final = {k: v for k, v in final.items() if k not in VALIDATION_METRICS}
+            if scored is None or scored["history"] != level:
+                history = [{k: v for k, v in row.items() if k not in VALIDATION_METRICS} for row in history]
+        level = ",".join(f"{k}={v}" for k, v in sorted(self.evaluated_at.items()))
+        return {**record, "key": f"{record['key']}@{level}", "arm": self.arm, "final": final, "history": history}
+
+
+VALIDATION_METRICS = ("val_loss", "val_accuracy", "dev_test_gap")  # what a setting read at evaluation changes
+
+
+def records_for(trials: list[Trial], stored: dict) -> list[dict]:
+    """The records of those `trials` that `stored` (key -> record) holds, each as its trial sees it."""
+    return [t.view(stored[t.key]) for t in trials if t.key in stored]
 
 
 def probe_identity(name: str, kind: str = "probe") -> str:
@@ -74,6 +104,7 @@ def _plan(study: Study, profile: Profile, epochs: int, dataset_fingerprint: str,
     fixed = {key: value for key, value in study.training.items() if not isinstance(value, list)}
     tuned = study.tuned
     budget = {"train_examples": profile.train_examples, "epochs": epochs}
+    evaluation_only = evaluation_only_settings()
     trials = []
     for arm in study.list_arms(profile):
         label = arm_label(arm, study.factors)
@@ -87,6 +118,7 @@ def _plan(study: Study, profile: Profile, epochs: int, dataset_fingerprint: str,
             for seed in range(first_seed, first_seed + count):
                 # an arm may set the training-set size itself (e.g. augmentation at two sizes)
                 config = {**study.model, **fixed, **budget, **arm, **tuning, "dataset": study.dataset_for(profile)}
+                evaluated_at = {key: config.pop(key) for key in sorted(set(config) & evaluation_only)}
                 identity = {
                     "schema": RECORD_SCHEMA, "study": study.name, "study_version": study.version,
                     "data": dataset_fingerprint, "config": config, "seed": seed,
@@ -99,5 +131,6 @@ def _plan(study: Study, profile: Profile, epochs: int, dataset_fingerprint: str,
                 if half_budget:  # its own key even where another profile's full budget has these epochs
                     identity["budget"] = "half"
                 trials.append(Trial(key=trial_key(identity), study=study.name, arm=arm, tuning=tuning,
-                                    seed=seed, config=config, probes=study.probes, half_budget=half_budget))
+                                    seed=seed, config=config, probes=study.probes, half_budget=half_budget,
+                                    evaluated_at=evaluated_at))
     return trials

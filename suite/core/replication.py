@@ -22,7 +22,7 @@ from pathlib import Path
 from suite.core import frames, sequential
 from suite.core.budget import split_records
 from suite.core.evaluation import BlockVerdicts, RunInfo, StudyResult, arm_choices, evaluate
-from suite.core.plan import Trial, plan_trials
+from suite.core.plan import Trial, plan_trials, records_for
 from suite.core.store import TrialStore
 from suite.core.study import Profile, Study, arm_label, matches
 from suite.core.verdicts import DECIDED
@@ -181,7 +181,7 @@ def block_records(block: SeedBlock, study: Study, profile: Profile, fingerprint:
     trials = block.trials(study, profile, fingerprint)
     if not all(t.key in stored for t in trials):
         return None
-    records = [stored[t.key] for t in trials]
+    records = records_for(trials, stored)
     if not block.confirm and not block.looks:
         return {"records": records, "judging": records}
     tuning = records if block.confirm else []
@@ -192,8 +192,8 @@ def block_records(block: SeedBlock, study: Study, profile: Profile, fingerprint:
         return None
     if block.looks:
         most = {label: block.looks[-1] for label in first}
-        needed = [t for t in block.confirmation_trials(study, profile, fingerprint, chosen, most) if t.key in stored]
-    judging = [stored[t.key] for t in needed]
+        needed = block.confirmation_trials(study, profile, fingerprint, chosen, most)
+    judging = records_for(needed, stored)
     return {"records": tuning + judging, "judging": judging}
 
 

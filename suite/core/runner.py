@@ -39,7 +39,7 @@ FINISHED = (OK, DIVERGED)  # statuses a rerun keeps
 
 @dataclass
 class RunReport:
-    trials: list  # every planned Trial
+    trials: list  # every planned Trial (those sharing a training run share a key: `Trial.view` tells them apart)
     records: dict  # key -> record, for every planned trial that has one
     ran: int = 0
     skipped: int = 0
@@ -136,12 +136,13 @@ def run_study(study: Study, profile: Profile, data: Dataset, store: TrialStore, 
     started = time.perf_counter()
     trials = plan_trials(study, profile, data.fingerprint, seeds, backend=current_backend(), first_seed=first_seed,
                          chosen=chosen, arm_seeds=arm_seeds, budget_check=budget_check)
+    trained = list({t.key: t for t in trials}.values())  # arms that differ only at evaluation share a run
     loaded = store.load_records()
     for path, reason in loaded.unreadable:
         print(f"warning: {path}: {reason}; its trial will run again if this study needs it", file=sys.stderr)
-    done = {} if force else {t.key: loaded.records[t.key] for t in trials
+    done = {} if force else {t.key: loaded.records[t.key] for t in trained
                              if loaded.records.get(t.key, {}).get("status") in FINISHED}
-    units = [unit for unit in form_packs(trials, PACK_SIZE if pack else 1, study)
+    units = [unit for unit in form_packs(trained, PACK_SIZE if pack else 1, study)
              if any(t.key not in done for t in trials_of(unit))]
     pending = [t for unit in units for t in trials_of(unit) if t.key not in done]
     report = RunReport(trials=trials, records=dict(done), skipped=len(done), unreadable=loaded.unreadable)
@@ -150,7 +151,7 @@ def run_study(study: Study, profile: Profile, data: Dataset, store: TrialStore, 
     if pending:
         # the class count: chance accuracy is 1 / classes (an arm that did not learn, suite.core.analysis)
         provenance = {**collect_provenance(), "data_source": data.source, "classes": data.num_classes}
-        bar = tqdm(total=len(trials), initial=len(done), desc=f"{study.name}/{profile.name}", unit="trial",
+        bar = tqdm(total=len(trained), initial=len(done), desc=f"{study.name}/{profile.name}", unit="trial",
                    file=sys.stderr, disable=not show_progress, dynamic_ncols=True, mininterval=0.5)
 
         labels = {unit.key: _label(unit) for unit in units}

@@ -68,6 +68,8 @@ class ClaimFile(_Strict):
     margin: Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)] = Field(
         description="the smallest difference that matters, in the metric's units (for `ratio`: a factor > 1)")
     margin_reason: Text = Field(description="why that margin, in one line")
+    gpu_scale: Text | None = Field(None, description="why the claim as its paper states it needs a GPU at CIFAR or "
+                                                     "ImageNet scale; the verdict here is at Fashion-MNIST scale")
     test: Literal[TESTS] = Field("superior", description="superior (A beats B), noninferior (A is not worse than B "
                                                           "by more than the margin), equivalent (A is about as good as B)")
     ratio: Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)] | None = Field(

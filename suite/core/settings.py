@@ -80,12 +80,20 @@ class Setting:
     section: str  # "model" or "training": where the study file states it (or a factor)
     type: Any  # pydantic annotation of one value
     doc: str = ""
+    # read when a trained net is evaluated, never while it trains (which validation set scores it):
+    # arms that differ only in such settings share one training run (suite.core.plan)
+    evaluation_only: bool = False
 
 
-def declare_setting(name: str, section: str, type_: Any, doc: str = "") -> None:
+def declare_setting(name: str, section: str, type_: Any, doc: str = "", evaluation_only: bool = False) -> None:
     if section not in SECTIONS:
         raise ValueError(f"setting {name!r}: section must be one of {SECTIONS}, got {section!r}")
-    registry.add("setting", name, Setting(name, section, type_, doc))
+    registry.add("setting", name, Setting(name, section, type_, doc, evaluation_only))
+
+
+def evaluation_only_settings() -> frozenset[str]:
+    """The settings read only at evaluation (`declare_setting(..., evaluation_only=True)`)."""
+    return frozenset(name for name, setting in list_settings().items() if setting.evaluation_only)
 
 
 def list_settings() -> dict[str, Setting]:

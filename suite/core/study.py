@@ -77,6 +77,9 @@ class Claim:
     margin: float | None = None  # the smallest difference that matters, in the metric's units (a factor for `ratio`);
     # every study file declares one (the loader requires it); None only in hand-built claims
     margin_reason: str = ""  # why that much, one line
+    # why the claim as its paper states it needs a GPU at CIFAR or ImageNet scale ("" where this suite's
+    # Fashion-MNIST-scale verdict is the claim's own): shown beside the verdict, and listed on the results page
+    gpu_scale: str = ""
     test: str = "superior"  # superior | noninferior | equivalent (suite.core.verdicts)
     ratio: float | None = None  # judge log(better / worse) against this stated ratio ("6x sooner")
     needs: str = "training"  # one of NEEDS: the budget the claim can be judged at

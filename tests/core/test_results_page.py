@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from suite import cli
-from suite.core.report.results_page import OUTCOMES, outcome, read_summaries
+from suite.core.report.results_page import OUTCOMES, gpu_scale_section, outcome, read_summaries
 
 
 def _table_rows(text: str, header: str) -> list[list[str]]:
@@ -55,3 +55,12 @@ def test_the_page_holds_every_claim_of_the_summaries_it_read(tmp_path, studies_d
         assert claim["sgd_steps"] == [16, 16] and row[5] == "16"
         assert row[6] == "–"  # no claim about trained nets: no check at half the budget
         assert row[7] == claim["needs"]
+
+
+def test_claims_that_need_a_gpu_at_their_papers_scale_are_listed_with_the_reason():
+    summaries = [{"study": "depth", "claims": [
+        {"id": "R1", "verdict": "supported", "gpu_scale": "CIFAR-10, 56 layers: about 100 hours on 2 cores"},
+        {"id": "R3", "verdict": "inconclusive", "gpu_scale": ""}]}]
+    rows = _table_rows("\n".join(gpu_scale_section(summaries)), "| paper-scale claim |")
+    assert rows == [["R1", "depth", "supported", "CIFAR-10, 56 layers: about 100 hours on 2 cores"]]
+    assert gpu_scale_section([{"study": "init", "claims": [{"id": "I2", "verdict": "supported"}]}]) == []

@@ -99,6 +99,7 @@ def render_results_page(summaries: list[dict], generated: str | None = None) -> 
             trials += f" + {summary['trials_at_half_budget']} at B/2"
         lines.append(f"| [{summary['study']}](#{summary['study']}) | {summary['profile']} | {trials} | "
                      f"{_seconds(summary)} | " + " | ".join(str(counts.get(o, 0)) for o in OUTCOMES) + " |")
+    lines += gpu_scale_section(summaries)
     for summary in summaries:
         budget = summary.get("budget", {})
         lines += [
@@ -120,6 +121,19 @@ def render_results_page(summaries: list[dict], generated: str | None = None) -> 
                          f"{_interval(claim.get('ci'))} | {_seeds(claim)} | {_steps(claim)} | "
                          f"{_half_budget(claim)} | {claim.get('needs') or '–'} | {metric} |")
     return "\n".join(lines) + "\n"
+
+
+def gpu_scale_section(summaries: list[dict]) -> list[str]:
+    """The claims whose papers' own scale needs a GPU: judged here at Fashion-MNIST scale only."""
+    rows = [(summary["study"], claim) for summary in summaries for claim in summary["claims"] if claim.get("gpu_scale")]
+    if not rows:
+        return []
+    lines = ["", "## Claims that need a GPU at their papers' scale", "",
+             "Judged here on the scaled nets at Fashion-MNIST scale; the claim as its paper states it stays for the "
+             "`full` profile on a GPU.", "", "| paper-scale claim | study | outcome here | why its paper's scale needs a GPU |",
+             "|---|---|---|---|"]
+    lines += [f"| {claim['id']} | {study} | {outcome(claim)} | {claim['gpu_scale']} |" for study, claim in rows]
+    return lines
 
 
 def _trial_counts(trials: dict) -> str:

@@ -31,7 +31,9 @@ NOISE_SEEDS = {"train": 11, "val": 12, "test": 13}  # the phone's sensor noise, 
 
 # What a study may set (as a training setting or a factor) for the views below.
 declare_setting("target_share", "training", Share, "share of target (phone) images in training (D2)")
-declare_setting("dev_distribution", "training", one_of(SOURCE, TARGET), "where the dev (validation) set comes from (D2)")
+# read only when the trained net is scored: nets that differ only in their dev set train once (D2)
+declare_setting("dev_distribution", "training", one_of(SOURCE, TARGET), "where the dev (validation) set comes from (D2)",
+                evaluation_only=True)
 declare_setting("phone_size", "training", PositiveInt, "side the phone image is taken at")
 declare_setting("phone_blur", "training", PositiveNumber, "Gaussian blur sigma, input pixels")
 declare_setting("phone_noise", "training", Fraction, "std of the sensor noise, images in [0, 1]")
@@ -92,15 +94,20 @@ def phone_shift(data: Dataset, config: dict) -> Dataset:
     """Train on the first `train_examples` images with a `target_share` of them replaced by
     their phone version (same size either way: what differs is the distribution, not the
     amount); dev from the source or the target (`dev_distribution`); test on the target.
-    Dev and test images stay disjoint: dev is the fixed validation split, test the test set."""
+    Dev and test images stay disjoint: dev is the fixed validation split, test the test set.
+    Without `dev_distribution` (a setting read only at evaluation, left out of the trials the plan
+    trains) the net is scored on both dev sets (`val_views`), the target's first."""
     settings = phone_settings(config)
-    share, dev = config.get("target_share", 0.0), config.get("dev_distribution", TARGET)
+    share, dev = config.get("target_share", 0.0), config.get("dev_distribution")
     n = min(config["train_examples"], len(data.x_train))
     x_train = data.x_train[:n].copy()
     positions = target_positions(n, share)
     if len(positions):
         x_train[positions] = _phone_split(data, "train", settings, n)[positions]
-    x_val = _phone_split(data, "val", settings) if dev == TARGET else data.x_val
-    fingerprint = view_fingerprint(data, "phone_shift", {**settings, "dev": dev})
+    target_val = _phone_split(data, "val", settings)
+    x_val = data.x_val if dev == SOURCE else target_val
+    views = () if dev else (("dev_distribution", TARGET, target_val), ("dev_distribution", SOURCE, data.x_val))
+    fingerprint = view_fingerprint(data, "phone_shift", {**settings, "dev": dev or "both"})
     return dataclasses.replace(data, name=f"{data.name}/phone_shift", x_train=x_train, y_train=data.y_train[:n],
-                               x_val=x_val, x_test=_phone_split(data, "test", settings), fingerprint=fingerprint)
+                               x_val=x_val, x_test=_phone_split(data, "test", settings), fingerprint=fingerprint,
+                               val_views=views)

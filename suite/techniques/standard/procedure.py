@@ -9,6 +9,7 @@ Must not: read study files, judge claims or draw figures.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 
@@ -244,11 +245,27 @@ def standard(config: dict, seed: int, data: Dataset, context: TrialContext) -> d
     # how far the dev (validation) number is from the test number: small when both share a distribution (D2)
     final["dev_test_gap"] = abs(final.get("val_accuracy", float("nan")) - final["test_accuracy"])
     steps_per_epoch = math.ceil(n / config["batch_size"])
-    return outcome(context, result.status, history, final, result.message,
+    done = outcome(context, result.status, history, final, result.message,
                    layers=[row for callback in probe_callbacks for row in callback.layer_rows],
                    train_seconds=result.seconds, step_seconds=timer.seconds_per_step(steps_per_epoch),
                    steps_per_epoch=steps_per_epoch, parameters=int(model.count_params()),
                    step_curve=steps.curve())
+    if data.val_views:  # one training run scored on each dev set (suite.core.plan.Trial.view)
+        done["evaluations"] = _score_views(model, data, soft_labels, final["test_accuracy"])
+    return done
+
+
+def _score_views(model, data: Dataset, soft_labels: bool, test_accuracy: float) -> dict:
+    """{setting: {"history": the level the history's validation columns score, "levels": {level:
+    {val_loss, val_accuracy, dev_test_gap}}}} for each of the data's validation views."""
+    scored = {}
+    for setting, level, x_val in data.val_views:
+        view = dataclasses.replace(data, x_val=x_val, fingerprint=f"{data.fingerprint}|{setting}={level}")  # own cache
+        loss, accuracy = _evaluate(model, view, "val", soft_labels)
+        entry = scored.setdefault(setting, {"history": level, "levels": {}})  # the first view is `x_val`
+        entry["levels"][level] = {"val_loss": finite_or_nan(loss), "val_accuracy": finite_or_nan(accuracy),
+                                  "dev_test_gap": abs(finite_or_nan(accuracy) - test_accuracy)}
+    return scored
 
 
 def _history_rows(history: dict, probe_callbacks: list) -> list[dict]:

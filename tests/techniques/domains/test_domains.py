@@ -62,6 +62,33 @@ def test_a_trial_records_how_far_dev_is_from_test(synthetic_data):
     assert final["dev_test_gap"] == pytest.approx(abs(final["val_accuracy"] - final["test_accuracy"]))
 
 
+def test_one_training_run_is_scored_on_both_dev_sets_and_each_dev_arm_sees_its_own(synthetic_data):
+    from suite.core.plan import plan_trials, records_for
+    from suite.core.runner import build_record, run_trial
+
+    study = loader.load_study(loader.STUDIES_DIR / "split.yaml")
+    trials = [t for t in plan_trials(study, study.profiles["quick"], "fp") if not t.half_budget]
+    assert len({t.key for t in trials}) == len(trials) // 2  # source- and target-dev arms share each run
+    assert all("dev_distribution" not in t.config for t in trials)
+    source, target = (next(t for t in trials if t.evaluated_at == {"dev_distribution": dev} and t.seed == 0
+                           and t.arm["target_share"] == 0.0 and t.tuning["learning_rate"] == 0.003)
+                      for dev in ("source", "target"))
+    assert source.key == target.key and source.arm["dev_distribution"] == "source"
+
+    config = {**target.config, "family": "lenet5", "train_examples": 256, "epochs": 1, "dataset": "synthetic"}
+    record = build_record(target, run_trial(config, 0, (), synthetic_data), {})
+    alone = {dev: run_trial({**config, "dev_distribution": dev}, 0, (), synthetic_data)["final"]
+             for dev in ("source", "target")}
+    seen = {view["arm"]["dev_distribution"]: view for view in records_for([source, target], {target.key: record})}
+    for dev in ("source", "target"):  # the same numbers as a run that trained with that dev set
+        final = seen[dev]["final"]
+        assert final["val_accuracy"] == pytest.approx(alone[dev]["val_accuracy"], abs=1e-6)
+        assert final["dev_test_gap"] == pytest.approx(alone[dev]["dev_test_gap"], abs=1e-6)
+        assert final["test_accuracy"] == pytest.approx(alone[dev]["test_accuracy"], abs=1e-6)
+    assert seen["source"]["key"] != seen["target"]["key"]  # one row per arm in the frames
+    assert "val_accuracy" in seen["target"]["history"][-1] and "val_accuracy" not in seen["source"]["history"][-1]
+
+
 @pytest.mark.parametrize("key, value, problem", [
     ("target_share", 1.5, r"training.target_share: input should be less than or equal to 1, got 1.5"),
     ("dev_distribution", "web", "training.dev_distribution: input should be 'source' or 'target', got 'web'"),

@@ -1,5 +1,5 @@
-"""Which CPU kernels TensorFlow runs, and what they cost: one convolutional depth trial in fresh
-processes with oneDNN on and off (and held to AVX2), alternated.
+"""Which CPU kernels TensorFlow runs, and what they cost: one trial of the convolutional depth study
+(its net and training settings) in fresh processes with oneDNN on and off (and held to AVX2), alternated.
 
 TensorFlow 2.9+ on Linux turns its oneDNN kernels on by default only on CPUs with
 neural-network features (AVX512_VNNI, AVX512_BF16, AVX_VNNI or AMX; `DefaultOneDnnPolicy` in
@@ -36,10 +36,11 @@ from suite.core.plugins import load_plugins
 load_plugins(); apply_device_options()
 from suite.core.datasets import load_dataset
 from suite.core.runner import run_trial
+from suite.core import loader
 depth, examples, epochs = (int(a) for a in sys.argv[1:4])
-config = {"family": "plain_net", "depth": depth, "optimizer": "sgd", "momentum": 0.9, "learning_rate": 0.05,
-          "lr_schedule": "step", "batch_size": 128, "train_examples": examples, "epochs": epochs,
-          "dataset": "fashion_mnist"}
+study = loader.load_study(loader.STUDIES_DIR / "depth.yaml")  # the depth study's net and training settings
+config = {**study.model, **study.training, "family": "plain_net", "depth": depth, "train_examples": examples,
+          "epochs": epochs, "dataset": "fashion_mnist"}
 outcome = run_trial(config, 0, (), load_dataset("fashion_mnist"))
 print(json.dumps({"step_seconds": outcome["timing"]["step_seconds"], "status": outcome["status"]}))
 """

@@ -36,7 +36,7 @@ TINY_STUDY = {
     "profiles": {
         "smoke": {"train_examples": 256, "epochs": 1, "seeds": 1},
         "quick": {"train_examples": 512, "epochs": 2, "seeds": 2},
-        "standard": {"train_examples": 256, "epochs": 1, "seeds": 2, "looks": [2, 3], "tune_seeds": 1},
+        "standard": {"train_examples": 256, "epochs": 1, "seeds": 2, "looks": [2, 3]},
         "full": {"train_examples": 960, "epochs": 3, "seeds": 3},
     },
     "claims": [

@@ -17,6 +17,11 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 # "NodeDef mentions attribute use_unbounded_threadpool" error for every fit on arrays;
 # real failures still surface as Python exceptions. Set the variable to see everything.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# TensorFlow turns its oneDNN kernels on by default only on CPUs with neural-network features
+# (AVX512_VNNI, AVX512_BF16, AVX_VNNI, AMX), so an AVX2-only CPU ran the convnets on Eigen's: one
+# depth-study trial took 4.0x as long per step with oneDNN off (bench/cpu_kernels.py). On everywhere,
+# unless the variable is set; the provenance of each record says which.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 
 @contextmanager

@@ -21,6 +21,8 @@ import shutil
 import subprocess
 from dataclasses import asdict, dataclass, replace
 
+import suite.core.backend  # noqa: F401 (sets TensorFlow's environment, oneDNN included, before its first import)
+
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 XLA_CHOICES = ("auto", "on", "off")
 

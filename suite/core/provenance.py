@@ -62,6 +62,7 @@ def collect_provenance() -> dict:
         import tensorflow as tf
 
         info["tensorflow"] = tf.__version__
+        info["onednn"] = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "TensorFlow's default")  # suite.core.backend sets it
         gpus = tf.config.list_physical_devices("GPU")
         if gpus:
             info["device"] = ", ".join(gpu.name for gpu in gpus)

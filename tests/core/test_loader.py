@@ -197,7 +197,7 @@ def test_profile_may_exclude_cells(tmp_path, tiny_study_dict):
     (lambda s: s["profiles"]["standard"].update(looks=[3, 8]), "profiles.standard.looks: the first look is the profile's"),
     (lambda s: s["profiles"]["quick"].update(spending="pocock"), "profiles.quick.spending: spends alpha over looks"),
     (lambda s: s["profiles"]["standard"].update(spending="linear"), "profiles.standard.spending"),
-    (lambda s: s.update(training={**s["training"], "learning_rate": 0.1}),
+    (lambda s: s.update(training={**s["training"], "learning_rate": 0.1}) or s["profiles"]["standard"].update(tune_seeds=1),
      "profiles.standard.tune_seeds: nothing in `training` is tuned"),
     (lambda s: s["profiles"].pop("standard"), "profiles.standard: required profile is missing"),
     (lambda s: s["profiles"]["quick"].update(exclude=[{"width": 3}]), "profiles.quick.exclude[0].width: not a factor"),

@@ -111,3 +111,25 @@ def test_two_blocks_and_a_confirmation_are_compared_on_the_report(tmp_path, tiny
     html = (tmp_path / "reports" / "tiny" / "index.html").read_text()
     assert "<h2>Replication</h2>" in html and "tuning run, seeds 0-1" in html
     assert cli.main(_args(tmp_path, directory, "--first-seed", "-1")) == 2
+
+
+@pytest.mark.slow
+def test_the_standard_profile_tunes_then_judges_in_looks_and_a_report_of_stored_trials_agrees(
+        tmp_path, tiny_study_dict, capsys):
+    tiny_study_dict["profiles"]["standard"]["tune_seeds"] = 1
+    _, directory = _study(tmp_path, tiny_study_dict)
+    args = [a if a != "quick" else "standard" for a in _args(tmp_path, directory)]
+    assert cli.main(args) == 0
+    summary_path = tmp_path / "reports" / "tiny" / "summary.json"
+    summary = json.loads(summary_path.read_text())
+    # tuned on seed 0 (the grid of 2 rates), judged from seed 1 in looks of 2, then 3 seeds
+    assert summary["seed_block"] == "seeds 1-3, in looks of 2/3 seeds (values tuned on seed 0)"
+    for claim in summary["claims"]:
+        looked = claim["sequential"]
+        assert looked["looks"] == [2, 3] and claim["n"] == looked["seeds"]
+        assert looked["stop"] in ("decided", "futile", "last look")
+    capsys.readouterr()
+    assert cli.main([*args, "--report-only"]) == 0
+    again = json.loads(summary_path.read_text())
+    assert [(c["id"], c["verdict"], c["n"]) for c in again["claims"]] == \
+        [(c["id"], c["verdict"], c["n"]) for c in summary["claims"]]

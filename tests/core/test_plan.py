@@ -91,3 +91,22 @@ def test_packs_are_fixed_by_the_plan_and_timing_claims_train_alone():
     # the same plan forms the same packs; without the study every packable trial may pack
     assert [u.key for u in form_packs(trials, study=study)] == [u.key for u in units]
     assert len([u for u in form_packs(trials) if isinstance(u, Pack)]) > len(packs)
+
+
+def test_a_trial_read_at_evaluation_sees_its_own_dev_scores_or_none():
+    trial = plan.Trial(key="k", study="s", arm={"share": 0.0, "dev": "source"}, tuning={}, seed=0, config={},
+                       probes=(), evaluated_at={"dev": "source"})
+    record = {"key": "k", "arm": {"share": 0.0}, "status": "ok",
+              "final": {"val_accuracy": 0.9, "test_accuracy": 0.7, "dev_test_gap": 0.2},
+              "history": [{"epoch": 1, "val_accuracy": 0.9, "loss": 1.0}],
+              "evaluations": {"dev": {"history": "target", "levels": {
+                  "target": {"val_accuracy": 0.9, "val_loss": 0.3, "dev_test_gap": 0.2},
+                  "source": {"val_accuracy": 0.8, "val_loss": 0.5, "dev_test_gap": 0.1}}}}}
+    seen = trial.view(record)
+    assert seen["key"] == "k@dev=source" and seen["arm"] == trial.arm
+    assert seen["final"] == {"val_accuracy": 0.8, "val_loss": 0.5, "test_accuracy": 0.7, "dev_test_gap": 0.1}
+    assert seen["history"] == [{"epoch": 1, "loss": 1.0}]  # the history scored the target's dev set
+    failed = trial.view({**record, "evaluations": {}, "status": "error"})  # ended before it was scored
+    assert "val_accuracy" not in failed["final"] and failed["final"]["test_accuracy"] == 0.7
+    untouched = plan.Trial(key="k", study="s", arm={}, tuning={}, seed=0, config={}, probes=())
+    assert untouched.view(record) is record

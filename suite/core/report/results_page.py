@@ -47,11 +47,22 @@ def _steps(claim: dict) -> str:
     return f"{low:,}" if low == high else f"{low:,}-{high:,}"
 
 
+def _seeds_of(budget: dict) -> str:
+    """How many seeds judged: a fixed count, or looks (the interval of each claim then at its look's level)."""
+    tuned = f"; tuned values chosen on {budget['tune_seeds']} seeds of their own" if budget.get("tune_seeds") else ""
+    if budget.get("looks"):
+        return (f"judging seeds in looks of {'/'.join(map(str, budget['looks']))}, each claim's interval at its "
+                f"look's level{tuned}")
+    return f"{budget.get('seeds')} seeds{tuned}"
+
+
 def _seeds(claim: dict) -> str:
-    """The seeds that judged the claim; with looks, at which look it stopped and why."""
+    """The seeds that judged the claim; with looks, at which look it stopped, its level and why."""
     looked = claim.get("sequential")
     seeds = claim.get("n") or "–"
-    return f"{seeds} (look {looked['look']}/{len(looked['looks'])}, {looked['stop']})" if looked else f"{seeds}"
+    if not looked:
+        return f"{seeds}"
+    return f"{seeds} (look {looked['look']}/{len(looked['looks'])}, level {looked['alpha']:.3g}, {looked['stop']})"
 
 
 def _half_budget(claim: dict) -> str:
@@ -107,7 +118,7 @@ def render_results_page(summaries: list[dict], generated: str | None = None) -> 
             f"## {summary['study']}",
             "",
             f"{summary['title']}: {summary['question']} Profile `{summary['profile']}`: {budget.get('train_examples')} "
-            f"training examples, {budget.get('epochs')} epochs, {budget.get('seeds')} seeds "
+            f"training examples, {budget.get('epochs')} epochs, {_seeds_of(budget)} "
             f"({summary.get('seed_block') or 'seeds from 0'}); trials {_trial_counts(summary['trials'])}.",
             "",
             "| claim | outcome | effect | 95% interval | seeds | SGD steps | at B/2 | needs | metric |",

@@ -62,7 +62,10 @@ def study_summary(result: StudyResult, profile: Profile, run_seconds: float) -> 
     this_run = result.verdict_words()
     return {
         "study": study.name, "title": study.title, "question": study.question, "profile": profile.name,
-        "budget": {"train_examples": profile.train_examples, "epochs": profile.epochs, **_seed_counts(trials)},
+        "budget": {"train_examples": profile.train_examples, "epochs": profile.epochs,
+                   # the seeds that judge (a tuning run's own seeds only choose)
+                   **_seed_counts(trials[trials["selected"]] if "selected" in trials else trials),
+                   "tune_seeds": profile.tune_seeds, "looks": list(profile.looks)},
         "generated": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
         "wall_seconds": round(run_seconds, 2),
         "trial_seconds": round(float(trials["wall_seconds"].sum()), 1) if "wall_seconds" in trials else None,

@@ -14,11 +14,12 @@ on simulated seeds, and `bench/sequential_calibration.py` writes the table `docs
 A claim stops at the first look that decides it (supported, contradicted or equivalent), at a
 later look where the last look, given today's mean and spread, would still be inconclusive
 (futility: it decides nothing, so it cannot add false decisions), when no compared arm learned,
-or at the last look. Futility is never judged at the first look, whose three seeds give too rough
-a spread: against an effect of one standard deviation, with looks 3/8/16 under Pocock spending,
-the power was 0.69 with futility from the first look, 0.83 from the second and 0.93 without
-(2,000 simulated claims each); from the second look it saves 7 of 16 seeds where there is no
-effect. Claims judged by exact tests (yes/no and count outcomes) skip the looks whose seeds cannot
+or at the last look (or at once where every seed gave the same difference: the arms are one net).
+Futility is otherwise never judged at the first look, whose three seeds give too rough a spread:
+against an effect of one standard deviation, with looks 3/8/16 under Pocock spending, the power
+was 0.69 with futility from the first look, 0.83 from the second and 0.93 without (2,000
+simulated claims each); from the second look it saves 7 of 16 seeds where there is no effect.
+Claims judged by exact tests (yes/no and count outcomes) skip the looks whose seeds cannot
 reach the look's level at all. Pure statistics; imports no Keras.
 """
 
@@ -73,12 +74,21 @@ def first_look(scale: str, looks: tuple[Look, ...]) -> Look:
 
 
 def futile(claim: Claim, verdict: analysis.Verdict, look: Look, looks: tuple[Look, ...]) -> bool:
-    """Whether to stop the claim at `look` for futility (`projected_undecided`). Never at the first look,
-    whose few seeds give too rough a mean and spread, and never for an exact test."""
-    if look is looks[0] or analysis.claim_scale(claim) != "continuous" or len(verdict.pairs) < 2:
+    """Whether to stop the claim at `look` for futility (`stops_for_futility`); never for an exact test."""
+    if analysis.claim_scale(claim) != "continuous" or len(verdict.pairs) < 2:
         return False
     diffs, margin = analysis.claim_differences(claim, pd.DataFrame(verdict.pairs).set_index("seed"))
-    return projected_undecided(diffs, margin, claim.test, looks[-1])
+    return stops_for_futility(diffs, margin, claim.test, look, looks)
+
+
+def stops_for_futility(diffs, margin: float, test: str, look: Look, looks: tuple[Look, ...]) -> bool:
+    """Futility at `look`: every seed gave the very same difference (two arms that are one net, e.g.
+    two dev sets that chose the same rate: more seeds repeat it), or, from the second look on, the
+    last look would still leave the claim inconclusive (`projected_undecided`)."""
+    diffs = np.asarray(diffs, dtype=float)
+    if len(diffs) >= 2 and np.ptp(diffs) == 0:
+        return True
+    return look is not looks[0] and projected_undecided(diffs, margin, test, looks[-1])
 
 
 @dataclass(frozen=True)
@@ -193,8 +203,7 @@ def decide_in_looks(diffs, looks: tuple[Look, ...], margin: float, test: str = "
             return decision, look, DECIDED
         if look is looks[-1]:
             return decision, look, LAST
-        if look is not looks[0] and scale == "continuous" and projected_undecided(diffs[:look.seeds], margin, test,
-                                                                                  looks[-1]):
+        if scale == "continuous" and stops_for_futility(diffs[:look.seeds], margin, test, look, looks):
             return decision, look, FUTILE
     raise AssertionError("unreachable: the last look always returns")
 

@@ -160,3 +160,11 @@ def test_a_look_not_yet_trained_leaves_the_claim_waiting(tmp_path, tiny_study_di
     t3 = {v.claim.id: v for v in result.verdicts}["T3"]
     assert t3.verdict == INCONCLUSIVE and t3.sequential["stop"] == sequential.WAITING
     assert sequential.waiting_seeds(result.verdicts) == {"T3": 8}
+
+
+def test_identical_differences_on_every_seed_stop_at_once():
+    """Two arms that are one net (two dev sets that chose the same rate) differ by exactly 0 on every
+    seed: more seeds would repeat it, so the claim stops at its first look."""
+    looks = sequential.looks_for(LOOKS)
+    decision, look, why = sequential.decide_in_looks(np.zeros(16), looks, margin=0.01)
+    assert (decision.verdict, look.seeds, why) == (INCONCLUSIVE, 3, sequential.FUTILE)

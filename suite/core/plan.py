@@ -51,8 +51,8 @@ class Trial:
                 final = {k: v for k, v in final.items() if k not in VALIDATION_METRICS}
             if scored is None or scored["history"] != level:
                 history = [{k: v for k, v in row.items() if k not in VALIDATION_METRICS} for row in history]
-        level = ",".join(f"{k}={v}" for k, v in sorted(self.evaluated_at.items()))
-        return {**record, "key": f"{record['key']}@{level}", "arm": self.arm, "final": final, "history": history}
+        levels = ",".join(f"{k}={v}" for k, v in sorted(self.evaluated_at.items()))
+        return {**record, "key": f"{record['key']}@{levels}", "arm": self.arm, "final": final, "history": history}
 
 
 VALIDATION_METRICS = ("val_loss", "val_accuracy", "dev_test_gap")  # what a setting read at evaluation changes

@@ -24,7 +24,7 @@ from suite.core.budget import split_records
 from suite.core.evaluation import BlockVerdicts, RunInfo, StudyResult, arm_choices, evaluate
 from suite.core.plan import Trial, plan_trials, records_for
 from suite.core.store import TrialStore
-from suite.core.study import Profile, Study, arm_label, matches
+from suite.core.study import Profile, Study, arm_label
 from suite.core.verdicts import DECIDED
 
 BLOCKS_FILE = "blocks.jsonl"  # one run per line; not *.json, which are trial records
@@ -158,10 +158,9 @@ def _train_in_looks(study: Study, profile: Profile, block: SeedBlock, train: Cal
         wanted = dict(arm_seeds)
         for claim_id, seeds in sequential.waiting_seeds(result.verdicts).items():
             claim = next(c for c in study.claims if c.id == claim_id)
-            for arm in study.list_arms(profile):
-                if matches(arm, claim.better) or claim.worse is not None and matches(arm, claim.worse):
-                    label = arm_label(arm, study.factors)
-                    wanted[label] = max(wanted[label], seeds)
+            for arm in filter(claim.compares, study.list_arms(profile)):
+                label = arm_label(arm, study.factors)
+                wanted[label] = max(wanted[label], seeds)
         if wanted == arm_seeds:  # no claim waits for seeds not yet asked for (or they could not be had)
             return judging
         arm_seeds = wanted

@@ -87,6 +87,10 @@ class Claim:
     # each seed's own best trial on validation, so a claim about the selection varies from seed to seed
     selection: str = "pooled"
 
+    def compares(self, arm: dict) -> bool:
+        """Whether `arm` is on either side of the claim."""
+        return matches(arm, self.better) or self.worse is not None and matches(arm, self.worse)
+
 
 @dataclass(frozen=True)
 class Fact:
@@ -157,15 +161,12 @@ class Study:
 
     def checks_budget(self, arm: dict) -> bool:
         """Whether a claim about trained nets compares `arm`: it then also runs at half the budget."""
-        return any(claim.needs == "trained" and (matches(arm, claim.better) or
-                                                  claim.worse is not None and matches(arm, claim.worse))
-                   for claim in self.claims)
+        return any(claim.needs == "trained" and claim.compares(arm) for claim in self.claims)
 
     def seeds_for(self, arm: dict, seeds: int) -> int:
         """Seeds `arm` runs when the study runs `seeds`: more if a claim comparing it asks
         for more (its `seeds`). A one-seed run (smoke) judges nothing, so it does not grow."""
-        wanted = [claim.seeds for claim in self.claims if claim.seeds and
-                  (matches(arm, claim.better) or claim.worse is not None and matches(arm, claim.worse))]
+        wanted = [claim.seeds for claim in self.claims if claim.seeds and claim.compares(arm)]
         return max([seeds, *wanted]) if seeds > 1 else seeds
 
 

@@ -104,7 +104,7 @@ def phone_shift(data: Dataset, config: dict) -> Dataset:
     positions = target_positions(n, share)
     if len(positions):
         x_train[positions] = _phone_split(data, "train", settings, n)[positions]
-    target_val = _phone_split(data, "val", settings)
+    target_val = None if dev == SOURCE else _phone_split(data, "val", settings)  # made only where it is read
     x_val = data.x_val if dev == SOURCE else target_val
     views = () if dev else (("dev_distribution", TARGET, target_val), ("dev_distribution", SOURCE, data.x_val))
     fingerprint = view_fingerprint(data, "phone_shift", {**settings, "dev": dev or "both"})

@@ -251,20 +251,25 @@ def standard(config: dict, seed: int, data: Dataset, context: TrialContext) -> d
                    steps_per_epoch=steps_per_epoch, parameters=int(model.count_params()),
                    step_curve=steps.curve())
     if data.val_views:  # one training run scored on each dev set (suite.core.plan.Trial.view)
-        done["evaluations"] = _score_views(model, data, soft_labels, final["test_accuracy"])
+        done["evaluations"] = _score_views(model, data, soft_labels, final)
     return done
 
 
-def _score_views(model, data: Dataset, soft_labels: bool, test_accuracy: float) -> dict:
+def _score_views(model, data: Dataset, soft_labels: bool, final: dict) -> dict:
     """{setting: {"history": the level the history's validation columns score, "levels": {level:
-    {val_loss, val_accuracy, dev_test_gap}}}} for each of the data's validation views."""
+    {val_loss, val_accuracy, dev_test_gap}}}} for each of the data's validation views. The view that
+    is `x_val` itself was scored by the training loop: `final` holds its numbers."""
     scored = {}
     for setting, level, x_val in data.val_views:
+        entry = scored.setdefault(setting, {"history": level, "levels": {}})  # the first view is `x_val`
+        if x_val is data.x_val:
+            entry["levels"][level] = {key: final.get(key, float("nan")) for key in ("val_loss", "val_accuracy",
+                                                                                    "dev_test_gap")}
+            continue
         view = dataclasses.replace(data, x_val=x_val, fingerprint=f"{data.fingerprint}|{setting}={level}")  # own cache
         loss, accuracy = _evaluate(model, view, "val", soft_labels)
-        entry = scored.setdefault(setting, {"history": level, "levels": {}})  # the first view is `x_val`
         entry["levels"][level] = {"val_loss": finite_or_nan(loss), "val_accuracy": finite_or_nan(accuracy),
-                                  "dev_test_gap": abs(finite_or_nan(accuracy) - test_accuracy)}
+                                  "dev_test_gap": abs(finite_or_nan(accuracy) - final["test_accuracy"])}
     return scored
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from suite.core import registry, verdicts
 from suite.core.budget import BUDGET_DEPENDENT, NOT_JUDGED  # noqa: F401 (re-exported)
-from suite.core.frames import best_per_seed, mean_ci, select_arms
+from suite.core.frames import best_checkpoint_per_seed, best_per_seed, mean_ci, select_arms
 from suite.core.step_curve import steps_to_target
 from suite.core.study import PROGRAM_METRICS, Claim, Fact, Study
 from suite.core.verdicts import CONTRADICTED, EQUIVALENT, INCONCLUSIVE, SUPPORTED, VERDICTS  # noqa: F401 (re-exported)
@@ -99,32 +99,41 @@ def claim_values(claim: Claim, selector: dict | list, trials: pd.DataFrame, epoc
     if isinstance(selector, list):
         parts = pd.concat([claim_values(claim, part, trials, epochs) for part in selector], axis=1, join="inner")
         return parts.mean(axis=1, skipna=False)
-    if claim.selection == "per_seed":
-        chosen = best_per_seed(trials[select_arms(trials, selector)])
+    if claim.selection == "per_seed_checkpoint":
+        chosen = best_checkpoint_per_seed(trials[select_arms(trials, selector)], epochs)
+        values = chosen.reindex(columns=["seed", claim.metric])  # the metric at the epoch each dev set chose
     else:
-        chosen = trials[trials["selected"] & select_arms(trials, selector)]
-    if claim.metric == "epochs_to_target":
-        reached = epochs_to_target(epochs, claim.target).rename("epochs_to_target")
-        values = chosen[["key", "seed"]].merge(reached, left_on="key", right_index=True, how="left")
-    elif claim.metric == "steps_to_target":
-        curves = chosen["step_curve"] if "step_curve" in chosen else pd.Series(None, index=chosen.index)
-        values = chosen[["seed"]].assign(steps_to_target=curves.map(lambda c: steps_to_target(c, claim.target)))
-    elif claim.epoch is None and claim.metric in chosen:
-        values = chosen[["seed", claim.metric]]
-    else:
-        rows = epochs[epochs["key"].isin(chosen["key"])] if not epochs.empty else epochs
-        if rows.empty or claim.metric not in rows:
+        chosen = (best_per_seed(trials[select_arms(trials, selector)]) if claim.selection == "per_seed"
+                  else trials[trials["selected"] & select_arms(trials, selector)])
+        values = _metric_values(claim, chosen, epochs)
+        if values is None:
             return pd.Series(dtype=float)
-        epoch = claim.epoch if claim.epoch is not None else rows.groupby("key")["epoch"].transform("max")
-        at = rows[rows["epoch"] == epoch]
-        # a trial that stopped (diverged) before the epoch has no value there
-        values = chosen[["key", "seed"]].merge(at[["key", claim.metric]], on="key", how="left")
     values = values.assign(v=pd.to_numeric(values[claim.metric], errors="coerce"))
     per_seed = values.groupby("seed")["v"].agg(lambda s: s.mean() if s.notna().all() else math.nan)
     # a seed that only some of the arms ran (another claim asked those for more seeds, or a
     # run is unfinished) is not a value: averaging the arms it has would compare other things
     arms_run = chosen.groupby("seed")["arm"].nunique()
     return per_seed[per_seed.index.isin(arms_run[arms_run == chosen["arm"].nunique()].index)]
+
+
+def _metric_values(claim: Claim, chosen: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame | None:
+    """The `chosen` trials' seeds and the claim's metric (a column of that name): a final number,
+    the epochs or steps to its target, or the number at its epoch (None: no trial has that epoch)."""
+    if claim.metric == "epochs_to_target":
+        reached = epochs_to_target(epochs, claim.target).rename("epochs_to_target")
+        return chosen[["key", "seed"]].merge(reached, left_on="key", right_index=True, how="left")
+    if claim.metric == "steps_to_target":
+        curves = chosen["step_curve"] if "step_curve" in chosen else pd.Series(None, index=chosen.index)
+        return chosen[["seed"]].assign(steps_to_target=curves.map(lambda c: steps_to_target(c, claim.target)))
+    if claim.epoch is None and claim.metric in chosen:
+        return chosen[["seed", claim.metric]]
+    rows = epochs[epochs["key"].isin(chosen["key"])] if not epochs.empty else epochs
+    if rows.empty or claim.metric not in rows:
+        return None
+    epoch = claim.epoch if claim.epoch is not None else rows.groupby("key")["epoch"].transform("max")
+    at = rows[rows["epoch"] == epoch]
+    # a trial that stopped (diverged) before the epoch has no value there
+    return chosen[["key", "seed"]].merge(at[["key", claim.metric]], on="key", how="left")
 
 
 def metric_scale(metric: str) -> str:

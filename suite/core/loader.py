@@ -36,6 +36,7 @@ from suite.core.study import (
     matches,
 )
 
+CHECKPOINT_METRICS = ("test_accuracy", "test_loss")  # scored at every epoch where a factor is read at evaluation
 REQUIRED_TRAINING = ("optimizer", "learning_rate", "lr_schedule", "batch_size")  # in `training:` or as a factor
 
 
@@ -411,7 +412,20 @@ class _Checker:
                                 selection=raw.get("selection", "pooled"), gpu_scale=raw.get("gpu_scale") or ""))
             if raw.get("selection") == "per_seed" and not study.tuned:
                 self.fail(f"{where}.selection", "per_seed chooses among tuned values: the study tunes none")
+            if raw.get("selection") == "per_seed_checkpoint":
+                self.checkpoint_selection(study, metric, f"{where}.selection")
         return tuple(result)
+
+    def checkpoint_selection(self, study: Study, metric: str, where: str) -> None:
+        """Each epoch's checkpoint is scored on the test set only where a factor is read at evaluation
+        (several dev sets score one net: a question of model selection), so only there can a claim on
+        a test metric choose among checkpoints."""
+        if metric not in CHECKPOINT_METRICS:
+            self.fail(where, f"per_seed_checkpoint reads each epoch's {' or '.join(CHECKPOINT_METRICS)}; "
+                             f"the metric is {metric}")
+        if not set(study.factors) & settings.evaluation_only_settings():
+            self.fail(where, "per_seed_checkpoint needs each epoch's test score, kept only in a study with a factor "
+                             f"read at evaluation ({', '.join(sorted(settings.evaluation_only_settings())) or 'none here'})")
 
     def target(self, target: dict | None, metric: str, metrics: dict, where: str) -> dict | None:
         """`epochs_to_target` needs {metric: a per-epoch metric, value: the level to reach};

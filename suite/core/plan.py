@@ -37,9 +37,9 @@ class Trial:
 
     def view(self, record: dict) -> dict:
         """The stored record of this trial's training run as this trial sees it: its own arm, and the
-        validation scores of its level of each setting read at evaluation (the history keeps its
-        validation columns only where they scored that level); its key marks the level, so that
-        the frames hold one row per arm."""
+        validation scores of its level of each setting read at evaluation (the history's validation
+        columns are that level's own per epoch, or absent where none were kept); its key marks the
+        level, so that the frames hold one row per arm."""
         if not self.evaluated_at:
             return record
         final, history = dict(record.get("final", {})), record.get("history", [])
@@ -49,8 +49,10 @@ class Trial:
                 final.update(scored["levels"].get(level, {}))
             else:  # the run ended before it was scored: no dev score to show
                 final = {k: v for k, v in final.items() if k not in VALIDATION_METRICS}
-            if scored is None or scored["history"] != level:
-                history = [{k: v for k, v in row.items() if k not in VALIDATION_METRICS} for row in history]
+            if scored is None or scored["history"] != level:  # this level's own scores per epoch, where kept
+                own = {row["epoch"]: row for row in (scored or {}).get("epochs", {}).get(level, [])}
+                history = [{**{k: v for k, v in row.items() if k not in VALIDATION_METRICS},
+                            **{k: v for k, v in own.get(row["epoch"], {}).items() if k != "epoch"}} for row in history]
         levels = ",".join(f"{k}={v}" for k, v in sorted(self.evaluated_at.items()))
         return {**record, "key": f"{record['key']}@{levels}", "arm": self.arm, "final": final, "history": history}
 
@@ -111,7 +113,7 @@ def _plan(study: Study, profile: Profile, epochs: int, dataset_fingerprint: str,
         if half_budget and not study.checks_budget(arm) or arm_seeds is not None and label not in arm_seeds:
             continue
         grid = [dict(zip(tuned, values)) for values in itertools.product(*tuned.values())]
-        if chosen is not None:
+        if chosen is not None and not study.selects_per_seed(arm):  # a claim about the selection keeps the grid
             grid = [chosen[label]] if label in chosen else []
         count = arm_seeds[label] if arm_seeds is not None else study.seeds_for(arm, seeds or profile.seeds)
         for tuning in grid:

@@ -74,9 +74,11 @@ class ClaimFile(_Strict):
                                                           "by more than the margin), equivalent (A is about as good as B)")
     ratio: Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)] | None = Field(
         None, description="judge log(better / worse) against this stated ratio (\"6x sooner\": 6)")
-    selection: Literal["pooled", "per_seed"] = Field(
+    selection: Literal["pooled", "per_seed", "per_seed_checkpoint"] = Field(
         "pooled", description="pooled: each arm's tuned values chosen once, on the mean over seeds; per_seed: chosen "
-                              "for each seed on its own validation score (a claim about the selection itself)")
+                              "for each seed on its own validation score (a claim about the selection itself); "
+                              "per_seed_checkpoint: the tuned values and the epoch's checkpoint chosen for each seed "
+                              "on its own validation score (early stopping on the dev set)")
     needs: Literal[NEEDS] = Field(description="the budget it can be judged at: initialisation (epoch 0), training "
                                               "(the course of training, any budget), trained (nets trained to the end of "
                                               "their schedule: judged at the budget and again at half of it)")

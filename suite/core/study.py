@@ -84,7 +84,8 @@ class Claim:
     ratio: float | None = None  # judge log(better / worse) against this stated ratio ("6x sooner")
     needs: str = "training"  # one of NEEDS: the budget the claim can be judged at
     # pooled: the trials of each arm's tuned values chosen on the mean over seeds (`selected`); per_seed:
-    # each seed's own best trial on validation, so a claim about the selection varies from seed to seed
+    # each seed's own best trial on validation, so a claim about the selection varies from seed to seed;
+    # per_seed_checkpoint: each seed's best trial and epoch on validation (early stopping on the dev set)
     selection: str = "pooled"
 
     def compares(self, arm: dict) -> bool:
@@ -162,6 +163,11 @@ class Study:
     def checks_budget(self, arm: dict) -> bool:
         """Whether a claim about trained nets compares `arm`: it then also runs at half the budget."""
         return any(claim.needs == "trained" and claim.compares(arm) for claim in self.claims)
+
+    def selects_per_seed(self, arm: dict) -> bool:
+        """Whether a claim about the selection itself (`selection` per seed) compares `arm`: its
+        judging seeds then run every tuned value, for each seed to choose among."""
+        return any(claim.selection != "pooled" and claim.compares(arm) for claim in self.claims)
 
     def seeds_for(self, arm: dict, seeds: int) -> int:
         """Seeds `arm` runs when the study runs `seeds`: more if a claim comparing it asks

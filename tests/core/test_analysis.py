@@ -198,6 +198,32 @@ def test_time_to_target_drops_seeds_where_neither_side_reached_it():
     assert verdict.effect == pytest.approx(math.log(96 / 32) / 3 + math.log(128 / 48) / 3 + math.log(144 / 64) / 3)
 
 
+def test_checkpoint_selection_picks_each_seeds_best_rate_and_epoch_on_validation():
+    """D2-dev: each seed's dev set chooses among every rate and every epoch's checkpoint, and the claim
+    reads the test score of the checkpoint it chose, never choosing on test."""
+    claim = Claim(id="C", text="a's dev set picks better", metric="test_accuracy", better={"init": "a"},
+                  worse={"init": "b"}, selection="per_seed_checkpoint")
+    study = _study([claim])
+
+    def history(vals, tests):
+        return [{"epoch": 0}] + [{"epoch": e + 1, "val_accuracy": v, "test_accuracy": t}
+                                 for e, (v, t) in enumerate(zip(vals, tests))]
+
+    records = []
+    for seed in range(2):
+        # a's dev set peaks at epoch 1 of lr 0.1 (test 0.7); b's at epoch 2 of lr 0.01 (test 0.9 - seed / 10)
+        records += [_record("a", 0.1, seed, 0.6, history=history([0.9, 0.5], [0.7, 0.6])),
+                    _record("a", 0.01, seed, 0.8, history=history([0.4, 0.6], [0.95, 0.8])),
+                    _record("b", 0.1, seed, 0.6, history=history([0.5, 0.5], [0.99, 0.99])),
+                    _record("b", 0.01, seed, 0.9 - seed / 10, history=history([0.6, 0.7], [0.5, 0.9 - seed / 10]))]
+    trials = frames.mark_selected(frames.trials_frame(records, study), study)
+    epochs = frames.epochs_frame(records, study)
+    assert analysis.claim_values(claim, claim.better, trials, epochs).round(3).tolist() == [0.7, 0.7]
+    assert analysis.claim_values(claim, claim.worse, trials, epochs).round(3).tolist() == [0.9, 0.8]
+    verdict = analysis.judge_claim(claim, trials, epochs)
+    assert [round(p["better"] - p["worse"], 3) for p in verdict.pairs] == [-0.2, -0.1]
+
+
 def test_per_seed_selection_picks_each_seeds_best_tuned_value():
     """D2-dev: a claim about the selection itself chooses the tuned value per seed on that seed's validation
     score; pooled selection would pick one rate for every seed, a difference without spread."""

@@ -214,7 +214,13 @@ def test_profile_may_exclude_cells(tmp_path, tiny_study_dict):
     (lambda s: s.update(not_judged=[{"id": "X1", "text": "x"}]), "not_judged[0].reason: required field is missing"),
     (lambda s: s["training"].update(learning_rate=0.1) or s["claims"][0].update(selection="per_seed"),
      "claims[0].selection: per_seed chooses among tuned values: the study tunes none"),
-    (lambda s: s["claims"][0].update(selection="best"), "claims[0].selection: input should be 'pooled' or 'per_seed'"),
+    (lambda s: s["claims"][0].update(selection="best"),
+     "claims[0].selection: input should be 'pooled', 'per_seed' or 'per_seed_checkpoint'"),
+    (lambda s: s["claims"][0].update(selection="per_seed_checkpoint", metric="test_accuracy"),
+     "claims[0].selection: per_seed_checkpoint needs each epoch's test score, kept only in a study with a factor "
+     "read at evaluation (dev_distribution)"),
+    (lambda s: s["claims"][0].update(selection="per_seed_checkpoint", metric="val_accuracy"),
+     "claims[0].selection: per_seed_checkpoint reads each epoch's test_accuracy or test_loss; the metric is val_accuracy"),
     (lambda s: s["training"].pop("lr_schedule"), "training.lr_schedule: required field is missing"),
     (lambda s: s["training"].update(lr_schedule="exponential"), "unknown lr_schedule 'exponential'"),
 ])

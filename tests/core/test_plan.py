@@ -106,7 +106,24 @@ def test_a_trial_read_at_evaluation_sees_its_own_dev_scores_or_none():
     assert seen["key"] == "k@dev=source" and seen["arm"] == trial.arm
     assert seen["final"] == {"val_accuracy": 0.8, "val_loss": 0.5, "test_accuracy": 0.7, "dev_test_gap": 0.1}
     assert seen["history"] == [{"epoch": 1, "loss": 1.0}]  # the history scored the target's dev set
+    per_epoch = {"source": [{"epoch": 1, "val_accuracy": 0.8, "val_loss": 0.5}]}  # each checkpoint on the source's
+    record["evaluations"]["dev"]["epochs"] = per_epoch
+    assert trial.view(record)["history"] == [{"epoch": 1, "loss": 1.0, "val_accuracy": 0.8, "val_loss": 0.5}]
     failed = trial.view({**record, "evaluations": {}, "status": "error"})  # ended before it was scored
     assert "val_accuracy" not in failed["final"] and failed["final"]["test_accuracy"] == 0.7
     untouched = plan.Trial(key="k", study="s", arm={}, tuning={}, seed=0, config={}, probes=())
     assert untouched.view(record) is record
+
+
+def test_a_claim_about_the_selection_keeps_every_tuned_value_on_the_judging_seeds():
+    """Tune-then-judge freezes each arm's rate; D2-dev judges the choice itself, so its arms' judging
+    seeds run every rate for each seed's dev set to choose among (the other arms run their frozen one)."""
+    study = loader.load_study(loader.STUDIES_DIR / "split.yaml")
+    profile = study.profiles["standard"]
+    chosen = {plan.arm_label(arm, study.factors): {"learning_rate": 0.001} for arm in study.list_arms(profile)}
+    trials = plan.plan_trials(study, profile, "fp", first_seed=2, chosen=chosen, budget_check=False)
+    rates = {}
+    for t in trials:
+        rates.setdefault(t.arm["target_share"], set()).add(t.tuning["learning_rate"])
+    assert rates[0.0] == {0.003, 0.001, 0.0003}  # the nets D2-dev compares
+    assert rates[0.1] == rates[0.5] == rates[1.0] == {0.001}

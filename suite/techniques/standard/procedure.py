@@ -228,13 +228,16 @@ def standard(config: dict, seed: int, data: Dataset, context: TrialContext) -> d
     probe_x, probe_y = data.x_val[:PROBE_EXAMPLES], data.y_val[:PROBE_EXAMPLES]
     probe_callbacks = build_probes(context.probes, probe_x, probe_y, config, training_sample=lambda: (x, y))
     timer, steps = StepTimer(), StepCurveRecorder(n, config["batch_size"])
+    # a net scored on several dev sets is a question of model selection: each epoch's checkpoint is scored too
+    checkpoints = [CheckpointScores(data, soft_labels)] if data.val_views else []
     inputs, feeders = training_input(config, x, y, data.num_classes, seed)
-    result = fit(model, context, epochs=config["epochs"], callbacks=[*feeders, timer, steps, *probe_callbacks], **inputs,
+    result = fit(model, context, epochs=config["epochs"], callbacks=[*feeders, timer, steps, *probe_callbacks,
+                                                                     *checkpoints], **inputs,
                  validation_data=eval_data(data, "val", soft_labels), validation_batch_size=EVAL_BATCH)
     if isinstance(inputs["x"], OrderedBatches):
         inputs["x"].release()
 
-    history = _history_rows(result.history, probe_callbacks)
+    history = _history_rows(result.history, [*probe_callbacks, *checkpoints])
     final = {key: finite_or_nan(history[-1].get(key, float("nan"))) for key in history[-1] if key != "epoch"}
     # The test set is touched once, for the final number. A diverged net is tested too:
     # what it predicts (typically one class: chance level) is the honest outcome of that arm.
@@ -251,26 +254,55 @@ def standard(config: dict, seed: int, data: Dataset, context: TrialContext) -> d
                    steps_per_epoch=steps_per_epoch, parameters=int(model.count_params()),
                    step_curve=steps.curve())
     if data.val_views:  # one training run scored on each dev set (suite.core.plan.Trial.view)
-        done["evaluations"] = _score_views(model, data, soft_labels, final)
+        done["evaluations"] = _score_views(model, data, soft_labels, final, checkpoints[0].view_epochs)
     return done
 
 
-def _score_views(model, data: Dataset, soft_labels: bool, final: dict) -> dict:
+def _score_views(model, data: Dataset, soft_labels: bool, final: dict, view_epochs: dict) -> dict:
     """{setting: {"history": the level the history's validation columns score, "levels": {level:
-    {val_loss, val_accuracy, dev_test_gap}}}} for each of the data's validation views. The view that
-    is `x_val` itself was scored by the training loop: `final` holds its numbers."""
+    {val_loss, val_accuracy, dev_test_gap}}, "epochs": {level: [{epoch, val_loss, val_accuracy}]}}}
+    for each of the data's validation views. The view that is `x_val` itself was scored by the
+    training loop: `final` and the history hold its numbers."""
     scored = {}
     for setting, level, x_val in data.val_views:
-        entry = scored.setdefault(setting, {"history": level, "levels": {}})  # the first view is `x_val`
+        entry = scored.setdefault(setting, {"history": level, "levels": {}, "epochs": {}})  # the first view is `x_val`
         if x_val is data.x_val:
             entry["levels"][level] = {key: final.get(key, float("nan")) for key in ("val_loss", "val_accuracy",
                                                                                     "dev_test_gap")}
             continue
-        view = dataclasses.replace(data, x_val=x_val, fingerprint=f"{data.fingerprint}|{setting}={level}")  # own cache
-        loss, accuracy = _evaluate(model, view, "val", soft_labels)
+        loss, accuracy = _evaluate(model, _view(data, setting, level, x_val), "val", soft_labels)
         entry["levels"][level] = {"val_loss": finite_or_nan(loss), "val_accuracy": finite_or_nan(accuracy),
                                   "dev_test_gap": abs(finite_or_nan(accuracy) - final["test_accuracy"])}
+        entry["epochs"][level] = view_epochs.get((setting, level), [])
     return scored
+
+
+def _view(data: Dataset, setting: str, level, x_val: np.ndarray) -> Dataset:
+    """The data with one of its dev sets as `x_val`, under its own evaluation cache."""
+    return dataclasses.replace(data, x_val=x_val, fingerprint=f"{data.fingerprint}|{setting}={level}")
+
+
+class CheckpointScores(keras.callbacks.Callback):
+    """Each epoch's net scored on the test set (history columns `test_loss`, `test_accuracy`) and on
+    the dev sets the training loop does not score (`view_epochs`). A claim that picks a checkpoint on
+    a dev set (`selection: per_seed_checkpoint`) reads the test score of the checkpoint it picked: the
+    same number as testing that checkpoint once, without keeping every epoch's weights. Nothing is
+    chosen on the test scores."""
+
+    def __init__(self, data: Dataset, soft_labels: bool):
+        super().__init__()
+        self.data, self.soft_labels = data, soft_labels
+        self.epoch_columns: dict[int, dict] = {}  # epoch -> {test_loss, test_accuracy}
+        self.view_epochs: dict[tuple, list] = {}  # (setting, level) -> [{epoch, val_loss, val_accuracy}]
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss, accuracy = _evaluate(self.model, self.data, "test", self.soft_labels)
+        self.epoch_columns[epoch + 1] = {"test_loss": finite_or_nan(loss), "test_accuracy": finite_or_nan(accuracy)}
+        for setting, level, x_val in self.data.val_views:
+            if x_val is not self.data.x_val:
+                loss, accuracy = _evaluate(self.model, _view(self.data, setting, level, x_val), "val", self.soft_labels)
+                self.view_epochs.setdefault((setting, level), []).append(
+                    {"epoch": epoch + 1, "val_loss": finite_or_nan(loss), "val_accuracy": finite_or_nan(accuracy)})
 
 
 def _history_rows(history: dict, probe_callbacks: list) -> list[dict]:

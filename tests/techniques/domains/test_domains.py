@@ -75,18 +75,24 @@ def test_one_training_run_is_scored_on_both_dev_sets_and_each_dev_arm_sees_its_o
                       for dev in ("source", "target"))
     assert source.key == target.key and source.arm["dev_distribution"] == "source"
 
-    config = {**target.config, "family": "lenet5", "train_examples": 256, "epochs": 1, "dataset": "synthetic"}
+    config = {**target.config, "family": "lenet5", "train_examples": 256, "epochs": 2, "dataset": "synthetic"}
     record = build_record(target, run_trial(config, 0, (), synthetic_data), {})
-    alone = {dev: run_trial({**config, "dev_distribution": dev}, 0, (), synthetic_data)["final"]
+    alone = {dev: run_trial({**config, "dev_distribution": dev}, 0, (), synthetic_data)
              for dev in ("source", "target")}
     seen = {view["arm"]["dev_distribution"]: view for view in records_for([source, target], {target.key: record})}
     for dev in ("source", "target"):  # the same numbers as a run that trained with that dev set
         final = seen[dev]["final"]
-        assert final["val_accuracy"] == pytest.approx(alone[dev]["val_accuracy"], abs=1e-6)
-        assert final["dev_test_gap"] == pytest.approx(alone[dev]["dev_test_gap"], abs=1e-6)
-        assert final["test_accuracy"] == pytest.approx(alone[dev]["test_accuracy"], abs=1e-6)
+        for metric in ("val_accuracy", "dev_test_gap", "test_accuracy"):
+            assert final[metric] == pytest.approx(alone[dev]["final"][metric], abs=1e-6)
+        # and each epoch's checkpoint scored on that dev set: what a dev set's early stopping chooses on
+        per_epoch = [row["val_accuracy"] for row in seen[dev]["history"][1:]]
+        assert per_epoch == pytest.approx([row["val_accuracy"] for row in alone[dev]["history"][1:]], abs=1e-6)
+        assert len(per_epoch) == 2
+    # every epoch's checkpoint is tested too (read only for the checkpoint a dev set chose); the last is the final net
+    tested = [row["test_accuracy"] for row in record["history"][1:]]
+    assert len(tested) == 2 and tested[-1] == pytest.approx(record["final"]["test_accuracy"], abs=1e-6)
+    assert "test_accuracy" not in alone["source"]["history"][-1]  # a net with one dev set is tested once
     assert seen["source"]["key"] != seen["target"]["key"]  # one row per arm in the frames
-    assert "val_accuracy" in seen["target"]["history"][-1] and "val_accuracy" not in seen["source"]["history"][-1]
 
 
 @pytest.mark.parametrize("key, value, problem", [

@@ -100,7 +100,9 @@ def claim_values(claim: Claim, selector: dict | list, trials: pd.DataFrame, epoc
         parts = pd.concat([claim_values(claim, part, trials, epochs) for part in selector], axis=1, join="inner")
         return parts.mean(axis=1, skipna=False)
     if claim.selection == "per_seed_checkpoint":
-        chosen = best_checkpoint_per_seed(trials[select_arms(trials, selector)], epochs)
+        # up to the claim's epoch (a budget curve's point): a checkpoint chosen as if training stopped there
+        upto = epochs if claim.epoch is None or epochs.empty else epochs[epochs["epoch"] <= claim.epoch]
+        chosen = best_checkpoint_per_seed(trials[select_arms(trials, selector)], upto)
         values = chosen.reindex(columns=["seed", claim.metric])  # the metric at the epoch each dev set chose
     else:
         chosen = (best_per_seed(trials[select_arms(trials, selector)]) if claim.selection == "per_seed"

@@ -139,7 +139,8 @@ def _half_frames(study: Study, half: list[dict], run: RunInfo) -> tuple[pd.DataF
         return None
     trials, epochs, _ = _frames(study, half, run)
     if run.judge_seeds and not trials.empty:
-        # a confirmation trains its runs at B/2 with the values chosen at B (the plan's `chosen`), so
+        # a confirmation trains its runs at B/2 with the values chosen at B (the plan's `chosen`, for every
+        # arm: a claim about the selection keeps its grid only at B and is never budget-checked), so
         # those runs judge as they are: choosing again on the tuning seeds' B/2 runs could pick values
         # the confirmation never trained
         trials = trials.assign(selected=trials["seed"].isin(set(run.judge_seeds)))

@@ -142,7 +142,7 @@ def best_checkpoint_per_seed(trials: pd.DataFrame, epochs: pd.DataFrame) -> pd.D
     (failed: 0), from the epochs frame: early stopping on the dev set, among every tuned value."""
     judging = best_per_seed_candidates(trials)
     if judging.empty or epochs.empty:
-        return epochs.iloc[0:0]
+        return pd.DataFrame(columns=["key", "arm", "seed", "epoch"])
     rows = epochs[epochs["key"].isin(judging["key"]) & (epochs["epoch"] >= 1)]
     score = rows[TUNING_METRIC].fillna(0.0) if TUNING_METRIC in rows else pd.Series(0.0, index=rows.index)
     return rows.loc[score.groupby([rows["arm"], rows["seed"]]).idxmax().to_numpy()]

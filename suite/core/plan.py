@@ -80,7 +80,8 @@ def plan_trials(study: Study, profile: Profile, dataset_fingerprint: str, seeds:
     `seeds` overrides the profile's count (a claim may raise it for the arms it compares:
     `Study.seeds_for`); `arm_seeds` (arm label -> seeds) plans only those arms, with those seeds (a
     look at more seeds, suite.core.sequential). `chosen` (arm label -> tuned values) plans only those
-    values per arm: a confirmation run of the values a tuning run chose.
+    values per arm: a confirmation run of the values a tuning run chose (the arms of a claim about
+    the selection itself keep every value at the budget: `Study.selects_per_seed`).
     The Keras backend is part of the key: numbers from another backend are other trials.
     A study with claims about trained nets also plans their arms at half the epochs (`half_budget`),
     the same grid and seeds, each with its schedule over its own steps: the budget check (not for
@@ -113,7 +114,9 @@ def _plan(study: Study, profile: Profile, epochs: int, dataset_fingerprint: str,
         if half_budget and not study.checks_budget(arm) or arm_seeds is not None and label not in arm_seeds:
             continue
         grid = [dict(zip(tuned, values)) for values in itertools.product(*tuned.values())]
-        if chosen is not None and not study.selects_per_seed(arm):  # a claim about the selection keeps the grid
+        # a claim about the selection itself keeps the whole grid on the judging seeds (never budget-checked:
+        # the arm's runs at B/2 serve its other claims, with the frozen values)
+        if chosen is not None and (half_budget or not study.selects_per_seed(arm)):
             grid = [chosen[label]] if label in chosen else []
         count = arm_seeds[label] if arm_seeds is not None else study.seeds_for(arm, seeds or profile.seeds)
         for tuning in grid:

@@ -7,8 +7,9 @@ of the same profile too, and says how many verdicts decided in both blocks agree
 `--confirm` trains each arm's chosen tuned values again on the next, disjoint block of seeds
 and judges the claims on those trials only: the tuning trials choose, fresh trials judge
 (DeepOBS reruns the chosen setting on new seeds; choosing and judging on the same seeds
-favours arms whose grid points perform alike, the winner's curse). The tuning run's own
-verdicts are shown beside the confirmation's.
+favours arms whose grid points perform alike, the winner's curse). The arms of a claim about
+the selection itself (D2-dev) run every tuned value on the judging seeds instead. The tuning run's
+own verdicts are shown beside the confirmation's.
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ class SeedBlock:
 
     def confirmation_trials(self, study: Study, profile: Profile, fingerprint: str, chosen: dict | None,
                             arm_seeds: dict | None = None) -> list[Trial]:
-        """Each arm's `chosen` values on the judging seeds (`arm_seeds` per arm, if given)."""
+        """Each arm's `chosen` values on the judging seeds (`arm_seeds` per arm, if given); every value
+        for the arms of a claim about the selection (`Study.selects_per_seed`)."""
         return plan_trials(study, profile, fingerprint, self.seeds, backend=self.backend,
                            first_seed=self.judge_first(study, profile), chosen=chosen, arm_seeds=arm_seeds)
 

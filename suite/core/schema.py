@@ -78,7 +78,8 @@ class ClaimFile(_Strict):
         "pooled", description="pooled: each arm's tuned values chosen once, on the mean over seeds; per_seed: chosen "
                               "for each seed on its own validation score (a claim about the selection itself); "
                               "per_seed_checkpoint: the tuned values and the epoch's checkpoint chosen for each seed "
-                              "on its own validation score (early stopping on the dev set)")
+                              "on its own validation score (early stopping on the dev set). Either per-seed selection gives the "
+                              "arms it compares every tuned value on the judging seeds")
     needs: Literal[NEEDS] = Field(description="the budget it can be judged at: initialisation (epoch 0), training "
                                               "(the course of training, any budget), trained (nets trained to the end of "
                                               "their schedule: judged at the budget and again at half of it)")

@@ -15,7 +15,8 @@ DIRECTIONS = ("higher", "lower")
 TESTS = ("superior", "noninferior", "equivalent")  # what a claim's `test` may be (suite.core.verdicts decides each)
 # Metrics every classification trial records; probes and procedures declare their own ("metric" kind).
 HISTORY_METRICS = ("val_accuracy", "val_loss", "train_accuracy", "train_loss")
-# Metrics with one value per trial: the test set is touched once; costs and outcomes.
+# Metrics with one value per trial: the test set is touched once (where dev sets choose among checkpoints,
+# each checkpoint's test score is kept as well: `selection: per_seed_checkpoint`); costs and outcomes.
 FINAL_ONLY_METRICS = ("test_accuracy", "test_loss", "step_seconds", "parameters", "diverged", "epochs_to_target",
                       "steps_to_target")
 # Speed metrics: the time until a target level ({metric, value}) of a training curve

@@ -222,6 +222,11 @@ def test_checkpoint_selection_picks_each_seeds_best_rate_and_epoch_on_validation
     assert analysis.claim_values(claim, claim.worse, trials, epochs).round(3).tolist() == [0.9, 0.8]
     verdict = analysis.judge_claim(claim, trials, epochs)
     assert [round(p["better"] - p["worse"], 3) for p in verdict.pairs] == [-0.2, -0.1]
+    # a budget curve's point at epoch 1 chooses among epoch 1's checkpoints only: b's dev set then picks lr 0.01
+    curve = analysis.judge_by_epoch(claim, trials, epochs)
+    assert [(row["epoch"], round(row["effect"], 3)) for row in curve] == [(1, 0.2), (2, -0.15)]
+    # no epochs stored (every trial failed before training): no value, no error
+    assert analysis.claim_values(claim, claim.better, trials, epochs.iloc[0:0]).empty
 
 
 def test_per_seed_selection_picks_each_seeds_best_tuned_value():

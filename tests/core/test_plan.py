@@ -127,3 +127,6 @@ def test_a_claim_about_the_selection_keeps_every_tuned_value_on_the_judging_seed
         rates.setdefault(t.arm["target_share"], set()).add(t.tuning["learning_rate"])
     assert rates[0.0] == {0.003, 0.001, 0.0003}  # the nets D2-dev compares
     assert rates[0.1] == rates[0.5] == rates[1.0] == {0.001}
+    # at half the budget (the budget check of D2-shift and D2-mix, which share the arm) the rate stays frozen
+    half = plan.plan_trials(study, profile, "fp", first_seed=2, chosen=chosen)
+    assert {t.tuning["learning_rate"] for t in half if t.half_budget} == {0.001}

@@ -2,7 +2,8 @@
 
 Builds the study's model family from the arm's model settings, trains it on the first
 `train_examples` training images through the one fit loop (suite.core.fit), runs the study's
-probes every epoch, and touches the test set once. Trials that differ only in initial values
+probes every epoch, and touches the test set once (a net scored on several dev sets, a question of
+model selection, has each epoch's checkpoint tested too: `CheckpointScores`). Trials that differ only in initial values
 or learning rate reuse one compiled model (tracing took half of a small trial's time).
 Must not: read study files, judge claims or draw figures.
 """
@@ -239,7 +240,8 @@ def standard(config: dict, seed: int, data: Dataset, context: TrialContext) -> d
 
     history = _history_rows(result.history, [*probe_callbacks, *checkpoints])
     final = {key: finite_or_nan(history[-1].get(key, float("nan"))) for key in history[-1] if key != "epoch"}
-    # The test set is touched once, for the final number. A diverged net is tested too:
+    # The test set is touched once, for the final number (each checkpoint too where several dev sets
+    # choose among them: CheckpointScores). A diverged net is tested too:
     # what it predicts (typically one class: chance level) is the honest outcome of that arm.
     test_loss, test_accuracy = _evaluate(model, data, "test", soft_labels)
     final.update(test_loss=finite_or_nan(test_loss), test_accuracy=finite_or_nan(test_accuracy))

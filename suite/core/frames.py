@@ -130,27 +130,29 @@ def mark_selected(trials: pd.DataFrame, study: Study, judge_seeds: set | None = 
 
 def best_per_seed(trials: pd.DataFrame) -> pd.DataFrame:
     """Per arm and judging seed, the trial whose tuned values scored best on validation (failed: 0)."""
-    judging = best_per_seed_candidates(trials)
-    if judging.empty:
-        return judging
-    score = judging[TUNING_METRIC].fillna(0.0) if TUNING_METRIC in judging else pd.Series(0.0, index=judging.index)
-    return judging.loc[score.groupby([judging["arm"], judging["seed"]]).idxmax().to_numpy()]
+    return _best_on_validation(_judging_seed_trials(trials))
 
 
 def best_checkpoint_per_seed(trials: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
     """Per arm and judging seed, the (trial, epoch) whose checkpoint scored best on validation
     (failed: 0), from the epochs frame: early stopping on the dev set, among every tuned value."""
-    judging = best_per_seed_candidates(trials)
+    judging = _judging_seed_trials(trials)
     if judging.empty or epochs.empty:
         return pd.DataFrame(columns=["key", "arm", "seed", "epoch"])
-    rows = epochs[epochs["key"].isin(judging["key"]) & (epochs["epoch"] >= 1)]
-    score = rows[TUNING_METRIC].fillna(0.0) if TUNING_METRIC in rows else pd.Series(0.0, index=rows.index)
-    return rows.loc[score.groupby([rows["arm"], rows["seed"]]).idxmax().to_numpy()]
+    return _best_on_validation(epochs[epochs["key"].isin(judging["key"]) & (epochs["epoch"] >= 1)])
 
 
-def best_per_seed_candidates(trials: pd.DataFrame) -> pd.DataFrame:
+def _judging_seed_trials(trials: pd.DataFrame) -> pd.DataFrame:
     """The trials a per-seed selection chooses among: every trial of the judging seeds."""
     return trials[trials["seed"].isin(set(trials.loc[trials["selected"], "seed"]))]
+
+
+def _best_on_validation(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per arm and seed, the row with the best validation score (a missing score counts 0)."""
+    if rows.empty:
+        return rows
+    score = rows[TUNING_METRIC].fillna(0.0) if TUNING_METRIC in rows else pd.Series(0.0, index=rows.index)
+    return rows.loc[score.groupby([rows["arm"], rows["seed"]]).idxmax().to_numpy()]
 
 
 def mean_ci(values) -> tuple[float, float, float, int]:

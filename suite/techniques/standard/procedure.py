@@ -22,6 +22,7 @@ from suite.core.datasets import Dataset, epoch_order
 from suite.core.fit import (
     EVAL_BATCH,
     HISTORY_COLUMNS,
+    OK,
     TrialContext,
     compile_model,
     finite_or_nan,
@@ -243,7 +244,9 @@ def standard(config: dict, seed: int, data: Dataset, context: TrialContext) -> d
     # The test set is touched once, for the final number (each checkpoint too where several dev sets
     # choose among them: CheckpointScores). A diverged net is tested too:
     # what it predicts (typically one class: chance level) is the honest outcome of that arm.
-    test_loss, test_accuracy = _evaluate(model, data, "test", soft_labels)
+    last = checkpoints[0].at_end(config["epochs"]) if checkpoints and result.status == OK else None
+    test_loss, test_accuracy = (last["test_loss"], last["test_accuracy"]) if last else _evaluate(model, data, "test",
+                                                                                              soft_labels)
     final.update(test_loss=finite_or_nan(test_loss), test_accuracy=finite_or_nan(test_accuracy))
     if "train_eval_accuracy" in final:  # the generalisation gap against the test set (D1, D4)
         final["test_gap"] = final["train_eval_accuracy"] - final["test_accuracy"]
@@ -256,15 +259,18 @@ def standard(config: dict, seed: int, data: Dataset, context: TrialContext) -> d
                    steps_per_epoch=steps_per_epoch, parameters=int(model.count_params()),
                    step_curve=steps.curve())
     if data.val_views:  # one training run scored on each dev set (suite.core.plan.Trial.view)
-        done["evaluations"] = _score_views(model, data, soft_labels, final, checkpoints[0].view_epochs)
+        done["evaluations"] = _score_views(model, data, soft_labels, final, checkpoints[0].view_epochs,
+                                           scored_at_end=last is not None)
     return done
 
 
-def _score_views(model, data: Dataset, soft_labels: bool, final: dict, view_epochs: dict) -> dict:
+def _score_views(model, data: Dataset, soft_labels: bool, final: dict, view_epochs: dict,
+                 scored_at_end: bool = False) -> dict:
     """{setting: {"history": the level the history's validation columns score, "levels": {level:
     {val_loss, val_accuracy, dev_test_gap}}, "epochs": {level: [{epoch, val_loss, val_accuracy}]}}}
     for each of the data's validation views. The view that is `x_val` itself was scored by the
-    training loop: `final` and the history hold its numbers."""
+    training loop: `final` and the history hold its numbers. With `scored_at_end`, the last epoch's
+    scores in `view_epochs` are those of the final weights (CheckpointScores.at_end) and are reused."""
     scored = {}
     for setting, level, x_val in data.val_views:
         entry = scored.setdefault(setting, {"history": level, "levels": {}, "epochs": {}})  # the first view is `x_val`
@@ -272,10 +278,14 @@ def _score_views(model, data: Dataset, soft_labels: bool, final: dict, view_epoc
             entry["levels"][level] = {key: final.get(key, float("nan")) for key in ("val_loss", "val_accuracy",
                                                                                     "dev_test_gap")}
             continue
-        loss, accuracy = _evaluate(model, _view(data, setting, level, x_val), "val", soft_labels)
+        epochs = view_epochs.get((setting, level), [])
+        if scored_at_end and epochs:
+            loss, accuracy = epochs[-1]["val_loss"], epochs[-1]["val_accuracy"]
+        else:
+            loss, accuracy = _evaluate(model, _view(data, setting, level, x_val), "val", soft_labels)
         entry["levels"][level] = {"val_loss": finite_or_nan(loss), "val_accuracy": finite_or_nan(accuracy),
                                   "dev_test_gap": abs(finite_or_nan(accuracy) - final["test_accuracy"])}
-        entry["epochs"][level] = view_epochs.get((setting, level), [])
+        entry["epochs"][level] = epochs
     return scored
 
 
@@ -305,6 +315,11 @@ class CheckpointScores(keras.callbacks.Callback):
                 loss, accuracy = _evaluate(self.model, _view(self.data, setting, level, x_val), "val", self.soft_labels)
                 self.view_epochs.setdefault((setting, level), []).append(
                     {"epoch": epoch + 1, "val_loss": finite_or_nan(loss), "val_accuracy": finite_or_nan(accuracy)})
+
+    def at_end(self, epochs: int) -> dict | None:
+        """The test scores of the last epoch, if it is the `epochs`-th: a run that completed them all
+        ends on that epoch's weights, so testing the net again would give the same numbers."""
+        return self.epoch_columns.get(epochs) if max(self.epoch_columns, default=0) == epochs else None
 
 
 def _history_rows(history: dict, probe_callbacks: list) -> list[dict]:

@@ -46,21 +46,29 @@ def program_signature(trial: Trial) -> str | None:
     return None if signature is None else f"{procedure}|{signature}|{sorted(trial.probes)}"
 
 
-def timed_selectors(study: Study) -> list:
-    """The arm selectors of `study`'s claims on a program metric (their trials train alone)."""
+def timed_selectors(study: Study, half_budget: bool = False) -> list:
+    """The arm selectors of `study`'s claims on a program metric (their trials train alone). At
+    half the budget only those of claims about trained nets: the budget check reads runs at B/2
+    for those claims alone, so no one reads the step time of the others' runs there."""
     return [selector for claim in study.claims if claim.metric in PROGRAM_METRICS
+            and (not half_budget or claim.needs == "trained")
             for selector in (claim.better, claim.worse) if selector is not None]
+
+
+def is_timed(trial: Trial, study: Study | None) -> bool:
+    """Whether a timing claim of `study` reads `trial`'s step time."""
+    return study is not None and any(matches(trial.arm, selector)
+                                     for selector in timed_selectors(study, trial.half_budget))
 
 
 def form_packs(trials: list[Trial], pack_size: int = PACK_SIZE, study: Study | None = None) -> list[Trial | Pack]:
     """The units of work for `trials` (a whole plan of `study`): packs of trials with equal
     signatures, then the trials that train alone (those that cannot share a program, and those
     a timing claim of `study` compares). A group that leaves a single trial runs it alone."""
-    timed = timed_selectors(study) if study is not None else []
     groups: dict[str, list[Trial]] = {}
     alone: list[Trial] = []
     for trial in trials:
-        packable = pack_size > 1 and not any(matches(trial.arm, selector) for selector in timed)
+        packable = pack_size > 1 and not is_timed(trial, study)
         signature = program_signature(trial) if packable else None
         (alone if signature is None else groups.setdefault(signature, [])).append(trial)
     units: list[Trial | Pack] = []
@@ -72,13 +80,11 @@ def form_packs(trials: list[Trial], pack_size: int = PACK_SIZE, study: Study | N
 
 
 def timed_keys(units: list[Trial | Pack], study: Study) -> frozenset[str]:
-    """Keys of the units a timing claim of `study` compares: they must run with nothing beside
+    """Keys of the units a timing claim of `study` reads: they must run with nothing beside
     them on the machine, or a neighbour's threads would enter their step time (measured on
     2 cores with 2 workers: trials of one arm timed 1.3-1.5 ms per step or 2.8-3.2 ms,
     depending on what ran beside them)."""
-    timed = timed_selectors(study)
-    return frozenset(unit.key for unit in units if isinstance(unit, Trial)
-                     and any(matches(unit.arm, selector) for selector in timed))
+    return frozenset(unit.key for unit in units if isinstance(unit, Trial) and is_timed(unit, study))
 
 
 def trials_of(unit: Trial | Pack) -> tuple[Trial, ...]:

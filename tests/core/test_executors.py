@@ -124,6 +124,24 @@ def test_the_trials_a_timing_claim_compares_are_exclusive(studies_dir):
     assert keys and keys == frozenset(compared)
 
 
+def test_runs_at_half_the_budget_run_beside_others_unless_a_timing_claim_reads_them(studies_dir):
+    """The budget check's runs at B/2 serve claims about trained nets; a step-time claim about
+    training reads only the runs at the budget, so its arms' runs at B/2 need not run alone."""
+    study = _study(studies_dir)
+    trained = dataclasses.replace(study.claims[0], needs="trained")  # its arms also run at B/2
+    step_time = dataclasses.replace(study.claims[0], id="T3", metric="step_seconds", needs="training")
+    timed = dataclasses.replace(study, claims=(trained, step_time))
+    trials = plan_trials(timed, timed.profiles["quick"], "fingerprint")
+    half = {t.key for t in trials if t.half_budget}
+    assert half  # two epochs: the check runs at one
+    keys = timed_keys(form_packs(trials, study=timed), timed)
+    assert keys and keys == {t.key for t in trials if not t.half_budget}
+    # a timing claim about trained nets reads its runs at B/2 too: then they run alone
+    trained_time = dataclasses.replace(step_time, needs="trained")
+    timed = dataclasses.replace(timed, claims=(trained, trained_time))
+    assert half <= timed_keys(form_packs(trials, study=timed), timed)
+
+
 def test_records_of_timed_trials_say_they_ran_alone(tmp_path, tiny_study_dict, synthetic_data):
     tiny_study_dict["claims"].append({"id": "T3", "text": "He steps as fast", "metric": "step_seconds",
                                       "better": {"kernel_initializer": "he_normal"}, "needs": "training",

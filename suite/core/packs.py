@@ -16,7 +16,7 @@ from suite.core import registry
 from suite.core.keys import trial_key
 from suite.core.plan import Trial
 from suite.core.settings import STANDARD_PROCEDURE
-from suite.core.study import PROGRAM_METRICS, Study, matches
+from suite.core.study import PROGRAM_METRICS, Study, arm_label, matches
 
 # Measured (bench/packing.py): on 2 cores a member's step costs about the same from 6 members
 # on, and more members per pack leave the workers fewer packs to share out.
@@ -55,20 +55,24 @@ def timed_selectors(study: Study, half_budget: bool = False) -> list:
             for selector in (claim.better, claim.worse) if selector is not None]
 
 
-def is_timed(trial: Trial, study: Study | None) -> bool:
-    """Whether a timing claim of `study` reads `trial`'s step time."""
-    return study is not None and any(matches(trial.arm, selector)
-                                     for selector in timed_selectors(study, trial.half_budget))
+def is_timed(trial: Trial, study: Study | None, timed_until: dict | None = None) -> bool:
+    """Whether a timing claim of `study` reads `trial`'s step time. `timed_until` (arm label ->
+    the first seed no timing claim reads), where the looks know it: a timing claim that stopped
+    at 3 seeds reads none of the seeds its arms run later for other claims."""
+    if study is None or not any(matches(trial.arm, selector) for selector in timed_selectors(study, trial.half_budget)):
+        return False
+    return timed_until is None or trial.seed < timed_until.get(arm_label(trial.arm, study.factors), 0)
 
 
-def form_packs(trials: list[Trial], pack_size: int = PACK_SIZE, study: Study | None = None) -> list[Trial | Pack]:
+def form_packs(trials: list[Trial], pack_size: int = PACK_SIZE, study: Study | None = None,
+               timed_until: dict | None = None) -> list[Trial | Pack]:
     """The units of work for `trials` (a whole plan of `study`): packs of trials with equal
     signatures, then the trials that train alone (those that cannot share a program, and those
     a timing claim of `study` compares). A group that leaves a single trial runs it alone."""
     groups: dict[str, list[Trial]] = {}
     alone: list[Trial] = []
     for trial in trials:
-        packable = pack_size > 1 and not is_timed(trial, study)
+        packable = pack_size > 1 and not is_timed(trial, study, timed_until)
         signature = program_signature(trial) if packable else None
         (alone if signature is None else groups.setdefault(signature, [])).append(trial)
     units: list[Trial | Pack] = []
@@ -79,12 +83,12 @@ def form_packs(trials: list[Trial], pack_size: int = PACK_SIZE, study: Study | N
     return units + alone
 
 
-def timed_keys(units: list[Trial | Pack], study: Study) -> frozenset[str]:
+def timed_keys(units: list[Trial | Pack], study: Study, timed_until: dict | None = None) -> frozenset[str]:
     """Keys of the units a timing claim of `study` reads: they must run with nothing beside
     them on the machine, or a neighbour's threads would enter their step time (measured on
     2 cores with 2 workers: trials of one arm timed 1.3-1.5 ms per step or 2.8-3.2 ms,
     depending on what ran beside them)."""
-    return frozenset(unit.key for unit in units if isinstance(unit, Trial) and is_timed(unit, study))
+    return frozenset(unit.key for unit in units if isinstance(unit, Trial) and is_timed(unit, study, timed_until))
 
 
 def trials_of(unit: Trial | Pack) -> tuple[Trial, ...]:

@@ -25,7 +25,7 @@ from suite.core.budget import split_records
 from suite.core.evaluation import BlockVerdicts, RunInfo, StudyResult, arm_choices, evaluate
 from suite.core.plan import Trial, plan_trials, records_for
 from suite.core.store import TrialStore
-from suite.core.study import Profile, Study, arm_label
+from suite.core.study import PROGRAM_METRICS, Profile, Study, arm_label
 from suite.core.verdicts import DECIDED
 
 BLOCKS_FILE = "blocks.jsonl"  # one run per line; not *.json, which are trial records
@@ -121,7 +121,8 @@ def run_block(study: Study, profile: Profile, fingerprint: str, block: SeedBlock
               store: TrialStore, note: bool = True) -> StudyResult:
     """Train (or load) one block of seeds and judge it once. `train(first_seed, chosen, arm_seeds,
     budget_check)` returns the records of the block's trials from `first_seed` (only each arm's
-    `chosen` tuned values, and only `arm_seeds`' arms with their seeds, if given); `store` holds the
+    `chosen` tuned values, and only `arm_seeds`' arms with their seeds, if given; `timed_until`, a
+    keyword: suite.core.packs.is_timed); `store` holds the
     other blocks; `note` lists this block among the store's runs (not for a report of stored
     trials). With `block.confirm`, each arm's chosen values train again on the seeds after the
     tuning run's, which alone judge; with `block.looks`, the arms of claims still undecided get the
@@ -153,10 +154,11 @@ def _train_in_looks(study: Study, profile: Profile, block: SeedBlock, train: Cal
     """Every arm runs the first look's seeds; while claims wait for a later look, the arms they
     compare get its seeds. The judging records."""
     first = block.judge_first(study, profile)
-    arm_seeds = block.first_look_seeds(study, profile)
+    arm_seeds, timed_until = block.first_look_seeds(study, profile), None
     while True:
-        judging = train(first, chosen, arm_seeds)
+        judging = train(first, chosen, arm_seeds, timed_until=timed_until)
         result = evaluate(study, tuning_records + judging, block.run_info(study, profile, judging))
+        timed_until = _timed_until(study, profile, result.verdicts, first)
         wanted = dict(arm_seeds)
         for claim_id, seeds in sequential.waiting_seeds(result.verdicts).items():
             claim = next(c for c in study.claims if c.id == claim_id)
@@ -166,6 +168,22 @@ def _train_in_looks(study: Study, profile: Profile, block: SeedBlock, train: Cal
         if wanted == arm_seeds:  # no claim waits for seeds not yet asked for (or they could not be had)
             return judging
         arm_seeds = wanted
+
+
+def _timed_until(study: Study, profile: Profile, verdicts: list, first: int) -> dict:
+    """Arm label -> the first judging seed whose step time no timing claim reads: a timing claim
+    reads the seeds up to the look it stopped at (or waits for). Only those trials need to run with
+    nothing beside them; an arm's later seeds, run for its other claims, share the machine."""
+    until = {}
+    for verdict in verdicts:
+        if verdict.claim.metric not in PROGRAM_METRICS or not verdict.sequential:
+            continue
+        stop = verdict.sequential
+        seeds = stop["next_seeds"] if stop["stop"] == sequential.WAITING else stop["seeds"]
+        for arm in filter(verdict.claim.compares, study.list_arms(profile)):
+            label = arm_label(arm, study.factors)
+            until[label] = max(until.get(label, first), first + seeds)
+    return until
 
 
 def agreement(this: dict, other: dict) -> dict:

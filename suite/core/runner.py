@@ -127,10 +127,11 @@ def run_study(study: Study, profile: Profile, data: Dataset, store: TrialStore, 
               seeds: int | None = None, force: bool = False, show_progress: bool = True,
               executor: str = "inline", options: ExecutorOptions | None = None, first_seed: int = 0,
               chosen: dict | None = None, pack: bool = True, arm_seeds: dict | None = None,
-              budget_check: bool = True) -> RunReport:
+              budget_check: bool = True, timed_until: dict | None = None) -> RunReport:
     """Run the pending trials of `plan_trials(...)` (seeds from `first_seed`; only each arm's
     `chosen` tuned values, if given; only `arm_seeds`' arms with their seeds, if given; no runs at
-    half the budget without `budget_check`) and store each record as it ends. With `pack`, trials
+    half the budget without `budget_check`; `timed_until`: suite.core.packs.is_timed) and store each
+    record as it ends. With `pack`, trials
     that can share a compiled program train as packs (suite.core.packs); a pack with any
     member pending trains whole, and only its pending members' records are written."""
     started = time.perf_counter()
@@ -142,12 +143,12 @@ def run_study(study: Study, profile: Profile, data: Dataset, store: TrialStore, 
         print(f"warning: {path}: {reason}; its trial will run again if this study needs it", file=sys.stderr)
     done = {} if force else {t.key: loaded.records[t.key] for t in trained
                              if loaded.records.get(t.key, {}).get("status") in FINISHED}
-    units = [unit for unit in form_packs(trained, PACK_SIZE if pack else 1, study)
+    units = [unit for unit in form_packs(trained, PACK_SIZE if pack else 1, study, timed_until)
              if any(t.key not in done for t in trials_of(unit))]
     pending = [t for unit in units for t in trials_of(unit) if t.key not in done]
     report = RunReport(trials=trials, records=dict(done), skipped=len(done), unreadable=loaded.unreadable)
     executor, options = choose_executor(executor, options or ExecutorOptions())
-    options = dataclasses.replace(options, exclusive=timed_keys(units, study))
+    options = dataclasses.replace(options, exclusive=timed_keys(units, study, timed_until))
     if pending:
         # the class count: chance accuracy is 1 / classes (an arm that did not learn, suite.core.analysis)
         provenance = {**collect_provenance(), "data_source": data.source, "classes": data.num_classes}

@@ -3,6 +3,7 @@ a study judged look by look."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -98,16 +99,18 @@ def _looked_study(tmp_path, tiny_study_dict):
     return loader.load_study(write_study(directory, tiny_study_dict))
 
 
-def _fake_train(study, profile, asked: list):
+def _fake_train(study, profile, asked: list, timed: list | None = None):
     """`train` for run_block: records of the planned trials with made-up accuracies."""
     from suite.core.plan import plan_trials
 
     rng = np.random.default_rng(0)
     noise = {seed: rng.normal(0, 0.05, 3) for seed in range(40)}
     means = {"he_normal": 0.9, "normal_0.01": 0.5, "glorot_uniform": 0.5}
+    timed = [] if timed is None else timed
 
-    def train(first_seed, chosen=None, arm_seeds=None, budget_check=True):
+    def train(first_seed, chosen=None, arm_seeds=None, budget_check=True, timed_until=None):
         asked.append((first_seed, dict(arm_seeds) if arm_seeds else None, budget_check))
+        timed.append(timed_until)
         records = []
         for t in plan_trials(study, profile, "fp", first_seed=first_seed, chosen=chosen, arm_seeds=arm_seeds,
                              budget_check=budget_check):
@@ -115,6 +118,7 @@ def _fake_train(study, profile, asked: list):
             value = means[init] + noise[t.seed][list(means).index(init)] + (t.tuning["learning_rate"] - 0.1)
             records.append({"key": t.key, "arm": t.arm, "tuning": t.tuning, "seed": t.seed, "config": t.config,
                             "status": "ok", "final": {"test_accuracy": value, "val_accuracy": value},
+                            "timing": {"step_seconds": 2 - value, "timed_alone": True},
                             "history": [], "provenance": {"classes": 10}})
         return records
 
@@ -145,6 +149,29 @@ def test_undecided_claims_get_the_next_looks_seeds_and_decided_ones_stop(tmp_pat
     assert result.run.label == "seeds 1-16, in looks of 3/8/16 seeds (values tuned on seed 0)"
     # the learning rate 0.1 scores best on the tuning seed: every judging trial uses it
     assert set(result.trials.loc[result.trials["selected"], "tuned_learning_rate"]) == {0.1}
+
+
+def test_a_timing_claim_decided_early_leaves_its_arms_later_seeds_to_share_the_machine(tmp_path, tiny_study_dict):
+    """Only the trials whose step time a timing claim reads run alone: once it stops at the first
+    look, the seeds its arms run later for an undecided claim may run beside others."""
+    from suite.core.replication import SeedBlock, run_block
+    from suite.core.store import TrialStore
+
+    study = _looked_study(tmp_path, tiny_study_dict)
+    step_time = dataclasses.replace(study.claims[0], id="T4", text="He steps faster", metric="step_seconds",
+                                    direction="lower", margin=0.01)
+    study = dataclasses.replace(study, claims=(*study.claims, step_time))
+    profile = study.profiles["standard"]
+    asked, timed = [], []
+    block = SeedBlock("standard", "tensorflow", confirm=True, tune_seeds=1, looks=(3, 8, 16))
+    result = run_block(study, profile, "fp", block, _fake_train(study, profile, asked, timed),
+                       TrialStore(tmp_path / "results", "tiny"), note=False)
+    t4 = {v.claim.id: v for v in result.verdicts}["T4"]
+    assert t4.verdict == SUPPORTED and t4.sequential["seeds"] == 3
+    assert timed[1] is None  # the first look: every trial of a timed arm is read
+    # after it: T4's arms are timed on seeds 1-3 only, though N(0, 0.01) runs 8 for T3
+    assert timed[2] == {"he_normal / relu": 4, "normal_0.01 / relu": 4}
+    assert asked[2][1]["normal_0.01 / relu"] == 8
 
 
 def test_a_look_not_yet_trained_leaves_the_claim_waiting(tmp_path, tiny_study_dict):

@@ -24,6 +24,7 @@ class BlockVerdicts:
 
     label: str
     verdicts: dict  # claim id -> verdict
+    tuning: bool = False  # the tuning run of this block (it chose; it is no replication)
 
 
 @dataclass(frozen=True)

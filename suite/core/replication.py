@@ -134,7 +134,7 @@ def run_block(study: Study, profile: Profile, fingerprint: str, block: SeedBlock
         tuning = evaluate(study, tuning_records)
         chosen = tuning.chosen
         others.append(BlockVerdicts(f"tuning run, seeds {block.first}-{block.judge_first(study, profile) - 1}",
-                                    tuning.verdict_words()))
+                                    tuning.verdict_words(), tuning=True))
     first = block.judge_first(study, profile)
     if block.looks:
         judging = _train_in_looks(study, profile, block, train, tuning_records, chosen)

@@ -6,7 +6,14 @@ from __future__ import annotations
 import json
 
 from suite import cli
-from suite.core.report.results_page import OUTCOMES, gpu_scale_section, outcome, read_summaries
+from suite.core.report.results_page import (
+    OUTCOMES,
+    gpu_scale_section,
+    outcome,
+    read_summaries,
+    render_results_page,
+    replication_section,
+)
 
 
 def _table_rows(text: str, header: str) -> list[list[str]]:
@@ -64,3 +71,20 @@ def test_claims_that_need_a_gpu_at_their_papers_scale_are_listed_with_the_reason
     rows = _table_rows("\n".join(gpu_scale_section(summaries)), "| paper-scale claim |")
     assert rows == [["R1", "depth", "supported", "CIFAR-10, 56 layers: about 100 hours on 2 cores"]]
     assert gpu_scale_section([{"study": "init", "claims": [{"id": "I2", "verdict": "supported"}]}]) == []
+
+
+def test_a_study_run_on_a_fresh_block_shows_how_many_verdicts_agree_and_each_claims_other_verdict():
+    summary = {"study": "init", "seed_block": "seeds 2-17", "replication": [
+        {"label": "tuning run, seeds 0-1", "tuning": True, "verdicts": {"I2": "contradicted"},
+         "decided_both": 1, "agree": 0, "flips": ["I2"]},
+        {"label": "seeds 20-35", "tuning": False, "verdicts": {"I2": "supported", "I3": "equivalent"},
+         "decided_both": 2, "agree": 1, "flips": ["I3"]}]}
+    rows = _table_rows("\n".join(replication_section([summary, {"study": "depth"}])), "| study |")
+    assert rows == [["init", "seeds 2-17", "seeds 20-35", "2", "1", "I3"]]  # the tuning run is no replication
+    assert replication_section([{"study": "depth", "replication": []}]) == []
+    claims = [{"id": "I2", "verdict": "supported", "ci": [0.1, 0.2], "effect": 0.15, "n": 3},
+              {"id": "I4", "verdict": "inconclusive", "ci": [None, None], "effect": None, "n": 3}]
+    page = render_results_page([{**summary, "title": "Init", "question": "?", "profile": "standard",
+                                 "trials": {"ok": 10}, "budget": {}, "claims": claims}])
+    fresh = {row[0]: row[-1] for row in _table_rows(page, "| claim |")}
+    assert fresh == {"I2": "supported", "I4": "–"}

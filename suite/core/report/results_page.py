@@ -111,7 +111,9 @@ def render_results_page(summaries: list[dict], generated: str | None = None) -> 
         lines.append(f"| [{summary['study']}](#{summary['study']}) | {summary['profile']} | {trials} | "
                      f"{_seconds(summary)} | " + " | ".join(str(counts.get(o, 0)) for o in OUTCOMES) + " |")
     lines += gpu_scale_section(summaries)
+    lines += replication_section(summaries)
     for summary in summaries:
+        fresh = fresh_blocks(summary)
         budget = summary.get("budget", {})
         lines += [
             "",
@@ -121,8 +123,8 @@ def render_results_page(summaries: list[dict], generated: str | None = None) -> 
             f"training examples, {budget.get('epochs')} epochs, {_seeds_of(budget)} "
             f"({summary.get('seed_block') or 'seeds from 0'}); trials {_trial_counts(summary['trials'])}.",
             "",
-            "| claim | outcome | effect | 95% interval | seeds | SGD steps | at B/2 | needs | metric |",
-            "|---|---|---:|---|---:|---:|---|---|---|",
+            "| claim | outcome | effect | 95% interval | seeds | SGD steps | at B/2 | needs | metric | fresh seeds |",
+            "|---|---|---:|---|---:|---:|---|---|---|---|",
         ]
         for claim in summary["claims"]:
             metric = claim.get("metric") or "–"
@@ -130,7 +132,8 @@ def render_results_page(summaries: list[dict], generated: str | None = None) -> 
                 metric += f" @ epoch {claim['epoch']}"
             lines.append(f"| {claim['id']} | {outcome(claim)} | {_number(claim.get('effect'))} | "
                          f"{_interval(claim.get('ci'))} | {_seeds(claim)} | {_steps(claim)} | "
-                         f"{_half_budget(claim)} | {claim.get('needs') or '–'} | {metric} |")
+                         f"{_half_budget(claim)} | {claim.get('needs') or '–'} | {metric} | "
+                         f"{'; '.join(block['verdicts'].get(claim['id'], '–') for block in fresh) or '–'} |")
     return "\n".join(lines) + "\n"
 
 
@@ -144,6 +147,29 @@ def gpu_scale_section(summaries: list[dict]) -> list[str]:
              "`full` profile on a GPU.", "", "| paper-scale claim | study | outcome here | why its paper's scale needs a GPU |",
              "|---|---|---|---|"]
     lines += [f"| {claim['id']} | {study} | {outcome(claim)} | {claim['gpu_scale']} |" for study, claim in rows]
+    return lines
+
+
+def fresh_blocks(summary: dict) -> list[dict]:
+    """The other seed blocks a study's summary was compared with (its own tuning run is none)."""
+    return [block for block in summary.get("replication", []) if not block.get("tuning")]
+
+
+def replication_section(summaries: list[dict]) -> list[str]:
+    """Each study run again on a fresh block of seeds: how many claims decided in both blocks
+    agree, and which flip; nothing where no study was."""
+    rows = [(summary, block) for summary in summaries for block in fresh_blocks(summary)]
+    if not rows:
+        return []
+    lines = ["", "## Replication on fresh seeds", "",
+             "The same study and profile run again on a disjoint block of seeds (tuned values chosen again",
+             "on that block's own tuning seeds). A claim *decided in both* is supported, contradicted or",
+             "equivalent in each block; a *flip* is one decided differently. Each claim's row below shows",
+             "its verdict in the other block under *fresh seeds*.", "",
+             "| study | this run | fresh block | decided in both | agree | flips |", "|---|---|---|---:|---:|---|"]
+    for summary, block in rows:
+        lines.append(f"| {summary['study']} | {summary.get('seed_block') or '–'} | {block['label']} | "
+                     f"{block['decided_both']} | {block['agree']} | {', '.join(block['flips']) or 'none'} |")
     return lines
 
 

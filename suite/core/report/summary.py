@@ -82,7 +82,8 @@ def study_summary(result: StudyResult, profile: Profile, run_seconds: float) -> 
         "reference": result.reference,
         "tuned": frames.chosen_values(result.tuning, study), "tuned_at_edge": frames.tuned_at_edge(result.tuning, study),
         "seed_block": run.label, "confirmation": bool(run.judge_seeds),
-        "replication": [{"label": other.label, "verdicts": other.verdicts, **agreement(this_run, other.verdicts)}
+        "replication": [{"label": other.label, "verdicts": other.verdicts, "tuning": other.tuning,
+                         **agreement(this_run, other.verdicts)}
                         for other in run.others],
         "provenance": result.records[0].get("provenance", {}) if result.records else {},
         "records_digest": records_digest(study, result.records, run),

@@ -230,7 +230,8 @@ def learning_problems(claim: Claim, trials: pd.DataFrame) -> tuple[list[str], bo
 
 def timed_beside_others(claim: Claim, trials: pd.DataFrame) -> str:
     """Why a claim on a step time cannot be decided from its records, or "": some were timed
-    while other trials ran beside them (stored before timed trials ran alone, 2026-12-06)."""
+    while other trials ran beside them (stored before timed trials ran alone, 2026-12-06, or by a
+    run where no timing claim read them; running the study again times them alone)."""
     if claim.metric not in PROGRAM_METRICS:
         return ""
     rows = compared_trials(claim, trials)
@@ -238,7 +239,7 @@ def timed_beside_others(claim: Claim, trials: pd.DataFrame) -> str:
     if alone.all():
         return ""
     return (f"{int((~alone).sum())} of {len(rows)} step times were measured while other trials ran beside them "
-            "(records stored before timed trials ran alone): rerun the study with --force to time them alone")
+            "(records stored by a run that did not time them alone): run the study again to time them alone")
 
 
 def _selector_text(selector: dict | list) -> str:

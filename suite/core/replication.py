@@ -172,14 +172,15 @@ def _train_in_looks(study: Study, profile: Profile, block: SeedBlock, train: Cal
 
 def _timed_until(study: Study, profile: Profile, verdicts: list, first: int) -> dict:
     """Arm label -> the first judging seed whose step time no timing claim reads: a timing claim
-    reads the seeds up to the look it stopped at (or waits for). Only those trials need to run with
-    nothing beside them; an arm's later seeds, run for its other claims, share the machine."""
+    that stopped reads the seeds up to its look; one still waiting may read up to the last look's.
+    Only those trials need to run with nothing beside them; an arm's later seeds, run for its other
+    claims after its timing claims stopped, share the machine."""
     until = {}
     for verdict in verdicts:
         if verdict.claim.metric not in PROGRAM_METRICS or not verdict.sequential:
             continue
         stop = verdict.sequential
-        seeds = stop["next_seeds"] if stop["stop"] == sequential.WAITING else stop["seeds"]
+        seeds = stop["looks"][-1] if stop["stop"] == sequential.WAITING else stop["seeds"]
         for arm in filter(verdict.claim.compares, study.list_arms(profile)):
             label = arm_label(arm, study.factors)
             until[label] = max(until.get(label, first), first + seeds)

@@ -27,7 +27,7 @@ from suite.core.datasets import Dataset, seed_sample
 from suite.core.device import default_threads_per_trial, device_settings
 from suite.core.executors import ExecutorOptions
 from suite.core.fit import DIVERGED, ERROR, OK, TrialContext, TrialStopped
-from suite.core.packs import PACK_SIZE, Pack, form_packs, timed_keys, trials_of
+from suite.core.packs import PACK_SIZE, Pack, form_packs, is_timed, timed_keys, trials_of
 from suite.core.plan import Trial, plan_trials
 from suite.core.provenance import collect_provenance
 from suite.core.settings import STANDARD_PROCEDURE
@@ -123,6 +123,12 @@ def run_trial(config: dict, seed: int, probe_names: tuple, data: Dataset, artifa
     return registry.get("procedure", config.get("procedure", STANDARD_PROCEDURE))(config, seed, data, context)
 
 
+def _timed_beside_others(trial: Trial, record: dict, study: Study, timed_until: dict | None) -> bool:
+    """A stored trial whose step time a timing claim now reads, timed while others ran beside it
+    (stored by a run where no timing claim read it): it runs again, alone."""
+    return is_timed(trial, study, timed_until) and not record.get("timing", {}).get("timed_alone")
+
+
 def run_study(study: Study, profile: Profile, data: Dataset, store: TrialStore, *,
               seeds: int | None = None, force: bool = False, show_progress: bool = True,
               executor: str = "inline", options: ExecutorOptions | None = None, first_seed: int = 0,
@@ -142,7 +148,8 @@ def run_study(study: Study, profile: Profile, data: Dataset, store: TrialStore, 
     for path, reason in loaded.unreadable:
         print(f"warning: {path}: {reason}; its trial will run again if this study needs it", file=sys.stderr)
     done = {} if force else {t.key: loaded.records[t.key] for t in trained
-                             if loaded.records.get(t.key, {}).get("status") in FINISHED}
+                             if loaded.records.get(t.key, {}).get("status") in FINISHED
+                             and not _timed_beside_others(t, loaded.records[t.key], study, timed_until)}
     units = [unit for unit in form_packs(trained, PACK_SIZE if pack else 1, study, timed_until)
              if any(t.key not in done for t in trials_of(unit))]
     pending = [t for unit in units for t in trials_of(unit) if t.key not in done]

@@ -246,3 +246,16 @@ def test_per_seed_selection_picks_each_seeds_best_tuned_value():
     assert per_seed.round(3).tolist() == [0.8, 0.71, 0.82]
     verdict = analysis.judge_claim(claim, trials, frames.epochs_frame(records, study))
     assert [round(p["better"] - p["worse"], 3) for p in verdict.pairs] == [0.1, -0.1, 0.0]
+
+
+def test_an_arms_step_time_averages_the_trials_timed_alone_where_it_has_any():
+    """Seeds run after an arm's timing claims stopped share the machine: their step times would
+    raise the arm's mean, so the tables average those timed alone."""
+    import pandas as pd
+
+    trials = pd.DataFrame({"arm": ["a"] * 3 + ["b"] * 2, "selected": True, "status": "ok",
+                           "step_seconds": [0.010, 0.012, 0.030, 0.020, 0.022],
+                           "timed_alone": [True, True, None, None, None]})
+    summary = frames.arm_summary(trials, metrics=("step_seconds",)).set_index("arm")["step_seconds"]
+    assert summary["a"] == pytest.approx(0.011)  # the shared seed's 30 ms left out
+    assert summary["b"] == pytest.approx(0.021)  # no trial timed alone: all of them

@@ -152,6 +152,13 @@ def test_records_of_timed_trials_say_they_ran_alone(tmp_path, tiny_study_dict, s
                     show_progress=False)
     alone = {r["arm"]["kernel_initializer"]: r["timing"].get("timed_alone", False) for r in run.records.values()}
     assert alone == {"he_normal": True, "normal_0.01": False}
+    # a stored record of a timed trial that was not timed alone (a run where no timing claim read
+    # it) runs again, alone; the others are kept
+    store = TrialStore(tmp_path / "r", "tiny")
+    he = next(r for r in run.records.values() if r["arm"]["kernel_initializer"] == "he_normal")
+    store.save_record({**he, "timing": {k: v for k, v in he["timing"].items() if k != "timed_alone"}})
+    again = run_study(study, study.profiles["smoke"], synthetic_data, store, show_progress=False)
+    assert (again.ran, again.skipped) == (1, len(run.records) - 1) and again.records[he["key"]]["timing"]["timed_alone"] is True
 
 
 def _spawned_workers(parent: int) -> list[int]:

@@ -154,7 +154,7 @@ def test_undecided_claims_get_the_next_looks_seeds_and_decided_ones_stop(tmp_pat
 def test_a_timing_claim_decided_early_leaves_its_arms_later_seeds_to_share_the_machine(tmp_path, tiny_study_dict):
     """Only the trials whose step time a timing claim reads run alone: once it stops at the first
     look, the seeds its arms run later for an undecided claim may run beside others."""
-    from suite.core.replication import SeedBlock, run_block
+    from suite.core.replication import SeedBlock, _timed_until, run_block
     from suite.core.store import TrialStore
 
     study = _looked_study(tmp_path, tiny_study_dict)
@@ -172,6 +172,9 @@ def test_a_timing_claim_decided_early_leaves_its_arms_later_seeds_to_share_the_m
     # after it: T4's arms are timed on seeds 1-3 only, though N(0, 0.01) runs 8 for T3
     assert timed[2] == {"he_normal / relu": 4, "normal_0.01 / relu": 4}
     assert asked[2][1]["normal_0.01 / relu"] == 8
+    # a timing claim still waiting may read up to the last look's seeds: all its arms' seeds run alone
+    waiting = dataclasses.replace(t4, sequential={**t4.sequential, "stop": sequential.WAITING, "next_seeds": 8})
+    assert _timed_until(study, profile, [waiting], first=1) == {"he_normal / relu": 17, "normal_0.01 / relu": 17}
 
 
 def test_a_look_not_yet_trained_leaves_the_claim_waiting(tmp_path, tiny_study_dict):

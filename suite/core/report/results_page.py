@@ -133,7 +133,7 @@ def render_results_page(summaries: list[dict], generated: str | None = None) -> 
             lines.append(f"| {claim['id']} | {outcome(claim)} | {_number(claim.get('effect'))} | "
                          f"{_interval(claim.get('ci'))} | {_seeds(claim)} | {_steps(claim)} | "
                          f"{_half_budget(claim)} | {claim.get('needs') or '–'} | {metric} | "
-                         f"{'; '.join(block['verdicts'].get(claim['id'], '–') for block in fresh) or '–'} |")
+                         f"{_fresh_verdicts(claim['id'], fresh)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -152,7 +152,16 @@ def gpu_scale_section(summaries: list[dict]) -> list[str]:
 
 def fresh_blocks(summary: dict) -> list[dict]:
     """The other seed blocks a study's summary was compared with (its own tuning run is none)."""
-    return [block for block in summary.get("replication", []) if not block.get("tuning")]
+    # summaries written before `tuning` was kept name their tuning run in the label
+    return [block for block in summary.get("replication", [])
+            if not block.get("tuning", block["label"].startswith("tuning run"))]
+
+
+def _fresh_verdicts(claim_id: str, fresh: list[dict]) -> str:
+    """The claim's verdict in the other block; with several, each after its block's label."""
+    if len(fresh) == 1:
+        return fresh[0]["verdicts"].get(claim_id, "–")
+    return "; ".join(f"{block['label']}: {block['verdicts'].get(claim_id, '–')}" for block in fresh) or "–"
 
 
 def replication_section(summaries: list[dict]) -> list[str]:
@@ -162,10 +171,10 @@ def replication_section(summaries: list[dict]) -> list[str]:
     if not rows:
         return []
     lines = ["", "## Replication on fresh seeds", "",
-             "The same study and profile run again on a disjoint block of seeds (tuned values chosen again",
-             "on that block's own tuning seeds). A claim *decided in both* is supported, contradicted or",
-             "equivalent in each block; a *flip* is one decided differently. Each claim's row below shows",
-             "its verdict in the other block under *fresh seeds*.", "",
+             "The same study and profile run again on another block of seeds (`--first-seed`; where the",
+             "profile tunes, on that block's own tuning seeds). A claim *decided in both* is supported,",
+             "contradicted or equivalent in each block; a *flip* is one decided differently. Each claim's",
+             "row below shows its verdict in the other block under *fresh seeds*.", "",
              "| study | this run | fresh block | decided in both | agree | flips |", "|---|---|---|---:|---:|---|"]
     for summary, block in rows:
         lines.append(f"| {summary['study']} | {summary.get('seed_block') or '–'} | {block['label']} | "

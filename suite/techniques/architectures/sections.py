@@ -35,7 +35,7 @@ def cost_table(data: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
         accuracy, low, high, _ = frames.mean_ci(group["test_accuracy"])
         rows.append({"net": family, "seeds": len(group), "parameters": int(group["parameters"].iloc[0]),
                      "MFLOPs per image": group["flops"].iloc[0] / 1e6,
-                     "step ms": 1000 * group["step_seconds"].mean(),
+                     "step ms": 1000 * frames.timed_step_seconds(group).mean(),
                      "test accuracy": accuracy, "95% CI": f"[{low:.3f}, {high:.3f}]",
                      "edge filters at init": initial.reindex(group["key"]).mean(),
                      "edge filters trained": group["edge_filter_share"].mean()})

@@ -23,7 +23,7 @@ from bench._timing import machine, run_cli  # noqa: E402
 from suite.core import loader  # noqa: E402
 
 CORE = ("init", "activation", "batchnorm", "depth", "transfer")
-CORE_GOAL_SECONDS = 600
+CORE_GOAL_SECONDS = 600  # the five core studies at `quick`; other profiles have no such goal
 
 
 def main() -> None:
@@ -63,7 +63,7 @@ def main() -> None:
     lines.append(f"| **all** | | {total / 60:.1f} min | | |")
     if set(CORE) <= set(names):
         verdict = "within" if core <= CORE_GOAL_SECONDS else "over"
-        goal = f"{verdict} the {CORE_GOAL_SECONDS // 60}-minute goal"
+        goal = f"{verdict} the {CORE_GOAL_SECONDS // 60}-minute goal" if args.profile == "quick" else args.profile
         lines.append(f"| **five core studies** | | {core / 60:.1f} min ({goal}) | | |")
     text = "\n".join(lines)
     print("\n" + text)

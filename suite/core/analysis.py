@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from suite.core import registry, verdicts
+from suite.core import frames, registry, verdicts
 from suite.core.budget import BUDGET_DEPENDENT, NOT_JUDGED  # noqa: F401 (re-exported)
 from suite.core.frames import best_checkpoint_per_seed, best_per_seed, mean_ci, select_arms
 from suite.core.step_curve import steps_to_target
@@ -235,7 +235,7 @@ def timed_beside_others(claim: Claim, trials: pd.DataFrame) -> str:
     if claim.metric not in PROGRAM_METRICS:
         return ""
     rows = compared_trials(claim, trials)
-    alone = rows["timed_alone"].eq(True) if "timed_alone" in rows else pd.Series(False, index=rows.index)
+    alone = frames.timed_alone(rows)
     if alone.all():
         return ""
     return (f"{int((~alone).sum())} of {len(rows)} step times were measured while other trials ran beside them "

@@ -168,11 +168,16 @@ def mean_ci(values) -> tuple[float, float, float, int]:
     return (mean, mean - half, mean + half, n)
 
 
+def timed_alone(rows: pd.DataFrame) -> pd.Series:
+    """Per trial: whether its step time was measured with nothing beside it (suite.core.packs)."""
+    return rows["timed_alone"].eq(True) if "timed_alone" in rows else pd.Series(False, index=rows.index)
+
+
 def timed_step_seconds(group: pd.DataFrame) -> pd.Series:
     """The step times of an arm's trials worth averaging: those timed with nothing beside them
     where the arm has any (a timing claim's seeds), else all. An arm's seeds run after its timing
     claims stopped share the machine, and a neighbour's threads enter their step time."""
-    alone = group["timed_alone"].eq(True) if "timed_alone" in group else pd.Series(False, index=group.index)
+    alone = timed_alone(group)
     return group.loc[alone, "step_seconds"] if alone.any() else group["step_seconds"]
 
 

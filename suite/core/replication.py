@@ -25,7 +25,7 @@ from suite.core.budget import split_records
 from suite.core.evaluation import BlockVerdicts, RunInfo, StudyResult, arm_choices, evaluate
 from suite.core.plan import Trial, plan_trials, records_for
 from suite.core.store import TrialStore
-from suite.core.study import PROGRAM_METRICS, Profile, Study, arm_label
+from suite.core.study import PROGRAM_METRICS, Claim, Profile, Study, arm_label
 from suite.core.verdicts import DECIDED
 
 BLOCKS_FILE = "blocks.jsonl"  # one run per line; not *.json, which are trial records
@@ -162,8 +162,7 @@ def _train_in_looks(study: Study, profile: Profile, block: SeedBlock, train: Cal
         wanted = dict(arm_seeds)
         for claim_id, seeds in sequential.waiting_seeds(result.verdicts).items():
             claim = next(c for c in study.claims if c.id == claim_id)
-            for arm in filter(claim.compares, study.list_arms(profile)):
-                label = arm_label(arm, study.factors)
+            for label in _compared_labels(study, profile, claim):
                 wanted[label] = max(wanted[label], seeds)
         if wanted == arm_seeds:  # no claim waits for seeds not yet asked for (or they could not be had)
             return judging
@@ -181,10 +180,14 @@ def _timed_until(study: Study, profile: Profile, verdicts: list, first: int) -> 
             continue
         stop = verdict.sequential
         seeds = stop["looks"][-1] if stop["stop"] == sequential.WAITING else stop["seeds"]
-        for arm in filter(verdict.claim.compares, study.list_arms(profile)):
-            label = arm_label(arm, study.factors)
+        for label in _compared_labels(study, profile, verdict.claim):
             until[label] = max(until.get(label, first), first + seeds)
     return until
+
+
+def _compared_labels(study: Study, profile: Profile, claim: Claim) -> list[str]:
+    """The labels of the arms `claim` compares."""
+    return [arm_label(arm, study.factors) for arm in study.list_arms(profile) if claim.compares(arm)]
 
 
 def agreement(this: dict, other: dict) -> dict:

@@ -123,7 +123,7 @@ def run_trial(config: dict, seed: int, probe_names: tuple, data: Dataset, artifa
     return registry.get("procedure", config.get("procedure", STANDARD_PROCEDURE))(config, seed, data, context)
 
 
-def _timed_beside_others(trial: Trial, record: dict, study: Study, timed_until: dict | None) -> bool:
+def _to_time_again(trial: Trial, record: dict, study: Study, timed_until: dict | None) -> bool:
     """A stored trial whose step time a timing claim now reads, timed while others ran beside it
     (stored by a run where no timing claim read it): it runs again, alone."""
     return is_timed(trial, study, timed_until) and not record.get("timing", {}).get("timed_alone")
@@ -137,9 +137,9 @@ def run_study(study: Study, profile: Profile, data: Dataset, store: TrialStore, 
     """Run the pending trials of `plan_trials(...)` (seeds from `first_seed`; only each arm's
     `chosen` tuned values, if given; only `arm_seeds`' arms with their seeds, if given; no runs at
     half the budget without `budget_check`; `timed_until`: suite.core.packs.is_timed) and store each
-    record as it ends. With `pack`, trials
-    that can share a compiled program train as packs (suite.core.packs); a pack with any
-    member pending trains whole, and only its pending members' records are written."""
+    record as it ends. With `pack`, trials that can share a compiled program train as packs
+    (suite.core.packs); a pack with any member pending trains whole, and only its pending members'
+    records are written."""
     started = time.perf_counter()
     trials = plan_trials(study, profile, data.fingerprint, seeds, backend=current_backend(), first_seed=first_seed,
                          chosen=chosen, arm_seeds=arm_seeds, budget_check=budget_check)
@@ -149,7 +149,7 @@ def run_study(study: Study, profile: Profile, data: Dataset, store: TrialStore, 
         print(f"warning: {path}: {reason}; its trial will run again if this study needs it", file=sys.stderr)
     done = {} if force else {t.key: loaded.records[t.key] for t in trained
                              if loaded.records.get(t.key, {}).get("status") in FINISHED
-                             and not _timed_beside_others(t, loaded.records[t.key], study, timed_until)}
+                             and not _to_time_again(t, loaded.records[t.key], study, timed_until)}
     units = [unit for unit in form_packs(trained, PACK_SIZE if pack else 1, study, timed_until)
              if any(t.key not in done for t in trials_of(unit))]
     pending = [t for unit in units for t in trials_of(unit) if t.key not in done]

@@ -233,17 +233,18 @@ def trainer(study, profile, data, store, block, args):
     stored = store.load_records().records if args.report_only else None  # read once: nothing is trained
 
     def train(first_seed: int, chosen: dict | None = None, arm_seeds: dict | None = None,
-              budget_check: bool = True, timed_until: dict | None = None) -> list[dict]:
+              budget_check: bool = True, timed_until: dict | None = None, half_seeds: dict | None = None) -> list[dict]:
         if args.report_only:
             trials = plan_trials(study, profile, data.fingerprint, args.seeds, backend=block.backend,
-                                 first_seed=first_seed, chosen=chosen, arm_seeds=arm_seeds, budget_check=budget_check)
+                                 first_seed=first_seed, chosen=chosen, arm_seeds=arm_seeds, budget_check=budget_check,
+                                 half_seeds=half_seeds)
             found = records_for(trials, stored)
             print(f"{study.name}: {len(found)} of {len(trials)} trials stored", file=sys.stderr)
             return found
         ran = run_study(study, profile, data, store, seeds=args.seeds, force=args.force,
                         show_progress=not args.quiet, executor=args.executor, options=executor_options(args),
                         first_seed=first_seed, chosen=chosen, pack=not args.no_pack, arm_seeds=arm_seeds,
-                        budget_check=budget_check, timed_until=timed_until)
+                        budget_check=budget_check, timed_until=timed_until, half_seeds=half_seeds)
         print(f"{study.name}: ran {ran.ran} trials, reused {ran.skipped} from {store.dir}", file=sys.stderr)
         return records_for(ran.trials, ran.records)
 

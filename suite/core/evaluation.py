@@ -113,12 +113,19 @@ def _judge_in_looks(study: Study, full: list[dict], half: list[dict], run: RunIn
         at_half = (first(halves[0], look.seeds), halves[1]) if halves else None
         return _check_budget(judged, full, half, at, at_half, look.alpha)
 
-    def complete(claim, seeds: int) -> bool:
+    def has_seeds(claim, frame: pd.DataFrame, seeds: int) -> bool:
+        """Whether every arm `claim` compares has run the first `seeds` judging seeds in `frame`."""
         wanted = set(range(run.judge_first, run.judge_first + seeds))
-        compared = analysis.compared_trials(claim, trials)
+        compared = analysis.compared_trials(claim, frame)
         return not compared.empty and all(wanted <= set(group["seed"]) for _, group in compared.groupby("arm"))
 
-    return sequential.judge_in_looks(list(study.claims), run.looks, judge_at, complete)
+    def complete(claim, seeds: int) -> bool:
+        return has_seeds(claim, trials, seeds)
+
+    def complete_half(claim, seeds: int) -> bool:
+        return halves is not None and has_seeds(claim, halves[0], seeds)
+
+    return sequential.judge_in_looks(list(study.claims), run.looks, judge_at, complete, complete_half)
 
 
 def _budget_side(verdict: analysis.Verdict, trials: pd.DataFrame, epochs: int | None) -> dict:

@@ -75,7 +75,8 @@ def probe_identity(name: str, kind: str = "probe") -> str:
 
 def plan_trials(study: Study, profile: Profile, dataset_fingerprint: str, seeds: int | None = None,
                 backend: str = "tensorflow", first_seed: int = 0, chosen: dict | None = None,
-                arm_seeds: dict | None = None, budget_check: bool = True) -> list[Trial]:
+                arm_seeds: dict | None = None, budget_check: bool = True,
+                half_seeds: dict | None = None) -> list[Trial]:
     """Every trial of `study` under `profile`: seeds `first_seed`, `first_seed` + 1, ...;
     `seeds` overrides the profile's count (a claim may raise it for the arms it compares:
     `Study.seeds_for`); `arm_seeds` (arm label -> seeds) plans only those arms, with those seeds (a
@@ -85,12 +86,15 @@ def plan_trials(study: Study, profile: Profile, dataset_fingerprint: str, seeds:
     The Keras backend is part of the key: numbers from another backend are other trials.
     A study with claims about trained nets also plans their arms at half the epochs (`half_budget`),
     the same grid and seeds, each with its schedule over its own steps: the budget check (not for
-    `budget_check=False`: a tuning block, whose runs only choose values)."""
-    args = (dataset_fingerprint, seeds, backend, first_seed, chosen, arm_seeds)
-    trials = _plan(study, profile, profile.epochs, *args)
+    `budget_check=False`: a tuning block, whose runs only choose values). `half_seeds` (arm label ->
+    seeds) plans those at half the epochs where the budget check's looks stop on their own
+    (suite.core.sequential); None: as at the budget."""
+    args = (dataset_fingerprint, seeds, backend, first_seed, chosen)
+    trials = _plan(study, profile, profile.epochs, *args, arm_seeds)
     half = half_epochs(profile.epochs)
     if half is not None and budget_check:  # only the arms of claims about trained nets (Study.checks_budget)
-        trials += _plan(study, profile, half, *args, half_budget=True)
+        trials += _plan(study, profile, half, *args, arm_seeds if half_seeds is None else half_seeds,
+                        half_budget=True)
     return trials
 
 

@@ -152,21 +152,31 @@ def run_block(study: Study, profile: Profile, fingerprint: str, block: SeedBlock
 def _train_in_looks(study: Study, profile: Profile, block: SeedBlock, train: Callable, tuning_records: list[dict],
                     chosen: dict | None) -> list[dict]:
     """Every arm runs the first look's seeds; while claims wait for a later look, the arms they
-    compare get its seeds. The judging records."""
+    compare get its seeds, at half the budget too while the budget check's verdict there is
+    undecided (an arm's seeds at B/2 follow its claims about trained nets, not its other claims).
+    The judging records."""
     first = block.judge_first(study, profile)
     arm_seeds, timed_until = block.first_look_seeds(study, profile), None
+    half_seeds = dict(arm_seeds)
     while True:
-        judging = train(first, chosen, arm_seeds, timed_until=timed_until)
+        judging = train(first, chosen, arm_seeds, timed_until=timed_until, half_seeds=half_seeds)
         result = evaluate(study, tuning_records + judging, block.run_info(study, profile, judging))
         timed_until = _timed_until(study, profile, result.verdicts, first)
-        wanted = dict(arm_seeds)
-        for claim_id, seeds in sequential.waiting_seeds(result.verdicts).items():
-            claim = next(c for c in study.claims if c.id == claim_id)
-            for label in _compared_labels(study, profile, claim):
-                wanted[label] = max(wanted[label], seeds)
-        if wanted == arm_seeds:  # no claim waits for seeds not yet asked for (or they could not be had)
-            return judging
-        arm_seeds = wanted
+        wanted = _with_waiting(study, profile, arm_seeds, sequential.waiting_seeds(result.verdicts))
+        wanted_half = _with_waiting(study, profile, half_seeds, sequential.waiting_half_seeds(result.verdicts))
+        if (wanted, wanted_half) == (arm_seeds, half_seeds):  # no claim waits for seeds not yet asked for
+            return judging  # (or they could not be had)
+        arm_seeds, half_seeds = wanted, wanted_half
+
+
+def _with_waiting(study: Study, profile: Profile, arm_seeds: dict, waiting: dict) -> dict:
+    """`arm_seeds` with each waiting claim's arms raised to the seeds it waits for (claim id -> seeds)."""
+    wanted = dict(arm_seeds)
+    for claim_id, seeds in waiting.items():
+        claim = next(c for c in study.claims if c.id == claim_id)
+        for label in _compared_labels(study, profile, claim):
+            wanted[label] = max(wanted[label], seeds)
+    return wanted
 
 
 def _timed_until(study: Study, profile: Profile, verdicts: list, first: int) -> dict:

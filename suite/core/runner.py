@@ -133,16 +133,17 @@ def run_study(study: Study, profile: Profile, data: Dataset, store: TrialStore, 
               seeds: int | None = None, force: bool = False, show_progress: bool = True,
               executor: str = "inline", options: ExecutorOptions | None = None, first_seed: int = 0,
               chosen: dict | None = None, pack: bool = True, arm_seeds: dict | None = None,
-              budget_check: bool = True, timed_until: dict | None = None) -> RunReport:
+              budget_check: bool = True, timed_until: dict | None = None,
+              half_seeds: dict | None = None) -> RunReport:
     """Run the pending trials of `plan_trials(...)` (seeds from `first_seed`; only each arm's
-    `chosen` tuned values, if given; only `arm_seeds`' arms with their seeds, if given; no runs at
-    half the budget without `budget_check`; `timed_until`: suite.core.packs.is_timed) and store each
-    record as it ends. With `pack`, trials that can share a compiled program train as packs
-    (suite.core.packs); a pack with any member pending trains whole, and only its pending members'
-    records are written."""
+    `chosen` tuned values, if given; only `arm_seeds`' arms with their seeds, if given, and at half
+    the budget `half_seeds`' where given; no runs at half the budget without `budget_check`;
+    `timed_until`: suite.core.packs.is_timed) and store each record as it ends. With `pack`, trials
+    that can share a compiled program train as packs (suite.core.packs); a pack with any member
+    pending trains whole, and only its pending members' records are written."""
     started = time.perf_counter()
     trials = plan_trials(study, profile, data.fingerprint, seeds, backend=current_backend(), first_seed=first_seed,
-                         chosen=chosen, arm_seeds=arm_seeds, budget_check=budget_check)
+                         chosen=chosen, arm_seeds=arm_seeds, budget_check=budget_check, half_seeds=half_seeds)
     trained = list({t.key: t for t in trials}.values())  # arms that differ only at evaluation share a run
     loaded = store.load_records()
     for path, reason in loaded.unreadable:

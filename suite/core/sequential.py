@@ -120,10 +120,13 @@ def decided_at_budget(verdict: analysis.Verdict) -> bool:
 
 
 def judge_in_looks(claims: list[Claim], looks: tuple[Look, ...], judge_at: Callable[[Look], list],
-                   complete: Callable[[Claim, int], bool]) -> list[analysis.Verdict]:
+                   complete: Callable[[Claim, int], bool],
+                   complete_half: Callable[[Claim, int], bool] | None = None) -> list[analysis.Verdict]:
     """Each claim's verdict at the look where it stops. `judge_at(look)`: every claim's verdict on the
     first `look.seeds` judging seeds at `look.alpha`; `complete(claim, n)`: whether the arms it
-    compares have run n judging seeds. Holm's adjustment is made over the verdicts as they stop."""
+    compares have run n judging seeds (`complete_half`: at half the budget). A budget check's
+    verdict at B/2 stops on its own (`_half_look`). Holm's adjustment is made over the verdicts as
+    they stop."""
     judged = {}  # look index -> {claim id: verdict}
     final, levels = [], []
     for claim in claims:
@@ -148,11 +151,42 @@ def judge_in_looks(claims: list[Claim], looks: tuple[Look, ...], judge_at: Calla
             else:
                 continue
             break
+        at = stop.as_dict(looks)
         if verdict is None:  # not even its first look has run: judged on what there is, marked waiting
             verdict = {v.claim.id: v for v in judge_at(start)}[claim.id]
-        final.append(dataclasses.replace(verdict, sequential=stop.as_dict(looks)))
+        elif verdict.budget_check and complete_half is not None:
+            half_look = _half_look(claim, looks[start.index - 1:stop.look.index], judged, complete_half)
+            if half_look is not None:
+                verdict = _with_half(verdict, judged[half_look.index][claim.id].budget_check["half"])
+                at["half_seeds"] = half_look.seeds
+                if half_look is not stop.look:
+                    at["note"] += f"; at half the budget, look {half_look.index} ({half_look.seeds} seeds)"
+        final.append(dataclasses.replace(verdict, sequential=at))
         levels.append(stop.look.alpha)
     return _with_holm(final, levels)
+
+
+def _half_look(claim: Claim, looks: tuple[Look, ...], judged: dict, complete_half: Callable[[Claim, int], bool]):
+    """The look whose verdict at half the budget the budget check reads: the first of `looks` (those
+    up to the look where the verdict at B stopped) that decides it at B/2, else the last with its
+    runs at B/2 complete; None where none is. B/2 then needs no more seeds than it takes to decide,
+    and never more than B: each budget is a group-sequential test of its own, at its look's level,
+    and stopping one early for a reason outside it only lowers its chance of a false decision."""
+    found = None
+    for look in looks:
+        half = judged[look.index][claim.id].budget_check["half"]
+        if half is None or not complete_half(claim, look.seeds):
+            break
+        found = look
+        if half["verdict"] in verdicts.DECIDED:
+            break
+    return found
+
+
+def _with_half(verdict: analysis.Verdict, half: dict) -> analysis.Verdict:
+    """`verdict` with its budget check read against `half` (the B/2 side at another look)."""
+    check = budget.check(verdict.budget_check["full"], half)
+    return dataclasses.replace(verdict, verdict=check.outcome, budget_check=check.as_dict())
 
 
 def _with_holm(final: list[analysis.Verdict], levels: list[float]) -> list[analysis.Verdict]:
@@ -175,6 +209,14 @@ def waiting_seeds(verdicts_: list[analysis.Verdict]) -> dict[str, int]:
     """Claim id -> the judging seeds its arms need before its next look (the claims still waiting)."""
     return {v.claim.id: v.sequential["next_seeds"] for v in verdicts_
             if v.sequential and v.sequential["stop"] == WAITING}
+
+
+def waiting_half_seeds(verdicts_: list[analysis.Verdict]) -> dict[str, int]:
+    """Claim id -> the judging seeds its arms need at half the budget before the next look: those of
+    a claim still waiting at B whose verdict at B/2 is not yet decided."""
+    return {v.claim.id: v.sequential["next_seeds"] for v in verdicts_
+            if v.sequential and v.sequential["stop"] == WAITING and v.budget_check
+            and (v.budget_check["half"] is None or v.budget_check["half"]["verdict"] not in verdicts.DECIDED)}
 
 
 def projected_undecided(diffs, margin: float, test: str, last: Look) -> bool:

@@ -108,12 +108,12 @@ def _fake_train(study, profile, asked: list, timed: list | None = None):
     means = {"he_normal": 0.9, "normal_0.01": 0.5, "glorot_uniform": 0.5}
     timed = [] if timed is None else timed
 
-    def train(first_seed, chosen=None, arm_seeds=None, budget_check=True, timed_until=None):
+    def train(first_seed, chosen=None, arm_seeds=None, budget_check=True, timed_until=None, half_seeds=None):
         asked.append((first_seed, dict(arm_seeds) if arm_seeds else None, budget_check))
         timed.append(timed_until)
         records = []
         for t in plan_trials(study, profile, "fp", first_seed=first_seed, chosen=chosen, arm_seeds=arm_seeds,
-                             budget_check=budget_check):
+                             budget_check=budget_check, half_seeds=half_seeds):
             init = t.arm["kernel_initializer"]
             value = means[init] + noise[t.seed][list(means).index(init)] + (t.tuning["learning_rate"] - 0.1)
             records.append({"key": t.key, "arm": t.arm, "tuning": t.tuning, "seed": t.seed, "config": t.config,
@@ -175,6 +175,52 @@ def test_a_timing_claim_decided_early_leaves_its_arms_later_seeds_to_share_the_m
     # a timing claim still waiting may read up to the last look's seeds: all its arms' seeds run alone
     waiting = dataclasses.replace(t4, sequential={**t4.sequential, "stop": sequential.WAITING, "next_seeds": 8})
     assert _timed_until(study, profile, [waiting], first=1) == {"he_normal / relu": 17, "normal_0.01 / relu": 17}
+
+
+def test_the_budget_checks_runs_at_half_the_budget_stop_when_their_verdict_is_decided(tmp_path, tiny_study_dict):
+    """At B/2 an arm runs only the seeds its claims about trained nets need there: a claim decided at
+    B/2 on the first look's seeds adds none while it waits at B; one undecided at both adds them at
+    both. The check reads B/2 at the look that decided it, even where more seeds are stored."""
+    from suite.core.evaluation import RunInfo, evaluate
+    from suite.core.plan import plan_trials
+    from suite.core.replication import SeedBlock, run_block
+    from suite.core.store import TrialStore
+
+    study = _looked_study(tmp_path, tiny_study_dict)
+    study = dataclasses.replace(study, claims=tuple(dataclasses.replace(c, needs="trained") for c in study.claims))
+    profile = dataclasses.replace(study.profiles["standard"], epochs=2)
+    rng = np.random.default_rng(1)
+    noise = {seed: rng.normal(0, 0.05, 3) for seed in range(40)}
+    # He is far ahead at B/2 but only a little at B; Glorot is N(0, 0.01)'s equal at both
+    means = {False: {"he_normal": 0.53, "normal_0.01": 0.5, "glorot_uniform": 0.5},
+             True: {"he_normal": 0.9, "normal_0.01": 0.5, "glorot_uniform": 0.5}}
+    asked = []
+
+    def train(first_seed, chosen=None, arm_seeds=None, budget_check=True, timed_until=None, half_seeds=None):
+        asked.append((dict(arm_seeds), dict(half_seeds)))
+        def final(t):  # the learning rate 0.1 is chosen (best on validation)
+            value = (means[t.half_budget][t.arm["kernel_initializer"]]
+                     + noise[t.seed][list(means[False]).index(t.arm["kernel_initializer"])])
+            return {"test_accuracy": value, "val_accuracy": value + t.tuning["learning_rate"] - 0.1}
+
+        return [{"key": t.key, "arm": t.arm, "tuning": t.tuning, "seed": t.seed, "config": t.config,
+                 "half_budget": t.half_budget, "status": "ok", "history": [], "provenance": {"classes": 10},
+                 "final": final(t)}
+                for t in plan_trials(study, profile, "fp", first_seed=first_seed, arm_seeds=arm_seeds,
+                                     half_seeds=half_seeds)]
+
+    block = SeedBlock("standard", "tensorflow", looks=(3, 8, 16))
+    result = run_block(study, profile, "fp", block, train, TrialStore(tmp_path / "results", "tiny"), note=False)
+    he, normal, glorot = "he_normal / relu", "normal_0.01 / relu", "glorot_uniform / relu"
+    assert asked[0] == ({he: 3, normal: 3, glorot: 3}, {he: 3, normal: 3, glorot: 3})
+    assert asked[1] == ({he: 8, normal: 8, glorot: 8}, {he: 3, normal: 8, glorot: 8})
+    t1 = {v.claim.id: v for v in result.verdicts}["T1"]
+    assert t1.sequential["seeds"] >= 8 and t1.sequential["half_seeds"] == 3
+    assert t1.budget_check["half"]["verdict"] == SUPPORTED and t1.budget_check["half"]["n"] == 3
+    # every seed stored at B/2 (a run before this rule): the check still reads B/2 at its deciding look
+    every = train(0, arm_seeds={he: 16, normal: 16, glorot: 16}, half_seeds={he: 16, normal: 16, glorot: 16})
+    again = evaluate(study, every, RunInfo(looks=sequential.looks_for((3, 8, 16)), judge_first=0))
+    assert {v.claim.id: v for v in again.verdicts}["T1"].budget_check["half"]["n"] == 3
 
 
 def test_a_look_not_yet_trained_leaves_the_claim_waiting(tmp_path, tiny_study_dict):

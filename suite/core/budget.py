@@ -14,6 +14,8 @@ tuned on their own validation scores. The two verdicts give the claim's outcome:
 | none | anything | the verdict at B | not checked (no runs at B/2, e.g. a one-epoch budget) |
 
 (1) For an equivalence: longer training settled it / leaves it undecided.
+With looks, the verdict at B/2 stops at the look that decides it or where B stopped, whichever is
+first, and an arm's seeds at B/2 follow its claims about trained nets (suite.core.sequential).
 "Decided" is supported, contradicted or equivalent; a claim not judged at B stays not judged; one
 not judged at B/2 counts as undecided there. A budget-dependent outcome is a finding about the claim
 (when it holds), not a failure of the run. This replaces a rule that read the last fifth of the

@@ -64,6 +64,15 @@ def test_the_page_holds_every_claim_of_the_summaries_it_read(tmp_path, studies_d
         assert row[7] == claim["needs"]
 
 
+def test_the_verdict_at_half_the_budget_names_its_seeds_where_it_stopped_at_an_earlier_look():
+    from suite.core.report.results_page import _half_budget
+
+    half = {"verdict": "supported", "effect": 0.12, "n": 3}
+    assert _half_budget({"n": 8, "budget_check": {"half": half}}) == "supported (+0.120, 3 seeds)"
+    assert _half_budget({"n": 3, "budget_check": {"half": half}}) == "supported (+0.120)"
+    assert _half_budget({"n": 3, "budget_check": None}) == "–"
+
+
 def test_claims_that_need_a_gpu_at_their_papers_scale_are_listed_with_the_reason():
     summaries = [{"study": "depth", "claims": [
         {"id": "R1", "verdict": "supported", "gpu_scale": "CIFAR-10, 56 layers: about 100 hours on 2 cores"},

@@ -68,7 +68,10 @@ def _seeds(claim: dict) -> str:
 def _half_budget(claim: dict) -> str:
     """The verdict and effect at half the budget, for a claim about trained nets that was checked."""
     half = (claim.get("budget_check") or {}).get("half")
-    return "–" if not half else f"{half['verdict']} ({_number(half.get('effect'))})"
+    if not half:
+        return "–"
+    seeds = f", {half['n']} seeds" if half.get("n") != claim.get("n") else ""  # B/2 stopped at an earlier look
+    return f"{half['verdict']} ({_number(half.get('effect'))}{seeds})"
 
 
 def _seconds(summary: dict) -> str:

@@ -87,8 +87,8 @@ def plan_trials(study: Study, profile: Profile, dataset_fingerprint: str, seeds:
     A study with claims about trained nets also plans their arms at half the epochs (`half_budget`),
     the same grid and seeds, each with its schedule over its own steps: the budget check (not for
     `budget_check=False`: a tuning block, whose runs only choose values). `half_seeds` (arm label ->
-    seeds) plans those at half the epochs where the budget check's looks stop on their own
-    (suite.core.sequential); None: as at the budget."""
+    seeds) plans other seeds at half the epochs, where the budget check's looks stop on their own
+    (suite.core.sequential); None: the same as at the budget."""
     args = (dataset_fingerprint, seeds, backend, first_seed, chosen)
     trials = _plan(study, profile, profile.epochs, *args, arm_seeds)
     half = half_epochs(profile.epochs)

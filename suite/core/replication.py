@@ -121,8 +121,9 @@ def run_block(study: Study, profile: Profile, fingerprint: str, block: SeedBlock
               store: TrialStore, note: bool = True) -> StudyResult:
     """Train (or load) one block of seeds and judge it once. `train(first_seed, chosen, arm_seeds,
     budget_check)` returns the records of the block's trials from `first_seed` (only each arm's
-    `chosen` tuned values, and only `arm_seeds`' arms with their seeds, if given; `timed_until`, a
-    keyword: suite.core.packs.is_timed); `store` holds the
+    `chosen` tuned values, and only `arm_seeds`' arms with their seeds, if given; keywords:
+    `timed_until`, suite.core.packs.is_timed, and `half_seeds`, the arms' seeds at half the
+    budget where they differ); `store` holds the
     other blocks; `note` lists this block among the store's runs (not for a report of stored
     trials). With `block.confirm`, each arm's chosen values train again on the seeds after the
     tuning run's, which alone judge; with `block.looks`, the arms of claims still undecided get the

@@ -213,10 +213,10 @@ def waiting_seeds(verdicts_: list[analysis.Verdict]) -> dict[str, int]:
 
 def waiting_half_seeds(verdicts_: list[analysis.Verdict]) -> dict[str, int]:
     """Claim id -> the judging seeds its arms need at half the budget before the next look: those of
-    a claim still waiting at B whose verdict at B/2 is not yet decided."""
+    a claim still waiting at B whose verdict at B/2 no complete look has decided yet."""
     return {v.claim.id: v.sequential["next_seeds"] for v in verdicts_
             if v.sequential and v.sequential["stop"] == WAITING and v.budget_check
-            and (v.budget_check["half"] is None or v.budget_check["half"]["verdict"] not in verdicts.DECIDED)}
+            and not (v.sequential.get("half_seeds") and v.budget_check["half"]["verdict"] in verdicts.DECIDED)}
 
 
 def projected_undecided(diffs, margin: float, test: str, last: Look) -> bool:

@@ -68,9 +68,13 @@ def test_the_verdict_at_half_the_budget_names_its_seeds_where_it_stopped_at_an_e
     from suite.core.report.results_page import _half_budget
 
     half = {"verdict": "supported", "effect": 0.12, "n": 3}
-    assert _half_budget({"n": 8, "budget_check": {"half": half}}) == "supported (+0.120, 3 seeds)"
-    assert _half_budget({"n": 3, "budget_check": {"half": half}}) == "supported (+0.120)"
-    assert _half_budget({"n": 3, "budget_check": None}) == "–"
+    earlier = {"seeds": 8, "half_seeds": 3}
+    assert _half_budget({"budget_check": {"half": half}, "sequential": earlier}) == "supported (+0.120, 3 seeds)"
+    # a pair lost at one budget (a diverged run) is no earlier look; nor is a design without looks
+    assert _half_budget({"n": 8, "budget_check": {"half": half}, "sequential": {"seeds": 8, "half_seeds": 8}}) \
+        == "supported (+0.120)"
+    assert _half_budget({"n": 8, "budget_check": {"half": half}}) == "supported (+0.120)"
+    assert _half_budget({"budget_check": None}) == "–"
 
 
 def test_claims_that_need_a_gpu_at_their_papers_scale_are_listed_with_the_reason():

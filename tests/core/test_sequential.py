@@ -180,7 +180,8 @@ def test_a_timing_claim_decided_early_leaves_its_arms_later_seeds_to_share_the_m
 def test_the_budget_checks_runs_at_half_the_budget_stop_when_their_verdict_is_decided(tmp_path, tiny_study_dict):
     """At B/2 an arm runs only the seeds its claims about trained nets need there: a claim decided at
     B/2 on the first look's seeds adds none while it waits at B; one undecided at both adds them at
-    both. The check reads B/2 at the look that decided it, even where more seeds are stored."""
+    both. The check reads B/2 at the look that decided it, even where more seeds are stored, and
+    only at a look whose runs at B/2 are all there."""
     from suite.core.evaluation import RunInfo, evaluate
     from suite.core.plan import plan_trials
     from suite.core.replication import SeedBlock, run_block
@@ -197,7 +198,7 @@ def test_the_budget_checks_runs_at_half_the_budget_stop_when_their_verdict_is_de
     asked = []
 
     def train(first_seed, chosen=None, arm_seeds=None, budget_check=True, timed_until=None, half_seeds=None):
-        asked.append((dict(arm_seeds), dict(half_seeds)))
+        asked.append((dict(arm_seeds), dict(half_seeds) if half_seeds else None))
         def final(t):  # the learning rate 0.1 is chosen (best on validation)
             value = (means[t.half_budget][t.arm["kernel_initializer"]]
                      + noise[t.seed][list(means[False]).index(t.arm["kernel_initializer"])])
@@ -209,18 +210,27 @@ def test_the_budget_checks_runs_at_half_the_budget_stop_when_their_verdict_is_de
                 for t in plan_trials(study, profile, "fp", first_seed=first_seed, arm_seeds=arm_seeds,
                                      half_seeds=half_seeds)]
 
-    block = SeedBlock("standard", "tensorflow", looks=(3, 8, 16))
+    # as the command line runs `standard`: values tuned on seed 0 (no runs at B/2), judged from seed 1
+    block = SeedBlock("standard", "tensorflow", confirm=True, tune_seeds=1, looks=(3, 8, 16))
     result = run_block(study, profile, "fp", block, train, TrialStore(tmp_path / "results", "tiny"), note=False)
     he, normal, glorot = "he_normal / relu", "normal_0.01 / relu", "glorot_uniform / relu"
-    assert asked[0] == ({he: 3, normal: 3, glorot: 3}, {he: 3, normal: 3, glorot: 3})
-    assert asked[1] == ({he: 8, normal: 8, glorot: 8}, {he: 3, normal: 8, glorot: 8})
+    assert asked[0] == ({he: 1, normal: 1, glorot: 1}, None)
+    assert asked[1] == ({he: 3, normal: 3, glorot: 3}, {he: 3, normal: 3, glorot: 3})
+    assert asked[2] == ({he: 8, normal: 8, glorot: 8}, {he: 3, normal: 8, glorot: 8})
+    assert all(half[he] == 3 for _, half in asked[2:])
     t1 = {v.claim.id: v for v in result.verdicts}["T1"]
     assert t1.sequential["seeds"] >= 8 and t1.sequential["half_seeds"] == 3
     assert t1.budget_check["half"]["verdict"] == SUPPORTED and t1.budget_check["half"]["n"] == 3
+    # the outcome and Holm's read that B/2 side: never budget-dependent against a decided B
+    assert t1.budget_check["outcome"] == t1.verdict and t1.holm_verdict in (t1.verdict, INCONCLUSIVE)
     # every seed stored at B/2 (a run before this rule): the check still reads B/2 at its deciding look
     every = train(0, arm_seeds={he: 16, normal: 16, glorot: 16}, half_seeds={he: 16, normal: 16, glorot: 16})
-    again = evaluate(study, every, RunInfo(looks=sequential.looks_for((3, 8, 16)), judge_first=0))
-    assert {v.claim.id: v for v in again.verdicts}["T1"].budget_check["half"]["n"] == 3
+    looks = RunInfo(looks=sequential.looks_for((3, 8, 16)), judge_first=0)
+    assert {v.claim.id: v for v in evaluate(study, every, looks).verdicts}["T1"].budget_check["half"]["n"] == 3
+    # a run at B/2 missing from the first look: no look at B/2 is complete, so none is read as decided
+    gap = [r for r in every if not (r["half_budget"] and r["seed"] == 1 and r["arm"]["kernel_initializer"] == "he_normal")]
+    t1_gap = {v.claim.id: v for v in evaluate(study, gap, looks).verdicts}["T1"]
+    assert "half_seeds" not in t1_gap.sequential
 
 
 def test_a_look_not_yet_trained_leaves_the_claim_waiting(tmp_path, tiny_study_dict):

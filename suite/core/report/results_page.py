@@ -70,7 +70,9 @@ def _half_budget(claim: dict) -> str:
     half = (claim.get("budget_check") or {}).get("half")
     if not half:
         return "–"
-    seeds = f", {half['n']} seeds" if half.get("n") != claim.get("n") else ""  # B/2 stopped at an earlier look
+    stop = claim.get("sequential") or {}
+    earlier = stop.get("half_seeds") is not None and stop["half_seeds"] != stop.get("seeds")  # B/2 stopped first
+    seeds = f", {stop['half_seeds']} seeds" if earlier else ""
     return f"{half['verdict']} ({_number(half.get('effect'))}{seeds})"
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from suite.core import analysis, frames
-from suite.core.evaluation import RunInfo, StudyResult
+from suite.core.evaluation import JUDGING_RULES, RunInfo, StudyResult
 from suite.core.replication import agreement
 from suite.core.study import Profile, Study
 from suite.core.verdicts import ALPHA as CHANCE_ALPHA
@@ -23,9 +23,10 @@ from suite.core.verdicts import DECIDED
 
 
 def records_digest(study: Study, records: list[dict], run: RunInfo | None = None) -> str:
-    """Identifies what a report was drawn from: the study file's content, every record, and
-    the run's seed block with the other blocks' verdicts (`run`)."""
+    """Identifies what a report was drawn from: the study file's content, every record, the run's
+    seed block with the other blocks' verdicts (`run`), and the judging rules' version."""
     digest = hashlib.sha256(Path(study.path).read_bytes() if study.path else b"")
+    digest.update(f"judging rules {JUDGING_RULES}".encode())
     for record in sorted(records, key=lambda r: r["key"]):
         digest.update(json.dumps(record, sort_keys=True, default=str).encode())
     digest.update(json.dumps(asdict(run) if run else {}, sort_keys=True, default=str).encode())

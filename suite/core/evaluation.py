@@ -20,7 +20,8 @@ from suite.core.study import Study
 # The judging rules' version: bumped where a change would judge the same records otherwise, so that
 # a kept report drawn under older rules is drawn again (suite.core.report.summary.records_digest).
 # 2: with looks, the budget check's verdict at half the budget stops at the look that decides it
-JUDGING_RULES = 2
+# 3: ... or at the look where no compared arm learned at half the budget
+JUDGING_RULES = 3
 
 
 @dataclass(frozen=True)

@@ -168,17 +168,18 @@ def judge_in_looks(claims: list[Claim], looks: tuple[Look, ...], judge_at: Calla
 
 def _half_look(claim: Claim, looks: tuple[Look, ...], judged: dict, complete_half: Callable[[Claim, int], bool]):
     """The look whose verdict at half the budget the budget check reads: the first of `looks` (those
-    up to the look where the verdict at B stopped) that decides it at B/2, else the last with its
-    runs at B/2 complete; None where none is. B/2 then needs no more seeds than it takes to decide,
-    and never more than B: each budget is a group-sequential test of its own, at its look's level,
-    and stopping one early for a reason outside it only lowers its chance of a false decision."""
+    up to the look where the verdict at B stopped) that decides it at B/2 or finds no compared arm
+    learned there, else the last with its runs at B/2 complete; None where none is. B/2 then needs
+    no more seeds than it takes to decide, and never more than B: each budget is a group-sequential
+    test of its own, within the design's overall 5%, and stopping one early for a reason outside it
+    only lowers its chance of a false decision."""
     found = None
     for look in looks:
         half = judged[look.index][claim.id].budget_check["half"]
         if half is None or not complete_half(claim, look.seeds):
             break
         found = look
-        if half["verdict"] in verdicts.DECIDED:
+        if half["verdict"] in verdicts.DECIDED or half["verdict"] == NOT_JUDGED:
             break
     return found
 
@@ -213,10 +214,12 @@ def waiting_seeds(verdicts_: list[analysis.Verdict]) -> dict[str, int]:
 
 def waiting_half_seeds(verdicts_: list[analysis.Verdict]) -> dict[str, int]:
     """Claim id -> the judging seeds its arms need at half the budget before the next look: those of
-    a claim still waiting at B whose verdict at B/2 no complete look has decided yet."""
+    a claim still waiting at B whose verdict at B/2 no complete look has decided (or found that no
+    compared arm learned: more seeds would not change that, as at B)."""
+    stopped = (*verdicts.DECIDED, NOT_JUDGED)
     return {v.claim.id: v.sequential["next_seeds"] for v in verdicts_
             if v.sequential and v.sequential["stop"] == WAITING and v.budget_check
-            and not (v.sequential.get("half_seeds") and v.budget_check["half"]["verdict"] in verdicts.DECIDED)}
+            and not (v.sequential.get("half_seeds") and v.budget_check["half"]["verdict"] in stopped)}
 
 
 def projected_undecided(diffs, margin: float, test: str, last: Look) -> bool:

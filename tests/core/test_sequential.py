@@ -12,6 +12,7 @@ from scipy import stats
 from statsmodels.stats.power import TTestPower
 
 from suite.core import sequential
+from suite.core.budget import NOT_JUDGED
 from suite.core.sequential import Look
 from suite.core.verdicts import CONTRADICTED, EQUIVALENT, INCONCLUSIVE, SUPPORTED
 
@@ -177,24 +178,17 @@ def test_a_timing_claim_decided_early_leaves_its_arms_later_seeds_to_share_the_m
     assert _timed_until(study, profile, [waiting], first=1) == {"he_normal / relu": 17, "normal_0.01 / relu": 17}
 
 
-def test_the_budget_checks_runs_at_half_the_budget_stop_when_their_verdict_is_decided(tmp_path, tiny_study_dict):
-    """At B/2 an arm runs only the seeds its claims about trained nets need there: a claim decided at
-    B/2 on the first look's seeds adds none while it waits at B; one undecided at both adds them at
-    both. The check reads B/2 at the look that decided it, even where more seeds are stored, and
-    only at a look whose runs at B/2 are all there."""
-    from suite.core.evaluation import RunInfo, evaluate
+def _budget_checked(tmp_path, tiny_study_dict, at_half: dict):
+    """(study, profile, train, asked): the looked study with claims about trained nets at 2 epochs,
+    and a `train` whose accuracies are a little higher for He at B and `at_half`'s means at B/2."""
     from suite.core.plan import plan_trials
-    from suite.core.replication import SeedBlock, run_block
-    from suite.core.store import TrialStore
 
     study = _looked_study(tmp_path, tiny_study_dict)
     study = dataclasses.replace(study, claims=tuple(dataclasses.replace(c, needs="trained") for c in study.claims))
     profile = dataclasses.replace(study.profiles["standard"], epochs=2)
     rng = np.random.default_rng(1)
     noise = {seed: rng.normal(0, 0.05, 3) for seed in range(40)}
-    # He is far ahead at B/2 but only a little at B; Glorot is N(0, 0.01)'s equal at both
-    means = {False: {"he_normal": 0.53, "normal_0.01": 0.5, "glorot_uniform": 0.5},
-             True: {"he_normal": 0.9, "normal_0.01": 0.5, "glorot_uniform": 0.5}}
+    means = {False: {"he_normal": 0.53, "normal_0.01": 0.5, "glorot_uniform": 0.5}, True: at_half}
     asked = []
 
     def train(first_seed, chosen=None, arm_seeds=None, budget_check=True, timed_until=None, half_seeds=None):
@@ -210,6 +204,21 @@ def test_the_budget_checks_runs_at_half_the_budget_stop_when_their_verdict_is_de
                 for t in plan_trials(study, profile, "fp", first_seed=first_seed, arm_seeds=arm_seeds,
                                      half_seeds=half_seeds)]
 
+    return study, profile, train, asked
+
+
+def test_the_budget_checks_runs_at_half_the_budget_stop_when_their_verdict_is_decided(tmp_path, tiny_study_dict):
+    """At B/2 an arm runs only the seeds its claims about trained nets need there: a claim decided at
+    B/2 on the first look's seeds adds none while it waits at B; one undecided at both adds them at
+    both. The check reads B/2 at the look that decided it, even where more seeds are stored, and
+    only at a look whose runs at B/2 are all there."""
+    from suite.core.evaluation import RunInfo, evaluate
+    from suite.core.replication import SeedBlock, run_block
+    from suite.core.store import TrialStore
+
+    # He is far ahead at B/2 but only a little at B; Glorot is N(0, 0.01)'s equal at both
+    study, profile, train, asked = _budget_checked(tmp_path, tiny_study_dict,
+                                                   {"he_normal": 0.9, "normal_0.01": 0.5, "glorot_uniform": 0.5})
     # as the command line runs `standard`: values tuned on seed 0 (no runs at B/2), judged from seed 1
     block = SeedBlock("standard", "tensorflow", confirm=True, tune_seeds=1, looks=(3, 8, 16))
     result = run_block(study, profile, "fp", block, train, TrialStore(tmp_path / "results", "tiny"), note=False)
@@ -231,6 +240,23 @@ def test_the_budget_checks_runs_at_half_the_budget_stop_when_their_verdict_is_de
     gap = [r for r in every if not (r["half_budget"] and r["seed"] == 1 and r["arm"]["kernel_initializer"] == "he_normal")]
     t1_gap = {v.claim.id: v for v in evaluate(study, gap, looks).verdicts}["T1"]
     assert "half_seeds" not in t1_gap.sequential
+
+
+def test_a_budget_check_whose_arms_did_not_learn_at_half_the_budget_asks_no_more_seeds_there(tmp_path,
+                                                                                              tiny_study_dict):
+    """Every net at chance at B/2: neither claim is judged there (no compared arm learned); as for a
+    claim whose arms did not learn at B, more seeds would not change that."""
+    from suite.core.replication import SeedBlock, run_block
+    from suite.core.store import TrialStore
+
+    study, profile, train, asked = _budget_checked(tmp_path, tiny_study_dict,
+                                                   {"he_normal": 0.1, "normal_0.01": 0.1, "glorot_uniform": 0.1})
+    block = SeedBlock("standard", "tensorflow", confirm=True, tune_seeds=1, looks=(3, 8, 16))
+    result = run_block(study, profile, "fp", block, train, TrialStore(tmp_path / "results", "tiny"), note=False)
+    assert len(asked) > 2 and all(set(half.values()) == {3} for _, half in asked[1:])  # B went on to 8 seeds
+    assert max(asked[-1][0].values()) >= 8
+    for verdict in result.verdicts:
+        assert verdict.budget_check["half"]["verdict"] == NOT_JUDGED and verdict.sequential["half_seeds"] == 3
 
 
 def test_a_look_not_yet_trained_leaves_the_claim_waiting(tmp_path, tiny_study_dict):

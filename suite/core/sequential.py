@@ -43,6 +43,9 @@ from suite.core.study import Claim
 SPENDING = {"pocock": 2, "obrien_fleming": 1}  # seqabpy's `iuse` for each spending function
 # why a claim's looks ended
 DECIDED, FUTILE, LAST, NO_LEARNING, WAITING = "decided", "futile", "last look", "not judged", "waiting"
+# verdicts at half the budget that stop its looks: decided, or no compared arm learned (more seeds
+# would not change that, as at B)
+HALF_STOPS = (*verdicts.DECIDED, NOT_JUDGED)
 
 
 @dataclass(frozen=True)
@@ -179,7 +182,7 @@ def _half_look(claim: Claim, looks: tuple[Look, ...], judged: dict, complete_hal
         if half is None or not complete_half(claim, look.seeds):
             break
         found = look
-        if half["verdict"] in verdicts.DECIDED or half["verdict"] == NOT_JUDGED:
+        if half["verdict"] in HALF_STOPS:
             break
     return found
 
@@ -214,12 +217,10 @@ def waiting_seeds(verdicts_: list[analysis.Verdict]) -> dict[str, int]:
 
 def waiting_half_seeds(verdicts_: list[analysis.Verdict]) -> dict[str, int]:
     """Claim id -> the judging seeds its arms need at half the budget before the next look: those of
-    a claim still waiting at B whose verdict at B/2 no complete look has decided (or found that no
-    compared arm learned: more seeds would not change that, as at B)."""
-    stopped = (*verdicts.DECIDED, NOT_JUDGED)
+    a claim still waiting at B whose verdict at B/2 no complete look has stopped (`HALF_STOPS`)."""
     return {v.claim.id: v.sequential["next_seeds"] for v in verdicts_
             if v.sequential and v.sequential["stop"] == WAITING and v.budget_check
-            and not (v.sequential.get("half_seeds") and v.budget_check["half"]["verdict"] in stopped)}
+            and not (v.sequential.get("half_seeds") and v.budget_check["half"]["verdict"] in HALF_STOPS)}
 
 
 def projected_undecided(diffs, margin: float, test: str, last: Look) -> bool:
